@@ -1,0 +1,122 @@
+// greylightd: the greylisting policy server. Start-up follows postgrey's order: options,
+// whitelists, bind, drop privileges, daemonize, open the store, serve.
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <cstdio>
+
+#include "cli/daemon_config.h"
+#include "engine/greylister.h"
+#include "server/process.h"
+#include "server/server.h"
+#include "store/lmdb/lmdb_store.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "version.h"
+
+namespace greylight {
+namespace {
+
+constexpr int kExitUsage = 1;      // postgrey: --help and unknown options
+constexpr int kExitConfig = 2;     // invalid option values
+constexpr int kExitLocked = 11;    // postgrey: dbdir lock held by another process
+constexpr int kExitRuntime = 3;
+
+int Fatal(int code, const std::string& message) {
+  log::Error("ERROR: {}", message);
+  return code;
+}
+
+int Run(const std::vector<std::string>& args) {
+  auto config_or = cli::ParseDaemonConfig(args);
+  if (!config_or.ok()) {
+    std::fprintf(stderr, "ERROR: %s\n", config_or.status().message().c_str());
+    return config_or.status().message().starts_with("Unknown option") ? kExitUsage : kExitConfig;
+  }
+  cli::DaemonConfig& config = config_or.value();
+  if (config.mode == cli::DaemonConfig::Mode::kHelp) {
+    std::fputs(cli::DaemonUsage().c_str(), stdout);
+    return 0;
+  }
+  if (config.mode == cli::DaemonConfig::Mode::kVersion) {
+    std::printf("greylightd %s\n", kGreylightVersion);
+    return 0;
+  }
+  config.engine.version = kGreylightVersion;
+  log::Configure(config.log_level, log::Sink::kStderr);
+
+  SystemClock clock;
+  asio::io_context io(1);
+  server::Server server(io, config.server, clock);
+  if (Status bound = server.Bind(); !bound.ok()) return Fatal(kExitRuntime, bound.message());
+
+  std::vector<std::string> socket_paths;
+  for (const auto& address : config.server.listen) {
+    if (address.kind == server::ListenAddress::Kind::kUnix) socket_paths.push_back(address.path);
+  }
+  if (Status dropped = server::DropPrivileges(config.user, config.group, socket_paths);
+      !dropped.ok()) {
+    return Fatal(kExitConfig, dropped.message());
+  }
+  if (config.daemonize) {
+    log::Configure(config.log_level, log::Sink::kSyslog, "greylightd", config.syslog_facility);
+    if (Status daemonized = server::Daemonize(); !daemonized.ok()) {
+      return Fatal(kExitRuntime, daemonized.message());
+    }
+  }
+  if (!config.pidfile.empty()) {
+    if (Status written = server::WritePidFile(config.pidfile); !written.ok()) {
+      return Fatal(kExitRuntime, written.message());
+    }
+  }
+
+  ::umask(0077);
+  store::LmdbOptions store_options;
+  store_options.dbdir = config.dbdir;
+  store_options.timing = config.timing;
+  store_options.commit_interval = config.commit_interval;
+  auto store_or = store::LmdbStore::Open(store_options);
+  if (!store_or.ok()) {
+    return Fatal(store_or.status().code() == Status::Code::kBusy ? kExitLocked : kExitRuntime,
+                 store_or.status().message());
+  }
+  std::unique_ptr<store::LmdbStore> store = std::move(store_or.value());
+  engine::Greylister greylister(config.engine, *store);
+
+  asio::signal_set stop_signals(io, SIGTERM, SIGINT, SIGQUIT);
+  asio::signal_set reload_signals(io, SIGHUP);
+  stop_signals.async_wait([&](std::error_code ec, int) {
+    if (ec) return;
+    log::Notice("Server closing!");
+    reload_signals.cancel();
+    server.Shutdown();
+  });
+  std::function<void()> wait_reload = [&] {
+    reload_signals.async_wait([&](std::error_code ec, int) {
+      if (ec) return;
+      log::Warning("HUP received: reloading whitelists...");
+      wait_reload();
+    });
+  };
+  wait_reload();
+
+  server.Start(greylister);
+  log::Notice("greylightd {} starting! pid({})", kGreylightVersion, static_cast<int>(::getpid()));
+  io.run();
+
+  store.reset();  // commits what is pending
+  if (!config.pidfile.empty()) ::unlink(config.pidfile.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace greylight
+
+int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return greylight::Run(args);
+}

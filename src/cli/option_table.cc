@@ -1,0 +1,117 @@
+#include "cli/option_table.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+namespace greylight::cli {
+
+std::string_view ParsedOptions::Last(std::string_view name, std::string_view fallback) const {
+  auto it = values.find(name);
+  return it == values.end() || it->second.empty() ? fallback : std::string_view(it->second.back());
+}
+
+const std::vector<std::string>& ParsedOptions::All(std::string_view name) const {
+  static const std::vector<std::string> kNone;
+  auto it = values.find(name);
+  return it == values.end() ? kNone : it->second;
+}
+
+std::vector<std::string> Spellings(const OptionSpec& spec) {
+  std::vector<std::string> spellings;
+  std::string_view names = spec.names;
+  while (!names.empty()) {
+    size_t comma = names.find(',');
+    spellings.emplace_back(names.substr(0, comma));
+    names = comma == std::string_view::npos ? std::string_view() : names.substr(comma + 1);
+  }
+  return spellings;
+}
+
+std::string PrimaryName(const OptionSpec& spec) {
+  for (const std::string& spelling : Spellings(spec)) {
+    if (spelling.starts_with("--")) return spelling.substr(2);
+  }
+  return Spellings(spec).front().substr(1);
+}
+
+Result<ParsedOptions> ParseOptions(std::span<const OptionSpec> table,
+                                   const std::vector<std::string>& args) {
+  std::map<std::string, const OptionSpec*, std::less<>> by_spelling;
+  for (const OptionSpec& spec : table) {
+    for (const std::string& spelling : Spellings(spec)) by_spelling[spelling] = &spec;
+  }
+  ParsedOptions parsed;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg.size() < 2 || arg[0] != '-') {
+      return Status::InvalidArgument(fmt::format("unexpected argument: {}", arg));
+    }
+    std::string_view spelling = arg;
+    std::optional<std::string> inline_value;
+    if (arg.starts_with("--")) {
+      size_t equals = arg.find('=');
+      if (equals != std::string_view::npos) {
+        spelling = arg.substr(0, equals);
+        inline_value = std::string(arg.substr(equals + 1));
+      }
+    }
+    auto it = by_spelling.find(spelling);
+    if (it == by_spelling.end()) {
+      return Status::InvalidArgument(
+          fmt::format("Unknown option: {}", spelling.substr(spelling.find_first_not_of('-'))));
+    }
+    const OptionSpec& spec = *it->second;
+    std::vector<std::string>& values = parsed.values[PrimaryName(spec)];
+    switch (spec.arity) {
+      case OptionSpec::Arity::kFlag:
+        if (inline_value) {
+          return Status::InvalidArgument(fmt::format("Option {} does not take a value", spelling));
+        }
+        values.emplace_back();
+        break;
+      case OptionSpec::Arity::kOptionalValue:
+        if (inline_value) {
+          values.push_back(*inline_value);
+        } else if (i + 1 < args.size() && !args[i + 1].starts_with("-")) {
+          values.push_back(args[++i]);
+        } else {
+          values.emplace_back();
+        }
+        break;
+      case OptionSpec::Arity::kValue:
+      case OptionSpec::Arity::kRepeated:
+        if (inline_value) {
+          values.push_back(*inline_value);
+        } else if (i + 1 < args.size()) {
+          values.push_back(args[++i]);
+        } else {
+          return Status::InvalidArgument(fmt::format("Option {} requires an argument", spelling));
+        }
+        break;
+    }
+  }
+  return parsed;
+}
+
+std::string FormatOptionHelp(std::span<const OptionSpec> table) {
+  std::string help;
+  for (const OptionSpec& spec : table) {
+    std::string left;
+    for (const std::string& spelling : Spellings(spec)) {
+      if (!left.empty()) left += ", ";
+      left += spelling;
+    }
+    if (spec.arity == OptionSpec::Arity::kOptionalValue) {
+      left += fmt::format("[={}]", spec.value_name);
+    } else if (spec.arity != OptionSpec::Arity::kFlag) {
+      left += fmt::format("={}", spec.value_name);
+    }
+    help += fmt::format("  {}\n      {}", left, spec.help);
+    if (!spec.default_text.empty()) help += fmt::format(" (default: {})", spec.default_text);
+    help += "\n";
+  }
+  return help;
+}
+
+}  // namespace greylight::cli

@@ -1,0 +1,172 @@
+#include "engine/greylister.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "policy/reply_text.h"
+
+namespace greylight::engine {
+
+namespace attr = protocol::attr;
+
+bool HeaderTracker::TakeNew(std::optional<std::string_view> instance) {
+  if (!instance) return true;
+  for (size_t i = 0; i < size_; ++i) {
+    if (recent_[i] == *instance) return false;
+  }
+  recent_[next_].assign(*instance);
+  next_ = (next_ + 1) % kRemembered;
+  if (size_ < kRemembered) ++size_;
+  return true;
+}
+
+Greylister::Greylister(EngineOptions options, store::Store& store)
+    : options_(std::move(options)), store_(store) {}
+
+void Greylister::SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists) {
+  whitelists_.store(std::move(whitelists));
+}
+
+namespace {
+
+Decision Pass(std::string reason_log, bool want_log, const protocol::PolicyRequest& request) {
+  Decision decision{"DUNNO", {}, false};
+  if (want_log) {
+    decision.logs.push_back(
+        {log::Level::kNotice, policy::ActionLogLine(request, "pass", reason_log)});
+  }
+  return decision;
+}
+
+Decision DunnoWithWarning(std::string warning) {
+  return Decision{"DUNNO", {{log::Level::kWarning, std::move(warning)}}, false};
+}
+
+}  // namespace
+
+void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_now,
+                        HeaderTracker& headers, DecisionCallback done) const {
+  const bool want_log = log::Enabled(log::Level::kNotice);
+  UnixTime now = real_now;
+  if (options_.allow_policy_test_time) {
+    if (auto test_time = request.Get(attr::kPolicyTestTime)) {
+      long long seconds = 0;
+      auto [end, ec] = std::from_chars(test_time->data(), test_time->data() + test_time->size(),
+                                       seconds);
+      if (ec != std::errc() || end != test_time->data() + test_time->size()) {
+        done(DunnoWithWarning(
+            fmt::format("can't parse policy_test_time: {}", log::Escaped(*test_time))));
+        return;
+      }
+      now = FromUnixSeconds(seconds);
+    }
+  }
+
+  for (std::string_view name :
+       {attr::kClientAddress, attr::kClientName, attr::kRecipient, attr::kSender}) {
+    if (!request.Get(name)) {
+      done(DunnoWithWarning(fmt::format("attribute missing: {}", name)));
+      return;
+    }
+  }
+  std::string_view address_text = request.GetOr(attr::kClientAddress);
+  std::optional<policy::IpAddress> client = policy::IpAddress::Parse(address_text);
+  if (!client) {
+    done(DunnoWithWarning(fmt::format("can't parse client_address from postfix: {}",
+                                      log::Escaped(address_text))));
+    return;
+  }
+
+  if (std::shared_ptr<const policy::WhitelistMatcher> whitelists = whitelists_.load()) {
+    if (whitelists->MatchClient(request.GetOr(attr::kClientName), *client)) {
+      done(Pass("client whitelist", want_log, request));
+      return;
+    }
+    if (whitelists->MatchRecipient(request.GetOr(attr::kRecipient))) {
+      done(Pass("recipient whitelist", want_log, request));
+      return;
+    }
+  }
+
+  store::CheckKeys keys;
+  keys.triplet = policy::TripletKey(*client, request.GetOr(attr::kSender),
+                                    request.GetOr(attr::kRecipient), options_.keys);
+  if (options_.awl_enabled) keys.client = policy::ClientKey(*client, options_.keys);
+  store_.Check(keys, now,
+               [this, &request, client = *client, now, real_now, &headers,
+                done = std::move(done)](Result<policy::Transition> result) {
+                 done(Finish(request, client, now, real_now, result, headers));
+               });
+}
+
+Decision Greylister::Finish(const protocol::PolicyRequest& request,
+                            const policy::IpAddress& client, UnixTime now, UnixTime real_now,
+                            const Result<policy::Transition>& result,
+                            HeaderTracker& headers) const {
+  const bool want_log = log::Enabled(log::Level::kNotice);
+  if (!result.ok()) {
+    Decision decision{options_.store_error_action, {}, true};
+    decision.logs.push_back({log::Level::kWarning,
+                             fmt::format("store error, answering {}: {}",
+                                         options_.store_error_action, result.status().message())});
+    return decision;
+  }
+  const policy::Transition& t = result.value();
+  Decision decision;
+  if (t.first_corrected) {
+    decision.logs.push_back({log::Level::kWarning, "correcting date for first seen in the future!"});
+  }
+  if (t.client_awl_pass) {
+    decision.action = "DUNNO";
+    if (want_log) {
+      decision.logs.push_back(
+          {log::Level::kNotice, policy::ActionLogLine(request, "pass", "client AWL")});
+    }
+    return decision;
+  }
+  if (t.awl_threshold_reached) {
+    std::string_view name = request.GetOr(attr::kClientName);
+    std::string address = client.ToPostgreyString();
+    decision.logs.push_back(
+        {log::Level::kWarning,
+         name.empty() || name == "0"
+             ? fmt::format("whitelisted: {}", address)
+             : fmt::format("whitelisted: {}[{}]", log::Escaped(name), address)});
+  }
+  if (t.greylisted()) {
+    decision.action = policy::GreylistAction(
+        options_.greylist_action, options_.greylist_text,
+        request.Get(attr::kEtrnDomain).has_value(), t.missing, request.GetOr(attr::kRecipient));
+    if (want_log) {
+      std::string reason = t.first == now ? std::string("new")
+                                          : fmt::format("early-retry ({}s missing)",
+                                                        t.missing.count());
+      decision.logs.push_back(
+          {log::Level::kNotice, policy::ActionLogLine(request, "greylist", reason)});
+    }
+    return decision;
+  }
+  if (!t.last_was_successful && headers.TakeNew(request.Get(attr::kInstance))) {
+    Seconds delayed = now - t.first;
+    decision.action = "PREPEND " + policy::XGreylistHeader(options_.x_greylist_header, delayed,
+                                                           options_.version,
+                                                           policy::HeaderDate(real_now),
+                                                           options_.hostname);
+    if (want_log) {
+      decision.logs.push_back(
+          {log::Level::kNotice,
+           policy::ActionLogLine(request, "pass", "triplet found",
+                                 fmt::format("delay={}", delayed.count()))});
+    }
+    return decision;
+  }
+  decision.action = "DUNNO";
+  if (want_log) {
+    decision.logs.push_back(
+        {log::Level::kNotice, policy::ActionLogLine(request, "pass", "triplet found")});
+  }
+  return decision;
+}
+
+}  // namespace greylight::engine

@@ -1,0 +1,98 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policy/greylist_state.h"
+#include "policy/reply_text.h"
+#include "policy/triplet_key.h"
+#include "policy/whitelist_matcher.h"
+#include "protocol/policy_request.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+namespace greylight::engine {
+
+struct EngineOptions {
+  policy::KeyOptions keys;
+  bool awl_enabled = true;  // mirrors GreylistTiming::awl_threshold > 0
+  std::string greylist_action{policy::kDefaultGreylistAction};
+  std::string greylist_text{policy::kDefaultGreylistText};
+  std::string x_greylist_header{policy::kDefaultXGreylistHeader};
+  std::string hostname;
+  std::string version;
+  // Answer given when the store fails: fail open by default, so a backend fault never
+  // makes Postfix reject mail.
+  std::string store_error_action = "DUNNO";
+  // Honour the policy_test_time attribute (postgrey's replay hook). Off in production:
+  // a client must not be able to move the server's clock.
+  bool allow_policy_test_time = false;
+};
+
+struct LogLine {
+  log::Level level;
+  std::string text;
+};
+
+// What to answer and what to log for one request.
+struct Decision {
+  std::string action;          // never empty
+  std::vector<LogLine> logs;   // in the order postgrey logs them
+  bool store_failed = false;   // answered store_error_action
+};
+
+// Per-connection memory of which deliveries (Postfix `instance`) already got an
+// X-Greylist header, so a message with several recipients gets one header. postgrey keeps
+// one global list of 10; per connection it stays exact under parallel load.
+class HeaderTracker {
+ public:
+  // True (and remembered) if `instance` has not had a header; an absent instance is new.
+  bool TakeNew(std::optional<std::string_view> instance);
+
+ private:
+  static constexpr size_t kRemembered = 10;
+  std::array<std::string, kRemembered> recent_{};
+  size_t next_ = 0;
+  size_t size_ = 0;
+};
+
+using DecisionCallback = std::function<void(Decision)>;
+
+// The greylisting decision (postgrey section 4.2): required attributes, whitelists, the
+// client auto-whitelist and the triplet, over a Store. It reads no clock and does no I/O
+// of its own: `now` comes from the caller, logs are returned in the Decision, and state is
+// reached only through the Store interface.
+//
+// Thread-safety: Decide may run concurrently on different connections; SetWhitelists may
+// be called at any time (the next decision sees the new lists).
+class Greylister {
+ public:
+  // `store` must outlive the Greylister.
+  Greylister(EngineOptions options, store::Store& store);
+
+  void SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists);
+  std::shared_ptr<const policy::WhitelistMatcher> whitelists() const { return whitelists_.load(); }
+
+  // Decides `request` received at real time `now`. Calls `done` exactly once, before
+  // returning or later from a store thread. `headers` must outlive that call.
+  void Decide(const protocol::PolicyRequest& request, UnixTime now, HeaderTracker& headers,
+              DecisionCallback done) const;
+
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  Decision Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
+                  UnixTime now, UnixTime real_now, const Result<policy::Transition>& result,
+                  HeaderTracker& headers) const;
+
+  const EngineOptions options_;
+  store::Store& store_;
+  std::atomic<std::shared_ptr<const policy::WhitelistMatcher>> whitelists_;
+};
+
+}  // namespace greylight::engine

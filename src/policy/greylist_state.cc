@@ -1,0 +1,66 @@
+#include "policy/greylist_state.h"
+
+namespace greylight::policy {
+
+Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing) {
+  Transition t;
+  const bool awl_enabled = timing.awl_threshold > 0;
+  if (awl_enabled && prior.client && prior.client->count >= timing.awl_threshold) {
+    t.client_awl_pass = true;
+    const ClientRecord& client = *prior.client;
+    // Refreshed at most hourly, "for statistics" in postgrey's words; a last-seen in the
+    // future (clock stepped back) is refreshed too.
+    if (now >= client.last + GreylistTiming::kAwlCountInterval || client.last > now) {
+      t.client_write = ClientRecord{client.count + 1, now};
+    }
+    return t;
+  }
+
+  t.first = now;
+  if (prior.triplet) {
+    const TripletRecord& stored = *prior.triplet;
+    t.first = stored.first;
+    if (stored.last - stored.first >= timing.delay) {
+      t.last_was_successful = true;
+    } else if (now - stored.first > timing.retry_window) {
+      t.first = now;  // the earlier attempt was abandoned: start over
+    }
+    if (t.first > now) {
+      t.first_corrected = true;
+      t.first = now;
+    }
+  }
+  t.triplet_write = TripletRecord{t.first, now};
+  t.missing = timing.delay - (now - t.first);
+
+  if (awl_enabled && t.missing <= Seconds(0) && !t.last_was_successful &&
+      (!prior.client || now >= prior.client->last + GreylistTiming::kAwlCountInterval)) {
+    long long count = (prior.client ? prior.client->count : 0) + 1;
+    t.client_write = ClientRecord{count, now};
+    t.awl_threshold_reached = count == timing.awl_threshold;
+  }
+  return t;
+}
+
+std::optional<TripletRecord> Live(std::optional<TripletRecord> record, UnixTime now,
+                                  const GreylistTiming& timing) {
+  if (record && now - record->last > timing.max_age) return std::nullopt;
+  return record;
+}
+
+std::optional<ClientRecord> Live(std::optional<ClientRecord> record, UnixTime now,
+                                 const GreylistTiming& timing) {
+  if (record && now - record->last > timing.max_age) return std::nullopt;
+  return record;
+}
+
+bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& timing) {
+  if (now - record.last > timing.max_age) return true;
+  return record.last - record.first < timing.delay && now - record.last > timing.retry_window;
+}
+
+bool Expired(const ClientRecord& record, UnixTime now, const GreylistTiming& timing) {
+  return now - record.last > timing.max_age;
+}
+
+}  // namespace greylight::policy

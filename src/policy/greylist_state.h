@@ -1,0 +1,61 @@
+#pragma once
+
+#include <optional>
+
+#include "policy/records.h"
+#include "util/clock.h"
+
+namespace greylight::policy {
+
+// The timing rules of greylisting, fixed for the life of a store.
+struct GreylistTiming {
+  static constexpr Seconds kDefaultDelay{300};
+  static constexpr Seconds kDefaultMaxAge{35 * 86400};
+  static constexpr Seconds kDefaultRetryWindow{2 * 86400};
+  static constexpr int kDefaultAwlThreshold = 5;
+  // postgrey counts at most one success per client per hour toward the auto-whitelist.
+  static constexpr Seconds kAwlCountInterval{3600};
+
+  Seconds delay = kDefaultDelay;
+  Seconds max_age = kDefaultMaxAge;
+  Seconds retry_window = kDefaultRetryWindow;
+  int awl_threshold = kDefaultAwlThreshold;  // 0 disables the client auto-whitelist
+};
+
+// What the store holds for one request before it is decided. Records older than max-age
+// are already removed by the caller (see Live()).
+struct PriorState {
+  std::optional<ClientRecord> client;    // absent, or AWL disabled
+  std::optional<TripletRecord> triplet;  // absent
+};
+
+// The pure state transition of one request (postgrey 4.2 steps 6-11): what to answer and
+// what to write. A store applies it atomically with the read of PriorState.
+struct Transition {
+  bool client_awl_pass = false;  // the client is auto-whitelisted: pass, triplet untouched
+  std::optional<ClientRecord> client_write;   // new client record, if it changes
+  std::optional<TripletRecord> triplet_write;  // new triplet record (always unless AWL pass)
+  UnixTime first{};                  // first sighting after the rules were applied
+  bool last_was_successful = false;  // the triplet had already passed before
+  bool first_corrected = false;      // stored first sighting was in the future
+  bool awl_threshold_reached = false;  // this request made the client auto-whitelisted
+  Seconds missing{0};                // delay - (now - first); > 0 means greylist
+
+  bool greylisted() const { return !client_awl_pass && missing > Seconds(0); }
+};
+
+// REQUIRES: `prior` holds only live records (see Live()).
+Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing);
+
+// max-age is enforced at lookup time (a fix over postgrey, which only enforced it in its
+// nightly cleanup): a record last seen more than max-age ago is treated as absent.
+std::optional<TripletRecord> Live(std::optional<TripletRecord> record, UnixTime now,
+                                  const GreylistTiming& timing);
+std::optional<ClientRecord> Live(std::optional<ClientRecord> record, UnixTime now,
+                                 const GreylistTiming& timing);
+
+// The background expiry rules (postgrey section 7): true if the record may be deleted.
+bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& timing);
+bool Expired(const ClientRecord& record, UnixTime now, const GreylistTiming& timing);
+
+}  // namespace greylight::policy

@@ -1,0 +1,46 @@
+#include "policy/ip_address.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+namespace greylight::policy {
+
+std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
+  // inet_pton needs a NUL-terminated string; addresses are short, so copy to the stack.
+  char buffer[INET6_ADDRSTRLEN + 1];
+  if (text.empty() || text.size() >= sizeof(buffer)) return std::nullopt;
+  text.copy(buffer, text.size());
+  buffer[text.size()] = '\0';
+  IpAddress address;
+  if (inet_pton(AF_INET, buffer, address.bytes.data()) == 1) return address;
+  address.is_v6 = true;
+  if (inet_pton(AF_INET6, buffer, address.bytes.data()) == 1) return address;
+  return std::nullopt;
+}
+
+IpAddress IpAddress::Masked(int prefix_length) const {
+  IpAddress masked = *this;
+  int byte_count = bits() / 8;
+  for (int i = 0; i < byte_count; ++i) {
+    int keep = prefix_length - i * 8;
+    if (keep >= 8) continue;
+    masked.bytes[i] &= keep <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - keep));
+  }
+  return masked;
+}
+
+bool IpAddress::Within(const IpAddress& network, int prefix_length) const {
+  return is_v6 == network.is_v6 && Masked(prefix_length) == network.Masked(prefix_length);
+}
+
+std::string IpAddress::ToPostgreyString() const {
+  if (!is_v6) return fmt::format("{}.{}.{}.{}", bytes[0], bytes[1], bytes[2], bytes[3]);
+  std::string text;
+  for (int group = 0; group < 8; ++group) {
+    if (group > 0) text.push_back(':');
+    fmt::format_to(std::back_inserter(text), "{:X}", bytes[2 * group] << 8 | bytes[2 * group + 1]);
+  }
+  return text;
+}
+
+}  // namespace greylight::policy

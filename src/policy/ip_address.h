@@ -1,0 +1,32 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace greylight::policy {
+
+// An IPv4 or IPv6 address. IPv4 is kept in the first 4 bytes.
+struct IpAddress {
+  bool is_v6 = false;
+  std::array<uint8_t, 16> bytes{};
+
+  int bits() const { return is_v6 ? 128 : 32; }
+  // Parses the dotted quad or IPv6 text Postfix sends in client_address. Stricter than
+  // postgrey's NetAddr::IP: no host names, no octal octets.
+  static std::optional<IpAddress> Parse(std::string_view text);
+  // The address with all bits after the first `prefix_length` cleared.
+  // REQUIRES: 0 <= prefix_length <= bits().
+  IpAddress Masked(int prefix_length) const;
+  // True if the first `prefix_length` bits equal those of `network`, same family only.
+  bool Within(const IpAddress& network, int prefix_length) const;
+  // NetAddr::IP's addr() text: dotted quad, or IPv6 fully expanded, no leading zeros,
+  // uppercase hex ("2001:DB8:0:0:0:0:0:1"). postgrey stores keys in this form.
+  std::string ToPostgreyString() const;
+
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+};
+
+}  // namespace greylight::policy

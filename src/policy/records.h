@@ -1,0 +1,32 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/clock.h"
+
+namespace greylight::policy {
+
+// A triplet as postgrey stores it: value "<first>,<last>" in Unix seconds.
+struct TripletRecord {
+  UnixTime first;  // first sighting of the current attempt
+  UnixTime last;   // last request for the triplet
+  friend bool operator==(const TripletRecord&, const TripletRecord&) = default;
+};
+
+// A client auto-whitelist entry: value "<count>,<last>".
+struct ClientRecord {
+  long long count = 0;  // successful first deliveries, counted at most once per hour
+  UnixTime last;        // last time the count or the pass was recorded
+  friend bool operator==(const ClientRecord&, const ClientRecord&) = default;
+};
+
+// The codec for postgrey's value formats. Decoding tolerates the optional third field of
+// old postgrey triplet values; anything else malformed yields nullopt.
+std::string EncodeTriplet(const TripletRecord& record);
+std::optional<TripletRecord> DecodeTriplet(std::string_view value);
+std::string EncodeClient(const ClientRecord& record);
+std::optional<ClientRecord> DecodeClient(std::string_view value);
+
+}  // namespace greylight::policy

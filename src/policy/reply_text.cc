@@ -1,0 +1,79 @@
+#include "policy/reply_text.h"
+
+#include <fmt/format.h>
+#include <time.h>
+
+#include <array>
+
+#include "util/log.h"
+
+namespace greylight::policy {
+
+void ReplaceFirst(std::string& text, std::string_view placeholder, std::string_view value) {
+  size_t at = text.find(placeholder);
+  if (at != std::string::npos) text.replace(at, placeholder.size(), value);
+}
+
+std::string GreylistAction(std::string_view action, std::string_view text, bool etrn_defined,
+                           Seconds missing, std::string_view recipient) {
+  std::string message;
+  if (etrn_defined && !(!text.empty() && text[0] >= '0' && text[0] <= '9')) {
+    message = "4.2.0 ";
+  }
+  message.append(text);
+  ReplaceFirst(message, "%s", fmt::format("{}", missing.count()));
+  size_t at = recipient.rfind('@');
+  ReplaceFirst(message, "%r", at == std::string_view::npos ? recipient : recipient.substr(at + 1));
+  return fmt::format("{} {}", action, message);
+}
+
+std::string XGreylistHeader(std::string_view header_template, Seconds delayed,
+                            std::string_view version, std::string_view date,
+                            std::string_view hostname) {
+  std::string header(header_template);
+  ReplaceFirst(header, "%t", fmt::format("{}", delayed.count()));
+  ReplaceFirst(header, "%v", version);
+  ReplaceFirst(header, "%d", date);
+  ReplaceFirst(header, "%h", hostname);
+  return header;
+}
+
+std::string HeaderDate(UnixTime time) {
+  // Names are spelled out here instead of strftime's %a/%b so that the result is English
+  // whatever the process locale.
+  static constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
+                                                       "Thu", "Fri", "Sat"};
+  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr",
+                                                          "May", "Jun", "Jul", "Aug",
+                                                          "Sep", "Oct", "Nov", "Dec"};
+  time_t t = static_cast<time_t>(ToUnixSeconds(time));
+  struct tm local;
+  localtime_r(&t, &local);
+  char rest[64];
+  strftime(rest, sizeof(rest), "%Y %H:%M:%S %Z", &local);
+  return fmt::format("{}, {:02} {} {}", kDays[local.tm_wday], local.tm_mday,
+                     kMonths[local.tm_mon], rest);
+}
+
+std::string ActionLogLine(const protocol::PolicyRequest& request, std::string_view action,
+                          std::string_view reason, std::string_view extra) {
+  std::string line;
+  line.reserve(256);
+  std::string_view queue_id = request.GetOr(protocol::attr::kQueueId);
+  if (!queue_id.empty()) {
+    log::AppendEscaped(line, queue_id);
+    line.append(": ");
+  }
+  line.append("action=").append(action).append(", reason=").append(reason);
+  if (!extra.empty()) line.append(", ").append(extra);
+  for (std::string_view name : {protocol::attr::kClientName, protocol::attr::kClientAddress,
+                                protocol::attr::kSender, protocol::attr::kRecipient}) {
+    std::string_view value = request.GetOr(name);
+    if (value.empty() || value == "0") continue;  // Perl-false values are left out
+    line.append(", ").append(name).push_back('=');
+    log::AppendEscaped(line, value);
+  }
+  return line;
+}
+
+}  // namespace greylight::policy

@@ -1,0 +1,72 @@
+#include "policy/reply_text.h"
+
+#include <gtest/gtest.h>
+
+namespace greylight::policy {
+namespace {
+
+TEST(ReplyTextTest, DefaultTextWithEtrnGetsDsnPrefix) {
+  EXPECT_EQ(GreylistAction("DEFER_IF_PERMIT", kDefaultGreylistText, true, Seconds(300),
+                           "bob@example.org"),
+            "DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/"
+            "example.org.html");
+}
+
+TEST(ReplyTextTest, NoEtrnNoPrefix) {
+  EXPECT_EQ(GreylistAction("DEFER_IF_PERMIT", kDefaultGreylistText, false, Seconds(300),
+                           "bob@example.org"),
+            "DEFER_IF_PERMIT Greylisted, see http://postgrey.schweikert.ch/help/example.org.html");
+}
+
+TEST(ReplyTextTest, TextStartingWithDigitGetsNoPrefix) {
+  EXPECT_EQ(GreylistAction("DEFER", "4.7.1 wait", true, Seconds(1), "a@b"), "DEFER 4.7.1 wait");
+}
+
+TEST(ReplyTextTest, OnlyFirstPlaceholdersReplaced) {
+  EXPECT_EQ(GreylistAction("DEFER", "%s sec left for %r %s %r", false, Seconds(60),
+                           "bob@example.org"),
+            "DEFER 60 sec left for example.org %s %r");
+}
+
+TEST(ReplyTextTest, RecipientDomainKeepsCaseAndUsesLastAt) {
+  EXPECT_EQ(GreylistAction("DEFER", "%r", false, Seconds(1), "Bob+ext@Example.ORG"),
+            "DEFER Example.ORG");
+  EXPECT_EQ(GreylistAction("DEFER", "%r", false, Seconds(1), "a@b@c"), "DEFER c");
+  EXPECT_EQ(GreylistAction("DEFER", "[%r]", false, Seconds(1), ""), "DEFER []");
+}
+
+TEST(ReplyTextTest, Header) {
+  EXPECT_EQ(XGreylistHeader(kDefaultXGreylistHeader, Seconds(300), "0.1.0",
+                            "Sun, 29 Nov 2026 07:58:41 UTC", "vm"),
+            "X-Greylist: delayed 300 seconds by greylight-0.1.0 at vm; Sun, 29 Nov 2026 07:58:41 "
+            "UTC");
+}
+
+TEST(ReplyTextTest, HeaderDateIsEnglishRfc2822Style) {
+  setenv("TZ", "UTC", 1);
+  tzset();
+  EXPECT_EQ(HeaderDate(FromUnixSeconds(1800000000)), "Fri, 15 Jan 2027 08:00:00 UTC");
+}
+
+TEST(ReplyTextTest, ActionLogLineLikePostgrey) {
+  protocol::PolicyRequest request;
+  request.Add("queue_id", "ABC123");
+  request.Add("client_name", "mail.example.net");
+  request.Add("client_address", "192.0.2.10");
+  request.Add("sender", "");
+  request.Add("recipient", "bob@example.org");
+  EXPECT_EQ(ActionLogLine(request, "pass", "triplet found", "delay=300"),
+            "ABC123: action=pass, reason=triplet found, delay=300, client_name=mail.example.net, "
+            "client_address=192.0.2.10, recipient=bob@example.org");
+}
+
+TEST(ReplyTextTest, ActionLogLineEscapesForgedFields) {
+  protocol::PolicyRequest request;
+  request.Add("client_name", "0");
+  request.Add("sender", "a, recipient=forged@x\n%");
+  EXPECT_EQ(ActionLogLine(request, "greylist", "new"),
+            "action=greylist, reason=new, sender=a%2C recipient=forged@x%0A%");
+}
+
+}  // namespace
+}  // namespace greylight::policy

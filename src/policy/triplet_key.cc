@@ -1,0 +1,113 @@
+#include "policy/triplet_key.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "util/sha1.h"
+
+namespace greylight::policy {
+namespace {
+
+bool IsWordChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool StartsWithBatvTag(std::string_view field) {
+  if (field.size() < 10) return false;
+  return std::all_of(field.begin(), field.begin() + 10,
+                     [](char c) { return IsDigit(c) || (c >= 'a' && c <= 'z'); });
+}
+
+// Perl's split(/=/, s): fields between '=', trailing empty fields dropped.
+std::vector<std::string_view> SplitOnEquals(std::string_view s) {
+  std::vector<std::string_view> fields;
+  size_t start = 0;
+  while (true) {
+    size_t end = s.find('=', start);
+    fields.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  while (!fields.empty() && fields.back().empty()) fields.pop_back();
+  return fields;
+}
+
+// BATV is "prvs=tag=local" but some senders swap the fields; postgrey keeps the field that
+// does not look like a 10-character tag, and the last one when in doubt.
+std::string_view StripBatv(std::string_view local) {
+  if (!local.starts_with("prvs=")) return local;
+  std::vector<std::string_view> fields = SplitOnEquals(local);
+  if (fields.size() != 3) return local;
+  bool first_is_tag = StartsWithBatvTag(fields[1]);
+  bool second_is_tag = StartsWithBatvTag(fields[2]);
+  if (second_is_tag && !first_is_tag) return fields[1];
+  return fields[2];
+}
+
+// Perl's s/\b\d+\b/#/g on ASCII: a maximal digit run bounded by non-word characters or
+// the ends of the string becomes '#'.
+std::string MaskNumbers(std::string_view local) {
+  std::string out;
+  out.reserve(local.size());
+  size_t i = 0;
+  while (i < local.size()) {
+    if (!IsDigit(local[i])) {
+      out.push_back(local[i++]);
+      continue;
+    }
+    size_t end = i;
+    while (end < local.size() && IsDigit(local[end])) ++end;
+    bool boundary_before = i == 0 || !IsWordChar(local[i - 1]);
+    bool boundary_after = end == local.size() || !IsWordChar(local[end]);
+    if (boundary_before && boundary_after) {
+      out.push_back('#');
+    } else {
+      out.append(local.substr(i, end - i));
+    }
+    i = end;
+  }
+  return out;
+}
+
+void LowercaseAscii(std::string& s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+}
+
+}  // namespace
+
+std::string NormaliseSender(std::string_view sender) {
+  size_t at = sender.find('@');
+  if (at == std::string_view::npos) return std::string(sender);
+  std::string_view local = StripBatv(sender.substr(0, at));
+  local = local.substr(0, local.find('+'));
+  std::string normalised = MaskNumbers(local);
+  normalised.append(sender.substr(at));
+  return normalised;
+}
+
+std::string ClientNetwork(const IpAddress& client, const KeyOptions& options) {
+  if (options.lookup_by_host) {
+    return client.ToPostgreyString() + (client.is_v6 ? "/128" : "/32");
+  }
+  return client.Masked(client.is_v6 ? options.ipv6_cidr : options.ipv4_cidr).ToPostgreyString();
+}
+
+std::string TripletKey(const IpAddress& client, std::string_view sender,
+                       std::string_view recipient, const KeyOptions& options) {
+  std::string key = ClientNetwork(client, options);
+  key.push_back('/');
+  key.append(NormaliseSender(sender));
+  key.push_back('/');
+  key.append(recipient);
+  LowercaseAscii(key);
+  return options.privacy ? Sha1Hex(key) : key;
+}
+
+std::string ClientKey(const IpAddress& client, const KeyOptions& options) {
+  std::string key = client.ToPostgreyString();
+  return options.privacy ? Sha1Hex(key) : key;
+}
+
+}  // namespace greylight::policy

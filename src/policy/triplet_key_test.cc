@@ -1,0 +1,106 @@
+#include "policy/triplet_key.h"
+
+#include <gtest/gtest.h>
+
+#include "util/sha1.h"
+
+namespace greylight::policy {
+namespace {
+
+struct SenderCase {
+  std::string_view raw;
+  std::string_view normalised;
+};
+
+class NormaliseSenderTest : public testing::TestWithParam<SenderCase> {};
+
+TEST_P(NormaliseSenderTest, MatchesPostgrey) {
+  EXPECT_EQ(NormaliseSender(GetParam().raw), GetParam().normalised);
+}
+
+// Every example of compat spec 4.3 (before the key's lowercasing).
+INSTANTIATE_TEST_SUITE_P(
+    CompatSpec, NormaliseSenderTest,
+    testing::Values(SenderCase{"nodomain", "nodomain"}, SenderCase{"", ""},
+                    SenderCase{"prvs=1234567890=user@x", "user@x"},
+                    SenderCase{"prvs=user=1234567890@x", "user@x"},
+                    SenderCase{"prvs=0123456789=9876543210@x", "#@x"},
+                    SenderCase{"bounce-123-456+foo@l", "bounce-#-#@l"},
+                    SenderCase{"user_12@x", "user_12@x"},
+                    SenderCase{"a.12.b-34_c@x", "a.#.b-34_c@x"},
+                    SenderCase{"user123@x", "user123@x"},
+                    SenderCase{"PRVS=1234567890=u@x", "PRVS=#=u@x"},
+                    SenderCase{"SRS0=HHH=12=orig.example=user@fwd.example",
+                               "SRS0=HHH=#=orig.example=user@fwd.example"},
+                    SenderCase{"alice+tag@example.net", "alice@example.net"},
+                    SenderCase{"user@", "user@"},
+                    SenderCase{"a@b@c", "a@b@c"},
+                    SenderCase{"123@x", "#@x"},
+                    SenderCase{"prvs=abc=@x", "prvs=abc=@x"},
+                    SenderCase{"prvs=short=user@x", "user@x"},
+                    SenderCase{"12+34@dom-56.example", "#@dom-56.example"}));
+
+IpAddress Ip(std::string_view text) { return *IpAddress::Parse(text); }
+
+TEST(TripletKeyTest, Ipv4MaskedTo24AndLowercased) {
+  EXPECT_EQ(TripletKey(Ip("192.0.2.10"), "Alice@Example.NET", "Bob@Example.org", {}),
+            "192.0.2.0/alice@example.net/bob@example.org");
+}
+
+TEST(TripletKeyTest, EmptySender) {
+  EXPECT_EQ(TripletKey(Ip("192.0.2.10"), "", "bob+ext@example.org", {}),
+            "192.0.2.0//bob+ext@example.org");
+}
+
+TEST(TripletKeyTest, Ipv6MaskedTo64Expanded) {
+  EXPECT_EQ(TripletKey(Ip("2001:db8:1:2::5"), "v6@example.net", "bob@example.org", {}),
+            "2001:db8:1:2:0:0:0:0/v6@example.net/bob@example.org");
+}
+
+TEST(TripletKeyTest, CustomCidrs) {
+  KeyOptions options;
+  options.ipv4_cidr = 16;
+  options.ipv6_cidr = 48;
+  EXPECT_EQ(ClientNetwork(Ip("192.0.2.10"), options), "192.0.0.0");
+  EXPECT_EQ(ClientNetwork(Ip("2001:db8:1:2::5"), options), "2001:DB8:1:0:0:0:0:0");
+}
+
+TEST(TripletKeyTest, LookupByHostKeepsPostgreysCidrFormat) {
+  KeyOptions options;
+  options.lookup_by_host = true;
+  EXPECT_EQ(TripletKey(Ip("10.0.0.1"), "b@c", "d@e", options), "10.0.0.1/32/b@c/d@e");
+  EXPECT_EQ(TripletKey(Ip("2001:db8::1"), "alice@example.net", "bob@example.org", options),
+            "2001:db8:0:0:0:0:0:1/128/alice@example.net/bob@example.org");
+}
+
+TEST(TripletKeyTest, PrivacyHashesTheLowercasedKey) {
+  KeyOptions options;
+  options.privacy = true;
+  EXPECT_EQ(TripletKey(Ip("10.0.0.1"), "B@C", "d@e", options), Sha1Hex("10.0.0.0/b@c/d@e"));
+  EXPECT_EQ(ClientKey(Ip("10.0.0.1"), options), Sha1Hex("10.0.0.1"));
+}
+
+TEST(TripletKeyTest, ClientKeyIsUnmaskedAndIpv6Uppercase) {
+  EXPECT_EQ(ClientKey(Ip("198.51.100.7"), {}), "198.51.100.7");
+  EXPECT_EQ(ClientKey(Ip("2001:db8::1"), {}), "2001:DB8:0:0:0:0:0:1");
+}
+
+TEST(TripletKeyTest, MappedIpv4IsIpv6) {
+  EXPECT_EQ(ClientNetwork(Ip("::ffff:1.2.3.4"), {}), "0:0:0:0:0:0:0:0");
+}
+
+TEST(IpAddressTest, RejectsWhatPostfixNeverSends) {
+  for (std::string_view bad : {"", "unknown", "localhost", "1.2.3", "1.2.3.4.5", "::g", "[::1]"}) {
+    EXPECT_FALSE(IpAddress::Parse(bad).has_value()) << bad;
+  }
+}
+
+TEST(IpAddressTest, Within) {
+  EXPECT_TRUE(Ip("192.0.2.77").Within(Ip("192.0.2.0"), 24));
+  EXPECT_FALSE(Ip("192.0.3.77").Within(Ip("192.0.2.0"), 24));
+  EXPECT_TRUE(Ip("2001:db8::77").Within(Ip("2001:db8::"), 32));
+  EXPECT_FALSE(Ip("192.0.2.77").Within(Ip("2001:db8::"), 0));
+}
+
+}  // namespace
+}  // namespace greylight::policy

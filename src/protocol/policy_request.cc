@@ -1,0 +1,37 @@
+#include "protocol/policy_request.h"
+
+namespace greylight::protocol {
+
+void PolicyRequest::Add(std::string_view name, std::string_view value) {
+  Field field;
+  field.name_offset = static_cast<uint32_t>(storage_.size());
+  field.name_length = static_cast<uint32_t>(name.size());
+  storage_.append(name);
+  field.value_offset = static_cast<uint32_t>(storage_.size());
+  field.value_length = static_cast<uint32_t>(value.size());
+  storage_.append(value);
+  fields_.push_back(field);
+}
+
+std::optional<std::string_view> PolicyRequest::Get(std::string_view name) const {
+  for (auto it = fields_.rbegin(); it != fields_.rend(); ++it) {
+    if (Slice(it->name_offset, it->name_length) == name) {
+      return Slice(it->value_offset, it->value_length);
+    }
+  }
+  return std::nullopt;
+}
+
+void PolicyRequest::Clear() {
+  storage_.clear();
+  fields_.clear();
+}
+
+std::string FormatReply(std::string_view action) {
+  std::string reply;
+  reply.reserve(action.size() + 9);
+  reply.append("action=").append(action).append("\n\n");
+  return reply;
+}
+
+}  // namespace greylight::protocol

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace greylight::protocol {
+
+// One policy delegation request: the name=value attributes Postfix sent, in order.
+// Owns its bytes in one buffer so a request costs two allocations, not two per attribute.
+// Lookups are linear: Postfix sends ~30 attributes, which a scan handles faster than a map.
+class PolicyRequest {
+ public:
+  // Appends an attribute. A later attribute of the same name wins on lookup.
+  void Add(std::string_view name, std::string_view value);
+
+  // The value of the last attribute called `name`, or nullopt if it was not sent.
+  std::optional<std::string_view> Get(std::string_view name) const;
+  // The value of `name`, or "" when absent.
+  std::string_view GetOr(std::string_view name, std::string_view fallback = {}) const {
+    return Get(name).value_or(fallback);
+  }
+  size_t attribute_count() const { return fields_.size(); }
+  void Clear();
+
+ private:
+  struct Field {
+    uint32_t name_offset, name_length, value_offset, value_length;
+  };
+  std::string_view Slice(uint32_t offset, uint32_t length) const {
+    return std::string_view(storage_).substr(offset, length);
+  }
+  std::string storage_;
+  std::vector<Field> fields_;
+};
+
+// The attribute names greylight reads.
+namespace attr {
+inline constexpr std::string_view kRequest = "request";
+inline constexpr std::string_view kClientAddress = "client_address";
+inline constexpr std::string_view kClientName = "client_name";
+inline constexpr std::string_view kSender = "sender";
+inline constexpr std::string_view kRecipient = "recipient";
+inline constexpr std::string_view kInstance = "instance";
+inline constexpr std::string_view kQueueId = "queue_id";
+inline constexpr std::string_view kEtrnDomain = "etrn_domain";
+inline constexpr std::string_view kPolicyTestTime = "policy_test_time";
+}  // namespace attr
+
+// The only request type Postfix sends to a policy server.
+inline constexpr std::string_view kAccessPolicyRequest = "smtpd_access_policy";
+
+// Formats the reply for `action`: "action=<action>\n\n".
+// REQUIRES: action is non-empty and has no newline (an empty action means OK to Postfix).
+std::string FormatReply(std::string_view action);
+
+}  // namespace greylight::protocol

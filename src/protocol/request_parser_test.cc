@@ -1,0 +1,152 @@
+#include "protocol/request_parser.h"
+
+#include <gtest/gtest.h>
+
+namespace greylight::protocol {
+namespace {
+
+constexpr std::string_view kRequest =
+    "request=smtpd_access_policy\n"
+    "protocol_state=RCPT\n"
+    "client_address=192.0.2.10\n"
+    "client_name=mail.example.net\n"
+    "sender=alice@example.net\n"
+    "recipient=bob@example.org\n"
+    "etrn_domain=\n"
+    "\n";
+
+TEST(RequestParserTest, ParsesOneRequest) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed(kRequest, done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].GetOr("client_address"), "192.0.2.10");
+  EXPECT_EQ(done[0].GetOr("recipient"), "bob@example.org");
+  EXPECT_EQ(done[0].Get("etrn_domain"), std::optional<std::string_view>(""));
+  EXPECT_FALSE(done[0].Get("instance").has_value());
+  EXPECT_FALSE(parser.in_request());
+}
+
+TEST(RequestParserTest, RequestSplitAtEveryByteParsesTheSame) {
+  for (size_t split = 0; split <= kRequest.size(); ++split) {
+    RequestParser parser;
+    std::vector<PolicyRequest> done;
+    ASSERT_EQ(parser.Feed(kRequest.substr(0, split), done), ParseError::kNone) << split;
+    ASSERT_EQ(parser.Feed(kRequest.substr(split), done), ParseError::kNone) << split;
+    ASSERT_EQ(done.size(), 1u) << split;
+    EXPECT_EQ(done[0].GetOr("sender"), "alice@example.net") << split;
+    EXPECT_EQ(done[0].attribute_count(), 7u) << split;
+  }
+}
+
+TEST(RequestParserTest, ByteAtATime) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  for (char c : kRequest) ASSERT_EQ(parser.Feed(std::string_view(&c, 1), done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].GetOr("client_name"), "mail.example.net");
+}
+
+TEST(RequestParserTest, PipelinedRequestsComeOutInOrder) {
+  std::string two = std::string(kRequest) + "request=smtpd_access_policy\nsender=second@x\n\n";
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed(two, done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[0].GetOr("sender"), "alice@example.net");
+  EXPECT_EQ(done[1].GetOr("sender"), "second@x");
+}
+
+TEST(RequestParserTest, CrlfAccepted) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed("request=smtpd_access_policy\r\nsender=a@b\r\n\r\n", done),
+            ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].GetOr("sender"), "a@b");
+}
+
+TEST(RequestParserTest, DuplicateAttributeLastWinsAndUnknownKept) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed("request=smtpd_access_policy\nsender=first@x\nfuture_attr=1\n"
+                        "sender=last@x\n\n",
+                        done),
+            ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].GetOr("sender"), "last@x");
+}
+
+TEST(RequestParserTest, ValueMayContainEqualsAndBeEmpty) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed("request=smtpd_access_policy\nsender=a=b=c@x\nrecipient=\n\n", done),
+            ParseError::kNone);
+  EXPECT_EQ(done[0].GetOr("sender"), "a=b=c@x");
+  EXPECT_EQ(done[0].Get("recipient"), std::optional<std::string_view>(""));
+}
+
+TEST(RequestParserTest, ValuesTruncatedLikePostgrey) {
+  std::string input = "request=smtpd_access_policy\nsender=" + std::string(600, 'a') + "\n\n";
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed(input, done), ParseError::kNone);
+  EXPECT_EQ(done[0].GetOr("sender").size(), kPostgreyFieldLimit);
+}
+
+struct BadInput {
+  std::string name;
+  std::string bytes;
+  ParseError error;
+  friend void PrintTo(const BadInput& input, std::ostream* os) { *os << input.name; }
+};
+
+class RequestParserErrorTest : public testing::TestWithParam<BadInput> {};
+
+TEST_P(RequestParserErrorTest, ReportsErrorAndStaysFailed) {
+  ParserLimits limits;
+  limits.max_line_bytes = 300;
+  limits.max_attributes = 5;
+  limits.max_request_bytes = 1000;
+  RequestParser parser(limits);
+  std::vector<PolicyRequest> done;
+  EXPECT_EQ(parser.Feed(GetParam().bytes, done), GetParam().error);
+  EXPECT_TRUE(done.empty());
+  EXPECT_EQ(parser.Feed(kRequest, done), GetParam().error);
+  EXPECT_TRUE(done.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, RequestParserErrorTest,
+    testing::Values(
+        BadInput{"NoEquals", "request=smtpd_access_policy\ngarbage line\n\n",
+                 ParseError::kMalformedLine},
+        BadInput{"EmptyName", "request=smtpd_access_policy\n=value\n", ParseError::kMalformedLine},
+        BadInput{"NulByte", std::string("request=smtpd_access_policy\nsender=a\0b\n", 39),
+                 ParseError::kMalformedLine},
+        BadInput{"UnknownType", "request=other\n\n", ParseError::kUnknownRequestType},
+        BadInput{"MissingType", "sender=a@b\n\n", ParseError::kUnknownRequestType},
+        BadInput{"EmptyRequest", "\n", ParseError::kUnknownRequestType},
+        BadInput{"LongLineWithoutNewline", std::string(400, 'x'), ParseError::kLineTooLong},
+        BadInput{"LongLine", "sender=" + std::string(400, 'x') + "\n", ParseError::kLineTooLong},
+        BadInput{"TooManyAttributes", "a=1\nb=2\nc=3\nd=4\ne=5\nf=6\n",
+                 ParseError::kTooManyAttributes},
+        BadInput{"RequestTooLarge",
+                 "a=" + std::string(290, 'x') + "\nb=" + std::string(290, 'x') + "\nc=" +
+                     std::string(290, 'x') + "\nd=" + std::string(290, 'x') + "\n",
+                 ParseError::kRequestTooLarge}),
+    [](const testing::TestParamInfo<BadInput>& info) { return info.param.name; });
+
+TEST(RequestParserTest, RequestsBeforeAnErrorAreKept) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  std::string input = std::string(kRequest) + "junk\n";
+  EXPECT_EQ(parser.Feed(input, done), ParseError::kMalformedLine);
+  EXPECT_EQ(done.size(), 1u);
+  EXPECT_EQ(parser.offending_line(), "junk");
+}
+
+TEST(PolicyRequestTest, FormatReply) { EXPECT_EQ(FormatReply("DUNNO"), "action=DUNNO\n\n"); }
+
+}  // namespace
+}  // namespace greylight::protocol

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace greylight::server {
+
+// Process-level steps of a daemon's start-up, in the order greylightd calls them.
+
+// If running as root: chown `socket_paths` to user:group, then switch to them (setgid,
+// initgroups, setuid). Does nothing when not root. Fails for an unknown user or group.
+Status DropPrivileges(const std::string& user, const std::string& group,
+                      const std::vector<std::string>& socket_paths);
+
+// Forks into the background, starts a new session and points stdin/stdout/stderr at
+// /dev/null. Returns in the child only.
+Status Daemonize();
+
+// Writes the process id to `path` (replacing it).
+Status WritePidFile(const std::string& path);
+
+}  // namespace greylight::server

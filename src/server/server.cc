@@ -1,0 +1,363 @@
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <deque>
+#include <thread>
+
+#include "util/log.h"
+
+namespace greylight::server {
+
+using Protocol = asio::generic::stream_protocol;
+
+namespace {
+
+constexpr size_t kReadChunkBytes = 16 * 1024;
+
+// "[192.0.2.1]:1234", "[::1]:1234" or "unix" for a peer or local endpoint.
+std::string DescribeEndpoint(const Protocol::endpoint& endpoint) {
+  const sockaddr* address = endpoint.data();
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (address->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    return fmt::format("[{}]:{}", text, ntohs(in->sin_port));
+  }
+  if (address->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    return fmt::format("[{}]:{}", text, ntohs(in6->sin6_port));
+  }
+  return "unix";
+}
+
+}  // namespace
+
+struct Server::Listener {
+  ListenAddress address;
+  asio::basic_socket_acceptor<Protocol> acceptor;
+};
+
+// One client connection: read bytes, parse requests, decide them in order, write replies.
+// Every handler runs on the connection's strand.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server& server, Protocol::socket socket, std::string peer)
+      : server_(server),
+        socket_(std::move(socket)),
+        idle_timer_(socket_.get_executor()),
+        peer_(std::move(peer)),
+        parser_(server.options_.parser_limits) {}
+
+  void Start() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+  // Answer what has been received, then close.
+  void Stop() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      self->stopping_ = true;
+      if (self->reading_) self->Close();  // idle: nothing received is left unanswered
+    });
+  }
+
+  // Close now, whatever is in flight.
+  void Abort() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->Close(); });
+  }
+
+ private:
+  void Read() {
+    if (closed_) return;
+    if (stopping_ && !parser_.in_request()) {
+      Close();
+      return;
+    }
+    reading_ = true;
+    idle_timer_.expires_after(server_.options_.idle_timeout);
+    idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec || self->closed_ || !self->reading_) return;
+      log::Info("closing idle connection from {}", self->peer_);
+      self->Close();
+    });
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
+        [self = shared_from_this()](std::error_code ec, size_t length) {
+          self->reading_ = false;
+          self->idle_timer_.cancel();
+          if (ec) {
+            if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
+              log::Info("read error from {}: {}", self->peer_, ec.message());
+            }
+            self->Close();
+            return;
+          }
+          self->OnBytes(std::string_view(self->read_buffer_.data(), length));
+        });
+  }
+
+  void OnBytes(std::string_view bytes) {
+    protocol::ParseError error = parser_.Feed(bytes, parsed_);
+    for (protocol::PolicyRequest& request : parsed_) requests_.push_back(std::move(request));
+    parsed_.clear();
+    if (error != protocol::ParseError::kNone) {
+      // "In case of trouble the policy server must not send a reply": warn and disconnect.
+      if (error == protocol::ParseError::kUnknownRequestType) {
+        log::Error("unrecognized request type: '{}' from {}, closing",
+                   log::Escaped(parser_.offending_line()), peer_);
+      } else if (error == protocol::ParseError::kMalformedLine) {
+        log::Warning("{} from {}: '{}', closing", protocol::Describe(error), peer_,
+                     log::Escaped(parser_.offending_line()));
+      } else {
+        log::Warning("{} from {}, closing", protocol::Describe(error), peer_);
+      }
+      Close();
+      return;
+    }
+    ProcessRequests();
+  }
+
+  void ProcessRequests() {
+    while (!requests_.empty() && !deciding_ && !closed_) {
+      deciding_ = true;
+      const std::thread::id decider = std::this_thread::get_id();
+      inline_decision_ = true;
+      server_.greylister_->Decide(
+          requests_.front(), server_.clock_.Now(), headers_,
+          [self = shared_from_this(), decider](engine::Decision decision) {
+            if (self->inline_decision_ && std::this_thread::get_id() == decider) {
+              self->OnDecision(std::move(decision));
+              return;
+            }
+            asio::dispatch(self->socket_.get_executor(),
+                           [self, decision = std::move(decision)]() mutable {
+                             self->OnDecision(std::move(decision));
+                             self->ProcessRequests();
+                           });
+          });
+      inline_decision_ = false;
+    }
+    if (!deciding_) WriteOrRead();
+  }
+
+  void OnDecision(engine::Decision decision) {
+    for (const engine::LogLine& line : decision.logs) log::Write(line.level, line.text);
+    write_buffer_.append("action=").append(decision.action).append("\n\n");
+    requests_.pop_front();
+    deciding_ = false;
+  }
+
+  void WriteOrRead() {
+    if (closed_) return;
+    if (write_buffer_.empty()) {
+      Read();
+      return;
+    }
+    writing_buffer_.swap(write_buffer_);
+    asio::async_write(socket_, asio::buffer(writing_buffer_),
+                      [self = shared_from_this()](std::error_code ec, size_t) {
+                        self->writing_buffer_.clear();
+                        if (ec) {
+                          log::Info("write error to {}: {}", self->peer_, ec.message());
+                          self->Close();
+                          return;
+                        }
+                        if (self->server_.options_.close_after_reply) {
+                          self->Close();
+                          return;
+                        }
+                        self->WriteOrRead();
+                      });
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    idle_timer_.cancel();
+    std::error_code ignored;
+    socket_.shutdown(Protocol::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    server_.Forget(this);
+  }
+
+  Server& server_;
+  Protocol::socket socket_;
+  asio::steady_timer idle_timer_;
+  const std::string peer_;
+  protocol::RequestParser parser_;
+  std::vector<protocol::PolicyRequest> parsed_;
+  std::deque<protocol::PolicyRequest> requests_;
+  engine::HeaderTracker headers_;
+  std::array<char, kReadChunkBytes> read_buffer_;
+  std::string write_buffer_;
+  std::string writing_buffer_;
+  bool reading_ = false;
+  bool deciding_ = false;
+  bool inline_decision_ = false;
+  bool stopping_ = false;
+  bool closed_ = false;
+};
+
+Server::Server(asio::io_context& io, ServerOptions options, const Clock& clock)
+    : io_(io), options_(std::move(options)), clock_(clock), shutdown_timer_(io) {}
+
+Server::~Server() = default;
+
+Status Server::Bind() {
+  for (const ListenAddress& address : options_.listen) {
+    auto listener = std::make_unique<Listener>(Listener{address, asio::basic_socket_acceptor<Protocol>(io_)});
+    std::error_code ec;
+    Protocol::endpoint endpoint;
+    if (address.kind == ListenAddress::Kind::kTcp) {
+      asio::ip::address ip = asio::ip::make_address(address.host, ec);
+      if (ec) {
+        asio::ip::tcp::resolver resolver(io_);
+        auto results = resolver.resolve(address.host, std::to_string(address.port), ec);
+        if (ec || results.empty()) {
+          return Status::InvalidArgument(
+              fmt::format("can't resolve {}: {}", address.host, ec.message()));
+        }
+        ip = results.begin()->endpoint().address();
+      }
+      endpoint = Protocol::endpoint(asio::ip::tcp::endpoint(ip, address.port));
+    } else {
+      struct stat info;
+      if (::lstat(address.path.c_str(), &info) == 0 && S_ISSOCK(info.st_mode)) {
+        ::unlink(address.path.c_str());  // a stale socket from an earlier run
+      }
+      endpoint = Protocol::endpoint(asio::local::stream_protocol::endpoint(address.path));
+    }
+    asio::basic_socket_acceptor<Protocol>& acceptor = listener->acceptor;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && endpoint.data()->sa_family == AF_INET6) {
+      int on = 1;  // "::" means IPv6 only; "*" adds 0.0.0.0 separately
+      ::setsockopt(acceptor.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    }
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(options_.listen_backlog, ec);
+    if (ec) {
+      listeners_.clear();
+      return Status::IoError(fmt::format("can't listen on {}: {}", address.ToString(), ec.message()));
+    }
+    if (address.kind == ListenAddress::Kind::kUnix &&
+        ::chmod(address.path.c_str(), options_.socket_mode) != 0) {
+      listeners_.clear();
+      return Status::IoError(fmt::format("can't chmod {}: {}", address.path, std::strerror(errno)));
+    }
+    log::Notice("Binding to {}", address.ToString());
+    listeners_.push_back(std::move(listener));
+  }
+  return Status::Ok();
+}
+
+void Server::Start(const engine::Greylister& greylister) {
+  greylister_ = &greylister;
+  for (auto& listener : listeners_) Accept(*listener);
+}
+
+void Server::Accept(Listener& listener) {
+  listener.acceptor.async_accept(
+      asio::make_strand(io_), [this, &listener](std::error_code ec, Protocol::socket socket) {
+        if (ec == asio::error::operation_aborted || !listener.acceptor.is_open()) return;
+        if (ec) {
+          // Out of descriptors and the like: keep accepting, the condition may pass.
+          log::Warning("accept on {} failed: {}", listener.address.ToString(), ec.message());
+        } else {
+          std::error_code ignored;
+          std::string peer = listener.address.kind == ListenAddress::Kind::kUnix
+                                 ? "unix:" + listener.address.path
+                                 : DescribeEndpoint(socket.remote_endpoint(ignored));
+          if (log::Enabled(log::Level::kInfo)) {
+            log::Info("CONNECT {} Peer: \"{}\" Local: \"{}\"",
+                      listener.address.kind == ListenAddress::Kind::kUnix ? "UNIX" : "TCP", peer,
+                      listener.address.ToString());
+          }
+          if (socket.local_endpoint(ignored).data()->sa_family != AF_UNIX) {
+            socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+          }
+          auto connection = std::make_shared<Connection>(*this, std::move(socket), std::move(peer));
+          {
+            std::lock_guard lock(connections_mutex_);
+            connections_.insert(connection);
+          }
+          connection->Start();
+        }
+        Accept(listener);
+      });
+}
+
+void Server::Forget(Connection* connection) {
+  std::lock_guard lock(connections_mutex_);
+  for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+    if (it->get() == connection) {
+      connections_.erase(it);
+      break;
+    }
+  }
+  if (shutting_down_ && connections_.empty()) shutdown_timer_.cancel();
+}
+
+void Server::Shutdown() {
+  asio::dispatch(io_, [this] {
+    {
+      std::lock_guard lock(connections_mutex_);
+      if (shutting_down_) return;
+      shutting_down_ = true;
+    }
+    for (auto& listener : listeners_) {
+      std::error_code ignored;
+      listener->acceptor.close(ignored);
+      if (listener->address.kind == ListenAddress::Kind::kUnix) {
+        ::unlink(listener->address.path.c_str());
+      }
+    }
+    std::vector<std::shared_ptr<Connection>> open;
+    {
+      std::lock_guard lock(connections_mutex_);
+      open.assign(connections_.begin(), connections_.end());
+    }
+    if (open.empty()) return;
+    for (auto& connection : open) connection->Stop();
+    shutdown_timer_.expires_after(options_.shutdown_grace);
+    shutdown_timer_.async_wait([this](std::error_code ec) {
+      if (ec) return;
+      std::vector<std::shared_ptr<Connection>> left;
+      {
+        std::lock_guard lock(connections_mutex_);
+        left.assign(connections_.begin(), connections_.end());
+      }
+      if (!left.empty()) log::Warning("closing {} busy connections at shutdown", left.size());
+      for (auto& connection : left) connection->Abort();
+    });
+  });
+}
+
+std::vector<unsigned short> Server::bound_ports() const {
+  std::vector<unsigned short> ports;
+  for (const auto& listener : listeners_) {
+    if (listener->address.kind != ListenAddress::Kind::kTcp) continue;
+    std::error_code ec;
+    auto endpoint = listener->acceptor.local_endpoint(ec);
+    const sockaddr* address = endpoint.data();
+    if (address->sa_family == AF_INET) {
+      ports.push_back(ntohs(reinterpret_cast<const sockaddr_in*>(address)->sin_port));
+    } else if (address->sa_family == AF_INET6) {
+      ports.push_back(ntohs(reinterpret_cast<const sockaddr_in6*>(address)->sin6_port));
+    }
+  }
+  return ports;
+}
+
+size_t Server::connection_count() const {
+  std::lock_guard lock(connections_mutex_);
+  return connections_.size();
+}
+
+}  // namespace greylight::server

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <asio.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/greylister.h"
+#include "protocol/request_parser.h"
+#include "server/listen_address.h"
+#include "util/clock.h"
+#include "util/status.h"
+
+namespace greylight::server {
+
+struct ServerOptions {
+  static constexpr std::chrono::seconds kDefaultIdleTimeout{3600};
+  static constexpr std::chrono::seconds kDefaultShutdownGrace{10};
+  static constexpr int kDefaultListenBacklog = 1024;
+  static constexpr unsigned kDefaultSocketMode = 0666;
+
+  std::vector<ListenAddress> listen;
+  protocol::ParserLimits parser_limits;
+  // Longer than Postfix's smtpd_policy_service_max_idle (300 s), so Postfix, not we,
+  // closes idle connections in normal operation.
+  std::chrono::seconds idle_timeout = kDefaultIdleTimeout;
+  // After SIGTERM: how long connections may take to answer what they already received.
+  std::chrono::seconds shutdown_grace = kDefaultShutdownGrace;
+  int listen_backlog = kDefaultListenBacklog;
+  unsigned socket_mode = kDefaultSocketMode;  // chmod of UNIX sockets after bind
+  bool close_after_reply = false;             // postgrey --exim
+};
+
+class Connection;
+
+// The network side of greylightd: listeners, connections and the policy protocol over
+// them. It only moves bytes: parsing is protocol::RequestParser's, deciding the engine's.
+// All handlers run on the io_context; several threads may run it (each connection is a
+// strand).
+class Server {
+ public:
+  Server(asio::io_context& io, ServerOptions options, const Clock& clock);
+  ~Server();
+
+  // Binds every listener. Returns the first failure (nothing is left bound then).
+  Status Bind();
+  // Starts accepting; requests are decided by `greylister`, which must outlive the server.
+  // REQUIRES: Bind() succeeded.
+  void Start(const engine::Greylister& greylister);
+  // Stops accepting; open connections answer what they have received, then close.
+  // Connections still busy after the grace period are closed.
+  void Shutdown();
+  // The bound TCP ports, in listen order (resolves port 0 for tests).
+  std::vector<unsigned short> bound_ports() const;
+  size_t connection_count() const;
+
+ private:
+  friend class Connection;
+  struct Listener;
+  void Accept(Listener& listener);
+  void Forget(Connection* connection);
+
+  asio::io_context& io_;
+  const ServerOptions options_;
+  const engine::Greylister* greylister_ = nullptr;
+  const Clock& clock_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  mutable std::mutex connections_mutex_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  bool shutting_down_ = false;  // guarded by connections_mutex_
+  asio::steady_timer shutdown_timer_;
+};
+
+}  // namespace greylight::server

@@ -1,0 +1,423 @@
+#include "store/lmdb/lmdb_store.h"
+
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "store/record_access.h"
+#include "util/log.h"
+
+namespace greylight::store {
+namespace {
+
+constexpr unsigned kMaxDatabases = 4;
+constexpr unsigned kMaxReaders = 126;
+// Check() refuses new updates (the caller fails open) rather than grow without bound when
+// commits keep failing, e.g. on a full disk.
+constexpr size_t kMaxPendingRecords = size_t{1} << 20;
+
+Status LmdbError(std::string_view what, int rc) {
+  std::string message = fmt::format("lmdb {}: {}", what, mdb_strerror(rc));
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID) {
+    return Status::Corruption(std::move(message));
+  }
+  return Status::IoError(std::move(message));
+}
+
+MDB_val ToVal(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+std::string_view FromVal(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+class WriteTxn {
+ public:
+  WriteTxn() = default;
+  WriteTxn(const WriteTxn&) = delete;
+  WriteTxn& operator=(const WriteTxn&) = delete;
+  ~WriteTxn() { Abort(); }
+  void Abort() {
+    if (txn_ != nullptr) mdb_txn_abort(txn_);
+    txn_ = nullptr;
+  }
+  int Begin(MDB_env* env) { return mdb_txn_begin(env, nullptr, 0, &txn_); }
+  int Commit() {
+    int rc = mdb_txn_commit(txn_);
+    txn_ = nullptr;
+    return rc;
+  }
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  MDB_txn* txn_ = nullptr;
+};
+
+class ReadTxn {
+ public:
+  ReadTxn() = default;
+  ReadTxn(const ReadTxn&) = delete;
+  ReadTxn& operator=(const ReadTxn&) = delete;
+  ~ReadTxn() {
+    if (txn_ != nullptr) mdb_txn_abort(txn_);
+  }
+  int Begin(MDB_env* env) { return mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn_); }
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  MDB_txn* txn_ = nullptr;
+};
+
+}  // namespace
+
+std::string LmdbStore::OverlayKeyFor(Table table, std::string_view key) {
+  std::string overlay_key;
+  overlay_key.reserve(key.size() + 1);
+  overlay_key.push_back(table == Table::kTriplets ? 't' : 'c');
+  overlay_key.append(key);
+  return overlay_key;
+}
+
+LmdbStore::LmdbStore(LmdbOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(LmdbOptions options) {
+  std::unique_ptr<LmdbStore> store(new LmdbStore(std::move(options)));
+  Status status = store->OpenEnvironment();
+  if (!status.ok()) return status;
+  if (store->options_.commit_interval.count() > 0) {
+    store->committer_ = std::thread([raw = store.get()] { raw->CommitLoop(); });
+  }
+  return store;
+}
+
+Status LmdbStore::OpenEnvironment() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.dbdir, ec);
+  if (ec) return Status::IoError(fmt::format("can't create {}: {}", options_.dbdir.string(), ec.message()));
+
+  if (options_.exclusive) {
+    std::string lock_path = (options_.dbdir / kLockFile).string();
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0) {
+      return Status::IoError(fmt::format("can't open lock file: {}: {}", lock_path, std::strerror(errno)));
+    }
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      return Status::Busy(fmt::format("locked: {}", lock_path));
+    }
+  }
+
+  int rc = mdb_env_create(&env_);
+  if (rc != 0) return LmdbError("env_create", rc);
+  mdb_env_set_maxdbs(env_, kMaxDatabases);
+  mdb_env_set_maxreaders(env_, kMaxReaders);
+  mdb_env_set_mapsize(env_, options_.initial_map_bytes);
+  std::string data_path = (options_.dbdir / kDataFile).string();
+  // MDB_NOTLS: the reused read transaction may be renewed on whichever thread runs Check.
+  rc = mdb_env_open(env_, data_path.c_str(), MDB_NOSUBDIR | MDB_NOTLS, 0600);
+  if (rc != 0) return LmdbError(fmt::format("open {}", data_path), rc);
+  int dead_readers = 0;
+  mdb_reader_check(env_, &dead_readers);  // slots left by a killed process
+
+  WriteTxn txn;
+  if ((rc = txn.Begin(env_)) != 0) return LmdbError("txn_begin", rc);
+  if ((rc = mdb_dbi_open(txn.get(), "triplets", MDB_CREATE, &triplets_)) != 0) {
+    return LmdbError("open triplets", rc);
+  }
+  if ((rc = mdb_dbi_open(txn.get(), "clients", MDB_CREATE, &clients_)) != 0) {
+    return LmdbError("open clients", rc);
+  }
+  if ((rc = txn.Commit()) != 0) return LmdbError("commit", rc);
+  return Status::Ok();
+}
+
+LmdbStore::~LmdbStore() {
+  if (committer_.joinable()) {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    committer_.join();
+  }
+  if (env_ != nullptr) {
+    Status status = CommitPending();
+    if (!status.ok()) log::Error("lmdb: final commit failed: {}", status.message());
+    if (read_txn_ != nullptr) mdb_txn_abort(read_txn_);
+    mdb_env_close(env_);
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+size_t LmdbStore::map_bytes() const {
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  return info.me_mapsize;
+}
+
+Status LmdbStore::GrowMap() {
+  std::lock_guard lock(mutex_);
+  // No transaction of this process may be active during a resize; the reused read
+  // transaction is dropped and recreated by the next read.
+  if (read_txn_ != nullptr) {
+    mdb_txn_abort(read_txn_);
+    read_txn_ = nullptr;
+  }
+  size_t new_size = map_bytes() * 2;
+  int rc = mdb_env_set_mapsize(env_, new_size);
+  if (rc != 0) return LmdbError("set_mapsize", rc);
+  log::Info("lmdb: map grown to {} MiB", new_size >> 20);
+  return Status::Ok();
+}
+
+template <typename Body>
+Status LmdbStore::WithWriteTxn(Body&& body) {
+  for (int attempt = 0;; ++attempt) {
+    WriteTxn txn;
+    int rc = txn.Begin(env_);
+    if (rc == MDB_MAP_RESIZED) {  // another process grew the map: adopt its size
+      std::lock_guard lock(mutex_);
+      if (read_txn_ != nullptr) {
+        mdb_txn_abort(read_txn_);
+        read_txn_ = nullptr;
+      }
+      mdb_env_set_mapsize(env_, 0);
+      continue;
+    }
+    if (rc != 0) return LmdbError("txn_begin", rc);
+    rc = body(txn.get());
+    if (rc == 0) rc = txn.Commit();
+    if (rc == MDB_MAP_FULL && attempt < 32) {
+      txn.Abort();  // no transaction may be active during a resize
+      Status grown = GrowMap();
+      if (!grown.ok()) return grown;
+      continue;
+    }
+    return rc == 0 ? Status::Ok() : LmdbError("write", rc);
+  }
+}
+
+Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table,
+                                                              const std::string& key) {
+  std::string overlay_key = OverlayKeyFor(table, key);
+  for (const Overlay* overlay : {&pending_, &committing_}) {
+    auto it = overlay->find(overlay_key);
+    if (it != overlay->end()) {
+      if (!it->second) return std::optional<std::string_view>();
+      return std::optional<std::string_view>(*it->second);
+    }
+  }
+  int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
+                                : mdb_txn_renew(read_txn_);
+  if (rc == MDB_MAP_RESIZED) {
+    mdb_env_set_mapsize(env_, 0);
+    rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_);
+  }
+  if (rc != 0) {
+    read_txn_ = nullptr;
+    return LmdbError("read txn", rc);
+  }
+  MDB_val k = ToVal(key), v;
+  rc = mdb_get(read_txn_, Dbi(table), &k, &v);
+  std::optional<std::string_view> value;
+  if (rc == 0) {
+    // Copy out: the snapshot is released below, before the caller reads the value.
+    read_buffer_.assign(FromVal(v));
+    value = read_buffer_;
+  }
+  mdb_txn_reset(read_txn_);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("get", rc);
+  return value;
+}
+
+void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
+  const bool immediate = options_.commit_interval.count() == 0;
+  policy::Transition transition;
+  Status failure;
+  {
+    std::unique_lock lock(mutex_);
+    if (pending_.size() >= kMaxPendingRecords) {
+      lock.unlock();
+      done(Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)"));
+      return;
+    }
+    // Each read is decoded before the next one reuses read_buffer_.
+    auto read = [&](Table table, const std::string& key) -> std::optional<std::string_view> {
+      auto value = ReadLocked(table, key);
+      if (!value.ok()) {
+        if (failure.ok()) failure = value.status();
+        return std::nullopt;
+      }
+      return *value;
+    };
+    policy::PriorState prior = ReadPrior(keys, now, options_.timing, read);
+    if (failure.ok()) {
+      transition = policy::Decide(prior, now, options_.timing);
+      ApplyTransition(keys, transition, [this](Table table, const std::string& key, std::string value) {
+        pending_[OverlayKeyFor(table, key)] = std::move(value);
+      });
+    }
+  }
+  if (!failure.ok()) {
+    done(failure);
+    return;
+  }
+  if (immediate) {
+    Status status = CommitPending();
+    if (!status.ok()) {
+      done(status);
+      return;
+    }
+  }
+  done(std::move(transition));
+}
+
+Status LmdbStore::CommitPending() {
+  std::lock_guard commit_lock(commit_mutex_);
+  {
+    std::lock_guard lock(mutex_);
+    if (pending_.empty()) return Status::Ok();
+    committing_.swap(pending_);
+  }
+  Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
+    for (const auto& [overlay_key, value] : committing_) {
+      Table table = overlay_key[0] == 't' ? Table::kTriplets : Table::kClients;
+      MDB_val k = ToVal(std::string_view(overlay_key).substr(1));
+      int rc;
+      if (value) {
+        MDB_val v = ToVal(*value);
+        rc = mdb_put(txn, Dbi(table), &k, &v, 0);
+      } else {
+        rc = mdb_del(txn, Dbi(table), &k, nullptr);
+        if (rc == MDB_NOTFOUND) rc = 0;
+      }
+      if (rc != 0) return rc;
+    }
+    return 0;
+  });
+  std::lock_guard lock(mutex_);
+  if (!status.ok()) {
+    // Keep the updates for the next attempt; newer pending values win.
+    for (auto& [key, value] : committing_) pending_.try_emplace(key, std::move(value));
+  }
+  committing_.clear();
+  return status;
+}
+
+void LmdbStore::CommitLoop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, options_.commit_interval);
+    if (stopping_) break;
+    lock.unlock();
+    Status status = CommitPending();
+    if (!status.ok()) log::Error("lmdb: commit failed, will retry: {}", status.message());
+    if (options_.background_expiry) {
+      UnixTime now = options_.clock != nullptr ? options_.clock->Now() : SystemClock().Now();
+      auto expired = ExpireSome(now, options_.expiry_batch);
+      if (!expired.ok()) log::Error("lmdb: expiry failed: {}", expired.status().message());
+    }
+    lock.lock();
+  }
+}
+
+Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
+  std::lock_guard commit_lock(commit_mutex_);
+  size_t deleted = 0;
+  Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
+    deleted = 0;
+    size_t examined = 0;
+    for (Table table : {Table::kTriplets, Table::kClients}) {
+      std::optional<std::string>& resume = expiry_resume_[table == Table::kTriplets ? 0 : 1];
+      MDB_cursor* cursor = nullptr;
+      int rc = mdb_cursor_open(txn, Dbi(table), &cursor);
+      if (rc != 0) return rc;
+      MDB_val k, v;
+      if (resume) {
+        k = ToVal(*resume);
+        rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+      } else {
+        rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+      }
+      while (rc == 0 && examined < max_records) {
+        ++examined;
+        std::string_view key = FromVal(k);
+        bool pending;
+        {
+          std::lock_guard lock(mutex_);
+          pending = pending_.contains(OverlayKeyFor(table, key));
+        }
+        if (!pending && ShouldExpire(table, FromVal(v), now, options_.timing)) {
+          if ((rc = mdb_cursor_del(cursor, 0)) != 0) break;
+          ++deleted;
+          // After a delete LMDB's MDB_NEXT yields the record that followed, not the one after.
+        }
+        rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+      }
+      if (rc == 0) {
+        resume = std::string(FromVal(k));
+      } else if (rc == MDB_NOTFOUND) {
+        resume.reset();  // wrapped around: the next step starts at the beginning
+      } else {
+        mdb_cursor_close(cursor);
+        return rc;
+      }
+      mdb_cursor_close(cursor);
+    }
+    return 0;
+  });
+  if (!status.ok()) return status;
+  return deleted;
+}
+
+Status LmdbStore::Flush() { return CommitPending(); }
+
+Result<std::optional<std::string>> LmdbStore::Get(Table table, std::string_view key) {
+  std::lock_guard lock(mutex_);
+  auto value = ReadLocked(table, std::string(key));
+  if (!value.ok()) return value.status();
+  if (!*value) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(**value));
+}
+
+Status LmdbStore::Put(Table table, std::string_view key, std::string_view value) {
+  {
+    std::lock_guard lock(mutex_);
+    pending_[OverlayKeyFor(table, key)] = std::string(value);
+  }
+  return CommitPending();
+}
+
+Status LmdbStore::Delete(Table table, std::string_view key) {
+  {
+    std::lock_guard lock(mutex_);
+    pending_[OverlayKeyFor(table, key)] = std::nullopt;
+  }
+  return CommitPending();
+}
+
+Status LmdbStore::ForEach(Table table, const VisitFunction& visit) {
+  Status flushed = Flush();
+  if (!flushed.ok()) return flushed;
+  ReadTxn txn;
+  int rc = txn.Begin(env_);
+  if (rc == MDB_MAP_RESIZED) {
+    mdb_env_set_mapsize(env_, 0);
+    rc = txn.Begin(env_);
+  }
+  if (rc != 0) return LmdbError("read txn", rc);
+  MDB_cursor* cursor = nullptr;
+  if ((rc = mdb_cursor_open(txn.get(), Dbi(table), &cursor)) != 0) return LmdbError("cursor", rc);
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+    if (!visit(FromVal(k), FromVal(v))) break;
+  }
+  mdb_cursor_close(cursor);
+  return rc == 0 || rc == MDB_NOTFOUND ? Status::Ok() : LmdbError("cursor_get", rc);
+}
+
+}  // namespace greylight::store

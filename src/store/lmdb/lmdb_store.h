@@ -1,0 +1,106 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "store/store.h"
+#include "util/clock.h"
+
+typedef struct MDB_env MDB_env;
+typedef struct MDB_txn MDB_txn;
+typedef unsigned int MDB_dbi;
+
+namespace greylight::store {
+
+struct LmdbOptions {
+  // Group commit: updates are acknowledged at once and committed (with fsync) together
+  // every commit_interval, so a crash or power loss loses at most the last interval of
+  // updates and never corrupts the database. Zero commits every request durably before
+  // answering it, as postgrey does.
+  static constexpr std::chrono::milliseconds kDefaultCommitInterval{50};
+  static constexpr size_t kDefaultExpiryBatch = 2000;  // records examined per commit
+  static constexpr size_t kDefaultInitialMapBytes = size_t{64} << 20;
+
+  std::filesystem::path dbdir;
+  policy::GreylistTiming timing;
+  std::chrono::milliseconds commit_interval = kDefaultCommitInterval;
+  // Expire records in the background commit thread (only with commit_interval > 0).
+  bool background_expiry = true;
+  size_t expiry_batch = kDefaultExpiryBatch;
+  // The memory map starts at this size and doubles whenever a commit finds it full.
+  size_t initial_map_bytes = kDefaultInitialMapBytes;
+  // Hold <dbdir>/greylight.lock exclusively, so only one daemon owns the dbdir. Tools that
+  // work beside a running daemon leave it off.
+  bool exclusive = true;
+  const Clock* clock = nullptr;  // for background expiry; nullptr means the system clock
+};
+
+// The embedded default store: one LMDB environment <dbdir>/greylight.lmdb with the named
+// databases "triplets" and "clients", values in postgrey's formats. LMDB quirks (map
+// growth, stale readers, resizes by other processes) stay inside this class.
+class LmdbStore final : public Store {
+ public:
+  static constexpr std::string_view kDataFile = "greylight.lmdb";
+  static constexpr std::string_view kLockFile = "greylight.lock";
+
+  // Opens or creates the environment. Fails with kBusy if another daemon holds the lock.
+  static Result<std::unique_ptr<LmdbStore>> Open(LmdbOptions options);
+  ~LmdbStore() override;
+
+  void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
+  Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
+  Status Put(Table table, std::string_view key, std::string_view value) override;
+  Status Delete(Table table, std::string_view key) override;
+  Status ForEach(Table table, const VisitFunction& visit) override;
+  Result<size_t> ExpireSome(UnixTime now, size_t max_records) override;
+  Status Flush() override;
+
+  // Current size of the memory map, for tests of map growth.
+  size_t map_bytes() const;
+
+ private:
+  // A pending change: a value to put, or nullopt to delete.
+  using Overlay = std::unordered_map<std::string, std::optional<std::string>>;
+
+  explicit LmdbStore(LmdbOptions options);
+  Status OpenEnvironment();
+  void CommitLoop();
+  // Moves pending_ into one durable write transaction.
+  Status CommitPending();
+  // Runs `body` in a write transaction, growing the map and retrying on MDB_MAP_FULL.
+  template <typename Body>
+  Status WithWriteTxn(Body&& body);
+  // Reads `key` through the overlays, then LMDB. REQUIRES: mutex_ held.
+  Result<std::optional<std::string_view>> ReadLocked(Table table, const std::string& key);
+  Status GrowMap();
+  MDB_dbi Dbi(Table table) const { return table == Table::kTriplets ? triplets_ : clients_; }
+  static std::string OverlayKeyFor(Table table, std::string_view key);
+
+  const LmdbOptions options_;
+  int lock_fd_ = -1;
+  MDB_env* env_ = nullptr;
+  MDB_dbi triplets_ = 0;
+  MDB_dbi clients_ = 0;
+
+  mutable std::mutex mutex_;        // guards everything below and map resizes
+  MDB_txn* read_txn_ = nullptr;     // reused (reset/renew) for Check reads
+  Overlay pending_;                 // acknowledged, not yet in a write transaction
+  Overlay committing_;              // in the write transaction being committed
+  std::string read_buffer_;         // value copy for reads from the overlays
+
+  std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
+  std::optional<std::string> expiry_resume_[2];  // where the next expiry step starts
+
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread committer_;
+};
+
+}  // namespace greylight::store

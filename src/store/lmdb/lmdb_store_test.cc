@@ -1,0 +1,148 @@
+#include "store/lmdb/lmdb_store.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "store/store_conformance.h"
+#include "support/temp_dir.h"
+
+namespace greylight::store {
+namespace {
+
+using testing_support::TempDir;
+
+// Owns the temporary dbdir of a store created for the conformance suite.
+class LmdbStoreInTempDir final : public Store {
+ public:
+  static std::unique_ptr<Store> Create(const policy::GreylistTiming& timing,
+                                       std::chrono::milliseconds interval) {
+    auto owner = std::unique_ptr<LmdbStoreInTempDir>(new LmdbStoreInTempDir());
+    LmdbOptions options;
+    options.dbdir = owner->dir_.path();
+    options.timing = timing;
+    options.commit_interval = interval;
+    options.background_expiry = false;
+    options.initial_map_bytes = 1 << 20;
+    auto store = LmdbStore::Open(options);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    owner->store_ = std::move(store.value());
+    return owner;
+  }
+  void Check(const CheckKeys& k, UnixTime now, CheckCallback done) override {
+    store_->Check(k, now, std::move(done));
+  }
+  Result<std::optional<std::string>> Get(Table t, std::string_view k) override { return store_->Get(t, k); }
+  Status Put(Table t, std::string_view k, std::string_view v) override { return store_->Put(t, k, v); }
+  Status Delete(Table t, std::string_view k) override { return store_->Delete(t, k); }
+  Status ForEach(Table t, const VisitFunction& f) override { return store_->ForEach(t, f); }
+  Result<size_t> ExpireSome(UnixTime now, size_t n) override { return store_->ExpireSome(now, n); }
+  Status Flush() override { return store_->Flush(); }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<LmdbStore> store_;  // destroyed before dir_
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    Lmdb, StoreConformanceTest,
+    testing::Values(
+        StoreFactory{"lmdb_commit_each_request",
+                     [](const policy::GreylistTiming& timing) {
+                       return LmdbStoreInTempDir::Create(timing, std::chrono::milliseconds(0));
+                     }},
+        StoreFactory{"lmdb_group_commit",
+                     [](const policy::GreylistTiming& timing) {
+                       return LmdbStoreInTempDir::Create(timing, std::chrono::milliseconds(5));
+                     }}),
+    [](const auto& info) { return info.param.name; });
+
+LmdbOptions OptionsFor(const TempDir& dir) {
+  LmdbOptions options;
+  options.dbdir = dir.path();
+  options.commit_interval = std::chrono::milliseconds(1000);
+  options.background_expiry = false;
+  return options;
+}
+
+void CheckSync(Store& store, const CheckKeys& keys, long long now) {
+  bool called = false;
+  store.Check(keys, FromUnixSeconds(now), [&](Result<policy::Transition> r) {
+    EXPECT_TRUE(r.ok());
+    called = true;
+  });
+  EXPECT_TRUE(called) << "LMDB decides before returning";
+}
+
+TEST(LmdbStoreTest, StateSurvivesReopen) {
+  TempDir dir;
+  {
+    auto store = LmdbStore::Open(OptionsFor(dir));
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    CheckSync(**store, {"k", "1.2.3.4"}, 1800000000);
+    CheckSync(**store, {"k", "1.2.3.4"}, 1800000300);
+    // Not flushed explicitly: closing commits what is pending.
+  }
+  auto store = LmdbStore::Open(OptionsFor(dir));
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->Get(Table::kTriplets, "k").value(), "1800000000,1800000300");
+  EXPECT_EQ((*store)->Get(Table::kClients, "1.2.3.4").value(), "1,1800000300");
+}
+
+TEST(LmdbStoreTest, SecondOwnerOfADbdirIsRefused) {
+  TempDir dir;
+  auto first = LmdbStore::Open(OptionsFor(dir));
+  ASSERT_TRUE(first.ok());
+  auto second = LmdbStore::Open(OptionsFor(dir));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Status::Code::kBusy);
+  EXPECT_EQ(second.status().message(), "locked: " + (dir.path() / "greylight.lock").string());
+  LmdbOptions shared = OptionsFor(dir);
+  shared.exclusive = false;  // tools work beside the daemon
+  EXPECT_TRUE(LmdbStore::Open(shared).ok());
+}
+
+TEST(LmdbStoreTest, MapGrowsWhenFull) {
+  TempDir dir;
+  LmdbOptions options = OptionsFor(dir);
+  options.initial_map_bytes = 256 << 10;
+  auto store = LmdbStore::Open(options);
+  ASSERT_TRUE(store.ok());
+  for (int i = 0; i < 20000; ++i) {
+    CheckSync(**store, {fmt::format("192.0.2.0/sender{}@example.net/rcpt@example.org", i), ""},
+              1800000000 + i);
+  }
+  ASSERT_TRUE((*store)->Flush().ok());
+  EXPECT_GT((*store)->map_bytes(), options.initial_map_bytes);
+  EXPECT_EQ((*store)->Get(Table::kTriplets, "192.0.2.0/sender19999@example.net/rcpt@example.org")
+                .value(),
+            "1800019999,1800019999");
+}
+
+TEST(LmdbStoreTest, PendingUpdatesAreReadBeforeCommit) {
+  TempDir dir;
+  LmdbOptions options = OptionsFor(dir);
+  options.commit_interval = std::chrono::milliseconds(60000);  // never during the test
+  auto store = LmdbStore::Open(options);
+  ASSERT_TRUE(store.ok());
+  CheckSync(**store, {"k", ""}, 1800000000);
+  EXPECT_EQ((*store)->Get(Table::kTriplets, "k").value(), "1800000000,1800000000");
+  // A second process (tool) sees it only once committed.
+  LmdbOptions reader_options = options;
+  reader_options.exclusive = false;
+  auto reader = LmdbStore::Open(reader_options);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->Get(Table::kTriplets, "k").value(), std::nullopt);
+  ASSERT_TRUE((*store)->Flush().ok());
+  EXPECT_EQ((*reader)->Get(Table::kTriplets, "k").value(), "1800000000,1800000000");
+}
+
+TEST(LmdbStoreTest, UnwritableDbdirFailsToOpen) {
+  LmdbOptions options;
+  options.dbdir = "/proc/greylight-cannot-exist";
+  auto store = LmdbStore::Open(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_FALSE(store.status().message().empty());
+}
+
+}  // namespace
+}  // namespace greylight::store

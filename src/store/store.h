@@ -1,0 +1,60 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "policy/greylist_state.h"
+#include "util/clock.h"
+#include "util/status.h"
+
+namespace greylight::store {
+
+// The two tables postgrey keeps: triplets ("first,last") and the client auto-whitelist
+// ("count,last"). Keys and values use postgrey's formats (policy/records.h).
+enum class Table { kTriplets, kClients };
+std::string_view TableName(Table table);
+
+// The keys one request touches. `client` is empty when the auto-whitelist is disabled.
+struct CheckKeys {
+  std::string triplet;
+  std::string client;
+};
+
+using CheckCallback = std::function<void(Result<policy::Transition>)>;
+using VisitFunction = std::function<bool(std::string_view key, std::string_view value)>;
+
+// Greylisting state. Every backend implements Check() as one atomic read-decide-write, so
+// two requests for the same triplet or client (even from different MX hosts sharing the
+// store) cannot lose an update. The decision itself is always policy::Decide(): a backend
+// only supplies the records and stores the result.
+//
+// Thread-safety: all methods may be called from any thread.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Reads the live records for `keys` (malformed and max-age-expired ones count as
+  // absent), applies policy::Decide at `now` and writes the transition's records.
+  // Calls `done` exactly once: before returning (embedded backends) or later from a
+  // backend thread (network backends). On a backend fault `done` gets a non-ok Status and
+  // nothing is written.
+  virtual void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) = 0;
+
+  // Raw access for tools, migration and tests. Values are in postgrey's formats.
+  virtual Result<std::optional<std::string>> Get(Table table, std::string_view key) = 0;
+  virtual Status Put(Table table, std::string_view key, std::string_view value) = 0;
+  virtual Status Delete(Table table, std::string_view key) = 0;
+  // Calls `visit` for every record of `table` until it returns false.
+  virtual Status ForEach(Table table, const VisitFunction& visit) = 0;
+
+  // Deletes up to `max_records` records that policy::Expired() says may go, continuing
+  // where the previous call stopped; returns how many were deleted.
+  virtual Result<size_t> ExpireSome(UnixTime now, size_t max_records) = 0;
+
+  // Makes every write acknowledged so far durable. Called at shutdown.
+  virtual Status Flush() = 0;
+};
+
+}  // namespace greylight::store

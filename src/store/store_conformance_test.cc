@@ -1,0 +1,190 @@
+#include "store/store_conformance.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "store/memory_store.h"
+
+namespace greylight::store {
+namespace {
+
+constexpr long long T = 1800000000;
+
+policy::Transition CheckNow(Store& store, const CheckKeys& keys, long long now) {
+  std::optional<Result<policy::Transition>> result;
+  std::mutex mutex;
+  std::condition_variable done;
+  store.Check(keys, FromUnixSeconds(now), [&](Result<policy::Transition> r) {
+    std::lock_guard lock(mutex);
+    result.emplace(std::move(r));
+    done.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  done.wait(lock, [&] { return result.has_value(); });
+  EXPECT_TRUE(result->ok()) << result->status().message();
+  return result->ok() ? result->value() : policy::Transition{};
+}
+
+std::optional<std::string> GetValue(Store& store, Table table, std::string_view key) {
+  auto value = store.Get(table, key);
+  EXPECT_TRUE(value.ok()) << value.status().message();
+  return value.ok() ? *value : std::nullopt;
+}
+
+TEST_P(StoreConformanceTest, NewTripletIsWritten) {
+  auto store = Create();
+  policy::Transition t = CheckNow(*store, {"net/a@b/c@d", "1.2.3.4"}, T);
+  EXPECT_TRUE(t.greylisted());
+  EXPECT_EQ(t.first, FromUnixSeconds(T));
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "net/a@b/c@d"), "1800000000,1800000000");
+  EXPECT_EQ(GetValue(*store, Table::kClients, "1.2.3.4"), std::nullopt);
+}
+
+TEST_P(StoreConformanceTest, PassAfterDelayCountsClient) {
+  auto store = Create();
+  CheckNow(*store, {"k", "1.2.3.4"}, T);
+  policy::Transition t = CheckNow(*store, {"k", "1.2.3.4"}, T + 300);
+  EXPECT_FALSE(t.greylisted());
+  EXPECT_FALSE(t.last_was_successful);
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "k"), "1800000000,1800000300");
+  EXPECT_EQ(GetValue(*store, Table::kClients, "1.2.3.4"), "1,1800000300");
+  t = CheckNow(*store, {"k", "1.2.3.4"}, T + 400);
+  EXPECT_TRUE(t.last_was_successful);
+}
+
+TEST_P(StoreConformanceTest, NoClientKeyMeansNoClientRecord) {
+  auto store = Create();
+  CheckNow(*store, {"k", ""}, T);
+  CheckNow(*store, {"k", ""}, T + 300);
+  bool any = false;
+  ASSERT_TRUE(store->ForEach(Table::kClients, [&](auto, auto) { return any = true; }).ok());
+  EXPECT_FALSE(any);
+}
+
+TEST_P(StoreConformanceTest, RawAccessRoundTrip) {
+  auto store = Create();
+  ASSERT_TRUE(store->Put(Table::kTriplets, "a", "1,2").ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "b", "3,4").ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "a", "5,6").ok());
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "a"), "1,2");
+  EXPECT_EQ(GetValue(*store, Table::kClients, "a"), "5,6");
+  std::map<std::string, std::string> seen;
+  ASSERT_TRUE(store->ForEach(Table::kTriplets, [&](std::string_view k, std::string_view v) {
+                     seen[std::string(k)] = std::string(v);
+                     return true;
+                   }).ok());
+  EXPECT_EQ(seen, (std::map<std::string, std::string>{{"a", "1,2"}, {"b", "3,4"}}));
+  ASSERT_TRUE(store->Delete(Table::kTriplets, "a").ok());
+  ASSERT_TRUE(store->Delete(Table::kTriplets, "never-there").ok());
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "a"), std::nullopt);
+  EXPECT_EQ(GetValue(*store, Table::kClients, "a"), "5,6");
+}
+
+TEST_P(StoreConformanceTest, CorruptAndExpiredRecordsAreAbsent) {
+  auto store = Create();
+  ASSERT_TRUE(store->Put(Table::kTriplets, "corrupt", "not,a,record").ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "old", "1000,1000").ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "9.9.9.9", "garbage").ok());
+  EXPECT_EQ(CheckNow(*store, {"corrupt", "9.9.9.9"}, T).first, FromUnixSeconds(T));
+  EXPECT_EQ(CheckNow(*store, {"old", "9.9.9.9"}, T).first, FromUnixSeconds(T));
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "corrupt"), "1800000000,1800000000");
+}
+
+TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
+  policy::GreylistTiming timing;
+  auto store = Create(timing);
+  const long long day = 86400;
+  // live: passed recently; abandoned: never passed, older than the retry window;
+  // old: passed, not seen for longer than max-age; pending: recent attempt.
+  ASSERT_TRUE(store->Put(Table::kTriplets, "live", fmt::format("{},{}", T - 10 * day, T - day)).ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "abandoned", fmt::format("{},{}", T - 3 * day, T - 3 * day + 10)).ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "old", fmt::format("{},{}", T - 40 * day, T - 36 * day)).ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "pending", fmt::format("{},{}", T - 60, T - 60)).ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "malformed", "x").ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "1.1.1.1", fmt::format("3,{}", T - 36 * day)).ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "2.2.2.2", fmt::format("3,{}", T - day)).ok());
+  size_t deleted = 0;
+  for (int step = 0; step < 20; ++step) {  // small batches must still cover everything
+    auto n = store->ExpireSome(FromUnixSeconds(T), 2);
+    ASSERT_TRUE(n.ok()) << n.status().message();
+    deleted += *n;
+  }
+  EXPECT_EQ(deleted, 4u);
+  EXPECT_TRUE(GetValue(*store, Table::kTriplets, "live"));
+  EXPECT_TRUE(GetValue(*store, Table::kTriplets, "pending"));
+  EXPECT_FALSE(GetValue(*store, Table::kTriplets, "abandoned"));
+  EXPECT_FALSE(GetValue(*store, Table::kTriplets, "old"));
+  EXPECT_FALSE(GetValue(*store, Table::kTriplets, "malformed"));
+  EXPECT_FALSE(GetValue(*store, Table::kClients, "1.1.1.1"));
+  EXPECT_TRUE(GetValue(*store, Table::kClients, "2.2.2.2"));
+}
+
+// Random traffic over a few keys must give exactly the transitions and records of the
+// in-memory reference store.
+TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
+  policy::GreylistTiming timing;
+  timing.retry_window = Seconds(3000);
+  timing.awl_threshold = 3;
+  auto store = Create(timing);
+  MemoryStore reference(timing);
+  const unsigned seed = testing::UnitTest::GetInstance()->random_seed();
+  std::mt19937 random(seed);
+  long long now = T;
+  for (int i = 0; i < 2000; ++i) {
+    now += std::uniform_int_distribution<int>(0, 900)(random);
+    CheckKeys keys{fmt::format("triplet{}", random() % 12), fmt::format("client{}", random() % 3)};
+    policy::Transition got = CheckNow(*store, keys, now);
+    policy::Transition want = CheckNow(reference, keys, now);
+    ASSERT_EQ(got.greylisted(), want.greylisted()) << "seed " << seed << " step " << i;
+    ASSERT_EQ(got.client_awl_pass, want.client_awl_pass) << "seed " << seed << " step " << i;
+    ASSERT_EQ(got.missing, want.missing) << "seed " << seed << " step " << i;
+    ASSERT_EQ(got.awl_threshold_reached, want.awl_threshold_reached) << "seed " << seed;
+    ASSERT_EQ(got.last_was_successful, want.last_was_successful) << "seed " << seed;
+  }
+  for (Table table : {Table::kTriplets, Table::kClients}) {
+    std::map<std::string, std::string> got, want;
+    ASSERT_TRUE(store->ForEach(table, [&](auto k, auto v) {
+                       got[std::string(k)] = std::string(v);
+                       return true;
+                     }).ok());
+    ASSERT_TRUE(reference.ForEach(table, [&](auto k, auto v) {
+                           want[std::string(k)] = std::string(v);
+                           return true;
+                         }).ok());
+    EXPECT_EQ(got, want) << TableName(table) << " seed " << seed;
+  }
+}
+
+// Concurrent checks of one triplet: exactly one may find it absent. A store whose
+// read-decide-write is not atomic lets two threads both see "absent".
+TEST_P(StoreConformanceTest, ConcurrentChecksDoNotLoseUpdates) {
+  auto store = Create();
+  constexpr int kThreads = 4;
+  constexpr int kChecksPerThread = 200;
+  std::atomic<long long> clock{T};
+  std::atomic<int> saw_absent{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      for (int j = 0; j < kChecksPerThread; ++j) {
+        long long now = clock.fetch_add(1);
+        policy::Transition t = CheckNow(*store, {"shared", "10.0.0.1"}, now);
+        if (t.first == FromUnixSeconds(now) && !t.first_corrected) saw_absent.fetch_add(1);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(saw_absent.load(), 1);
+  auto value = GetValue(*store, Table::kTriplets, "shared");
+  ASSERT_TRUE(value);
+  EXPECT_TRUE(policy::DecodeTriplet(*value));
+}
+
+}  // namespace
+}  // namespace greylight::store

@@ -1,0 +1,93 @@
+#include "util/log.h"
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <utility>
+
+namespace greylight::log {
+namespace {
+
+std::atomic<Level> g_level{Level::kNotice};
+std::atomic<Sink> g_sink{Sink::kStderr};
+std::string g_ident = "greylight";
+
+int SyslogPriority(Level level) {
+  switch (level) {
+    case Level::kError: return LOG_ERR;
+    case Level::kWarning: return LOG_WARNING;
+    case Level::kNotice: return LOG_NOTICE;
+    case Level::kInfo: return LOG_INFO;
+    case Level::kDebug: return LOG_DEBUG;
+  }
+  return LOG_NOTICE;
+}
+
+}  // namespace
+
+void Configure(Level level, Sink sink, std::string_view ident, int facility) {
+  g_level = level;
+  g_sink = sink;
+  if (sink == Sink::kSyslog) {
+    g_ident = std::string(ident);  // openlog keeps the pointer: keep the string alive
+    openlog(g_ident.c_str(), LOG_PID | LOG_NDELAY, facility);
+  }
+}
+
+Level CurrentLevel() { return g_level.load(std::memory_order_relaxed); }
+
+void Write(Level level, std::string_view message) {
+  if (g_sink.load(std::memory_order_relaxed) == Sink::kSyslog) {
+    syslog(SyslogPriority(level), "%.*s", static_cast<int>(message.size()), message.data());
+    return;
+  }
+  std::string line;
+  line.reserve(message.size() + 1);
+  line.append(message);
+  line.push_back('\n');
+  std::string_view rest = line;
+  while (!rest.empty()) {
+    ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
+    if (n <= 0) return;  // nowhere left to report a failing stderr
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+void AppendEscaped(std::string& out, std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : value) {
+    if (c < 0x20 || c >= 0x7f || c == ',') {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+}
+
+std::string Escaped(std::string_view value) {
+  std::string out;
+  AppendEscaped(out, value);
+  return out;
+}
+
+int FacilityFromName(std::string_view name) {
+  static constexpr std::array<std::pair<std::string_view, int>, 20> kFacilities{{
+      {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},
+      {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},           {"kern", LOG_KERN},
+      {"lpr", LOG_LPR},       {"mail", LOG_MAIL},         {"news", LOG_NEWS},
+      {"syslog", LOG_SYSLOG}, {"user", LOG_USER},         {"uucp", LOG_UUCP},
+      {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},     {"local2", LOG_LOCAL2},
+      {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},     {"local5", LOG_LOCAL5},
+      {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+  }};
+  for (const auto& [facility_name, value] : kFacilities) {
+    if (facility_name == name) return value;
+  }
+  return -1;
+}
+
+}  // namespace greylight::log

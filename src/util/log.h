@@ -1,0 +1,49 @@
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+namespace greylight::log {
+
+// postgrey's (Net::Server's) numeric levels, so -q/-v mean what postgrey users expect:
+// a message is written when its level <= the configured level (default kNotice).
+enum class Level { kError = 0, kWarning = 1, kNotice = 2, kInfo = 3, kDebug = 4 };
+
+enum class Sink { kStderr, kSyslog };
+
+// Process-wide logging configuration. Call before starting threads. The syslog sink
+// uses `ident` and `facility` (a syslog(3) LOG_* facility value).
+void Configure(Level level, Sink sink, std::string_view ident = "greylight", int facility = 0);
+Level CurrentLevel();
+inline bool Enabled(Level level) { return level <= CurrentLevel(); }
+
+// Writes one line. Thread-safe; each line is written with a single write(2) call.
+void Write(Level level, std::string_view message);
+
+template <typename... Args>
+void Log(Level level, fmt::format_string<Args...> format, Args&&... args) {
+  if (Enabled(level)) Write(level, fmt::format(format, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void Error(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kError, f, std::forward<Args>(a)...); }
+template <typename... Args>
+void Warning(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kWarning, f, std::forward<Args>(a)...); }
+template <typename... Args>
+void Notice(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kNotice, f, std::forward<Args>(a)...); }
+template <typename... Args>
+void Info(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kInfo, f, std::forward<Args>(a)...); }
+template <typename... Args>
+void Debug(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kDebug, f, std::forward<Args>(a)...); }
+
+// Appends `value` to `out` so that it cannot forge structure in a log line: bytes outside
+// printable ASCII and the field separator ',' become %XX. Everything else, '%' included,
+// is written as is (postgrey doubled '%'; we do not).
+void AppendEscaped(std::string& out, std::string_view value);
+std::string Escaped(std::string_view value);
+
+// Maps a syslog facility name ("mail", "local0", ...) to its LOG_* value; -1 if unknown.
+int FacilityFromName(std::string_view name);
+
+}  // namespace greylight::log
