@@ -101,6 +101,16 @@ constexpr OptionSpec kDaemonOptions[] = {
      "answer when the store fails (DUNNO fails open)", "greylight"},
     {"--idle-timeout", Arity::kValue, "SECONDS", "3600",
      "close a connection idle for this long (Postfix closes its own after 300 s)", "greylight"},
+    {"--request-timeout", Arity::kValue, "SECONDS", "60",
+     "close a connection whose started request is not complete within this time", "greylight"},
+    {"--max-connections", Arity::kValue, "N", "4000",
+     "most open connections; more are refused with a warning", "greylight"},
+    {"--max-connections-per-peer", Arity::kValue, "N", "1000",
+     "most open TCP connections from one address", "greylight"},
+    {"--allow-from", Arity::kRepeated, "CIDR", "",
+     "accept TCP connections only from these networks (repeatable; default: any, but --inet "
+     "binds loopback unless given a host)",
+     "greylight"},
     {"--max-line-length", Arity::kValue, "BYTES", "8192",
      "longest request line accepted; a longer one closes the connection", "greylight"},
     {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request",
@@ -201,6 +211,25 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   auto idle = ParseInteger<long long>("idle-timeout", o.Last("idle-timeout", "3600"), 1, 86400 * 7);
   if (!idle.ok()) return idle.status();
   c.server.idle_timeout = std::chrono::seconds(*idle);
+  auto request_timeout =
+      ParseInteger<long long>("request-timeout", o.Last("request-timeout", "60"), 1, 3600);
+  if (!request_timeout.ok()) return request_timeout.status();
+  c.server.request_timeout = std::chrono::seconds(*request_timeout);
+  auto max_connections =
+      ParseInteger<size_t>("max-connections", o.Last("max-connections", "4000"), 1, 1000000);
+  if (!max_connections.ok()) return max_connections.status();
+  c.server.max_connections = *max_connections;
+  auto per_peer = ParseInteger<size_t>("max-connections-per-peer",
+                                       o.Last("max-connections-per-peer", "1000"), 1, 1000000);
+  if (!per_peer.ok()) return per_peer.status();
+  c.server.max_connections_per_peer = *per_peer;
+  for (const std::string& cidr : o.All("allow-from")) {
+    auto network = server::ParseNetwork(cidr);
+    if (!network.ok()) {
+      return Status::InvalidArgument(fmt::format("--allow-from: {}", network.status().message()));
+    }
+    c.server.allow_from.push_back(*network);
+  }
   auto line = ParseInteger<size_t>("max-line-length", o.Last("max-line-length", "8192"), 256, 1 << 20);
   if (!line.ok()) return line.status();
   c.server.parser_limits.max_line_bytes = *line;

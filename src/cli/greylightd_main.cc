@@ -2,6 +2,7 @@
 // whitelists, bind, drop privileges, daemonize, open the store, serve.
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +48,13 @@ int Run(const std::vector<std::string>& args) {
   }
   config.engine.version = kGreylightVersion;
   log::Configure(config.log_level, log::Sink::kStderr);
+
+  // Each Postfix smtpd process holds a connection: allow as many descriptors as permitted.
+  struct rlimit files;
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   SystemClock clock;
   asio::io_context io(1);

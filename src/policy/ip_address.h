@@ -27,6 +27,7 @@ struct IpAddress {
   std::string ToPostgreyString() const;
 
   friend bool operator==(const IpAddress&, const IpAddress&) = default;
+  friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
 };
 
 }  // namespace greylight::policy

@@ -7,6 +7,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <cstring>
 #include <deque>
 #include <thread>
 
@@ -37,7 +39,38 @@ std::string DescribeEndpoint(const Protocol::endpoint& endpoint) {
   return "unix";
 }
 
+std::optional<policy::IpAddress> PeerAddress(const Protocol::endpoint& endpoint) {
+  const sockaddr* address = endpoint.data();
+  policy::IpAddress ip;
+  if (address->sa_family == AF_INET) {
+    std::memcpy(ip.bytes.data(), &reinterpret_cast<const sockaddr_in*>(address)->sin_addr, 4);
+    return ip;
+  }
+  if (address->sa_family == AF_INET6) {
+    ip.is_v6 = true;
+    std::memcpy(ip.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr, 16);
+    return ip;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+Result<Network> ParseNetwork(std::string_view text) {
+  size_t slash = text.find('/');
+  auto address = policy::IpAddress::Parse(text.substr(0, slash));
+  if (!address) return Status::InvalidArgument(fmt::format("invalid network '{}'", text));
+  int length = address->bits();
+  if (slash != std::string_view::npos) {
+    std::string_view bits = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), length);
+    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() || length < 0 ||
+        length > address->bits()) {
+      return Status::InvalidArgument(fmt::format("invalid prefix length in '{}'", text));
+    }
+  }
+  return Network{address->Masked(length), length};
+}
 
 struct Server::Listener {
   ListenAddress address;
@@ -48,11 +81,13 @@ struct Server::Listener {
 // Every handler runs on the connection's strand.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Server& server, Protocol::socket socket, std::string peer)
+  Connection(Server& server, Protocol::socket socket, std::string peer,
+             std::optional<policy::IpAddress> peer_ip)
       : server_(server),
         socket_(std::move(socket)),
         idle_timer_(socket_.get_executor()),
         peer_(std::move(peer)),
+        peer_ip_(peer_ip),
         parser_(server.options_.parser_limits) {}
 
   void Start() {
@@ -80,10 +115,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     reading_ = true;
-    idle_timer_.expires_after(server_.options_.idle_timeout);
-    idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    // One timer serves both limits: idle between requests, and the deadline of a request
+    // that has started (a trickling peer is dropped).
+    const bool mid_request = parser_.in_request();
+    if (mid_request) {
+      idle_timer_.expires_at(request_started_ + server_.options_.request_timeout);
+    } else {
+      idle_timer_.expires_after(server_.options_.idle_timeout);
+    }
+    idle_timer_.async_wait([self = shared_from_this(), mid_request](std::error_code ec) {
       if (ec || self->closed_ || !self->reading_) return;
-      log::Info("closing idle connection from {}", self->peer_);
+      if (mid_request) {
+        log::Warning("request from {} not completed within {}s, closing", self->peer_,
+                     self->server_.options_.request_timeout.count());
+      } else {
+        log::Info("closing idle connection from {}", self->peer_);
+      }
       self->Close();
     });
     socket_.async_read_some(
@@ -103,6 +150,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnBytes(std::string_view bytes) {
+    if (!parser_.in_request()) request_started_ = std::chrono::steady_clock::now();
     protocol::ParseError error = parser_.Feed(bytes, parsed_);
     for (protocol::PolicyRequest& request : parsed_) requests_.push_back(std::move(request));
     parsed_.clear();
@@ -190,7 +238,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Protocol::socket socket_;
   asio::steady_timer idle_timer_;
   const std::string peer_;
+
+ public:
+  const std::optional<policy::IpAddress> peer_ip_;  // TCP peers only
+
+ private:
   protocol::RequestParser parser_;
+  std::chrono::steady_clock::time_point request_started_;
   std::vector<protocol::PolicyRequest> parsed_;
   std::deque<protocol::PolicyRequest> requests_;
   engine::HeaderTracker headers_;
@@ -271,9 +325,11 @@ void Server::Accept(Listener& listener) {
           log::Warning("accept on {} failed: {}", listener.address.ToString(), ec.message());
         } else {
           std::error_code ignored;
-          std::string peer = listener.address.kind == ListenAddress::Kind::kUnix
-                                 ? "unix:" + listener.address.path
-                                 : DescribeEndpoint(socket.remote_endpoint(ignored));
+          const bool is_unix = listener.address.kind == ListenAddress::Kind::kUnix;
+          Protocol::endpoint remote = socket.remote_endpoint(ignored);
+          std::string peer = is_unix ? "unix:" + listener.address.path : DescribeEndpoint(remote);
+          std::optional<policy::IpAddress> peer_ip;
+          if (!is_unix) peer_ip = PeerAddress(remote);
           if (log::Enabled(log::Level::kInfo)) {
             log::Info("CONNECT {} Peer: \"{}\" Local: \"{}\"",
                       listener.address.kind == ListenAddress::Kind::kUnix ? "UNIX" : "TCP", peer,
@@ -282,21 +338,60 @@ void Server::Accept(Listener& listener) {
           if (socket.local_endpoint(ignored).data()->sa_family != AF_UNIX) {
             socket.set_option(asio::ip::tcp::no_delay(true), ignored);
           }
-          auto connection = std::make_shared<Connection>(*this, std::move(socket), std::move(peer));
-          {
-            std::lock_guard lock(connections_mutex_);
-            connections_.insert(connection);
+          if (!Admit(peer_ip, peer)) {
+            socket.close(ignored);
+          } else {
+            auto connection =
+                std::make_shared<Connection>(*this, std::move(socket), std::move(peer), peer_ip);
+            {
+              std::lock_guard lock(connections_mutex_);
+              connections_.insert(connection);
+              if (peer_ip) ++connections_per_peer_[*peer_ip];
+            }
+            connection->Start();
           }
-          connection->Start();
         }
         Accept(listener);
       });
+}
+
+bool Server::Admit(const std::optional<policy::IpAddress>& peer_ip, const std::string& peer) {
+  if (peer_ip && !options_.allow_from.empty()) {
+    bool allowed = false;
+    for (const Network& network : options_.allow_from) allowed = allowed || network.Contains(*peer_ip);
+    if (!allowed) {
+      log::Warning("refused connection from {}: not in --allow-from", peer);
+      return false;
+    }
+  }
+  std::lock_guard lock(connections_mutex_);
+  if (connections_.size() >= options_.max_connections) {
+    log::Warning("refused connection from {}: {} connections open (--max-connections)", peer,
+                 connections_.size());
+    return false;
+  }
+  if (peer_ip) {
+    auto it = connections_per_peer_.find(*peer_ip);
+    if (it != connections_per_peer_.end() && it->second >= options_.max_connections_per_peer) {
+      log::Warning("refused connection from {}: {} connections from this address "
+                   "(--max-connections-per-peer)",
+                   peer, it->second);
+      return false;
+    }
+  }
+  return true;
 }
 
 void Server::Forget(Connection* connection) {
   std::lock_guard lock(connections_mutex_);
   for (auto it = connections_.begin(); it != connections_.end(); ++it) {
     if (it->get() == connection) {
+      if (connection->peer_ip_) {
+        auto peer = connections_per_peer_.find(*connection->peer_ip_);
+        if (peer != connections_per_peer_.end() && --peer->second == 0) {
+          connections_per_peer_.erase(peer);
+        }
+      }
       connections_.erase(it);
       break;
     }

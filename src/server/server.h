@@ -4,12 +4,15 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "engine/greylister.h"
+#include "policy/ip_address.h"
 #include "protocol/request_parser.h"
 #include "server/listen_address.h"
 #include "util/clock.h"
@@ -17,8 +20,20 @@
 
 namespace greylight::server {
 
+// A network in --allow-from.
+struct Network {
+  policy::IpAddress address;
+  int prefix_length = 0;
+  bool Contains(const policy::IpAddress& ip) const { return ip.Within(address, prefix_length); }
+};
+// Parses "192.0.2.0/24", "2001:db8::/32" or a single address.
+Result<Network> ParseNetwork(std::string_view text);
+
 struct ServerOptions {
   static constexpr std::chrono::seconds kDefaultIdleTimeout{3600};
+  static constexpr std::chrono::seconds kDefaultRequestTimeout{60};
+  static constexpr size_t kDefaultMaxConnections = 4000;
+  static constexpr size_t kDefaultMaxConnectionsPerPeer = 1000;
   static constexpr std::chrono::seconds kDefaultShutdownGrace{10};
   static constexpr int kDefaultListenBacklog = 1024;
   static constexpr unsigned kDefaultSocketMode = 0666;
@@ -28,6 +43,12 @@ struct ServerOptions {
   // Longer than Postfix's smtpd_policy_service_max_idle (300 s), so Postfix, not we,
   // closes idle connections in normal operation.
   std::chrono::seconds idle_timeout = kDefaultIdleTimeout;
+  // A request that has started must be complete within this time: a peer that trickles
+  // bytes cannot hold a connection and its buffer forever.
+  std::chrono::seconds request_timeout = kDefaultRequestTimeout;
+  size_t max_connections = kDefaultMaxConnections;
+  size_t max_connections_per_peer = kDefaultMaxConnectionsPerPeer;  // per TCP peer address
+  std::vector<Network> allow_from;  // TCP peers allowed to connect; empty allows all
   // After SIGTERM: how long connections may take to answer what they already received.
   std::chrono::seconds shutdown_grace = kDefaultShutdownGrace;
   int listen_backlog = kDefaultListenBacklog;
@@ -63,6 +84,8 @@ class Server {
   struct Listener;
   void Accept(Listener& listener);
   void Forget(Connection* connection);
+  // Decides whether a new TCP/UNIX connection may be served; logs the refusal if not.
+  bool Admit(const std::optional<policy::IpAddress>& peer_ip, const std::string& peer);
 
   asio::io_context& io_;
   const ServerOptions options_;
@@ -71,6 +94,7 @@ class Server {
   std::vector<std::unique_ptr<Listener>> listeners_;
   mutable std::mutex connections_mutex_;
   std::set<std::shared_ptr<Connection>> connections_;
+  std::map<policy::IpAddress, size_t> connections_per_peer_;  // guarded by connections_mutex_
   bool shutting_down_ = false;  // guarded by connections_mutex_
   asio::steady_timer shutdown_timer_;
 };
