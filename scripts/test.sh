@@ -1,9 +1,60 @@
 #!/usr/bin/env bash
-# Installs what the tests need, builds with warnings as errors and runs every test.
+# Installs what the tests need, builds with warnings as errors and runs every test:
+#   1. the release build: unit, integration, differential and end-to-end tests;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit and integration tests;
+#   3. a ThreadSanitizer build: the concurrency tests of the stores and the server;
+#   4. the libFuzzer targets (clang), each for a bounded time on its seed corpus.
+# GREYLIGHT_QUICK=1 runs stage 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
-build_dir=${BUILD_DIR:-build-ci}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREYLIGHT_WERROR=ON
-cmake --build "$build_dir" -j"$(nproc)"
-ctest --test-dir "$build_dir" --output-on-failure -j2 --timeout 600
+jobs=$(nproc)
+fuzz_seconds=${GREYLIGHT_FUZZ_SECONDS:-30}
+
+stage() { printf '\n=== %s ===\n' "$*"; }
+
+stage "release build and full suite"
+cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREYLIGHT_WERROR=ON
+cmake --build build-ci -j"$jobs"
+ctest --test-dir build-ci --output-on-failure -j2 --timeout 900
+
+[ "${GREYLIGHT_QUICK:-0}" = 1 ] && exit 0
+
+stage "AddressSanitizer + UndefinedBehaviorSanitizer: unit and integration tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGREYLIGHT_WERROR=ON \
+      -DGREYLIGHT_SANITIZE=address,undefined -DGREYLIGHT_BUILD_BENCH=OFF
+cmake --build build-asan -j"$jobs"
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+  ctest --test-dir build-asan --output-on-failure -j2 --timeout 900 -L 'unit|integration' \
+        -E 'differential'
+
+stage "ThreadSanitizer: store and server concurrency tests"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGREYLIGHT_WERROR=ON \
+      -DGREYLIGHT_SANITIZE=thread -DGREYLIGHT_BUILD_BENCH=OFF
+cmake --build build-tsan -j"$jobs"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan --output-on-failure -j2 --timeout 900 \
+        -R 'StoreConformance|LmdbStore|integration_daemon|integration_limits'
+
+stage "libFuzzer targets, ${fuzz_seconds}s each"
+CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREYLIGHT_FUZZ=ON \
+      -DGREYLIGHT_BUILD_TESTS=OFF -DGREYLIGHT_BUILD_BENCH=OFF
+cmake --build build-fuzz -j"$jobs"
+for corpus in tests/fuzz/corpus/*/; do
+  name=$(basename "$corpus")
+  target=build-fuzz/tests/fuzz/fuzz_$name
+  [ -x "$target" ] || continue
+  work=$(mktemp -d)
+  log="$work.log"
+  # New inputs go to a scratch directory; a crash makes libFuzzer exit non-zero and write
+  # the input to crash-* for a regression test.
+  if ! "$target" -max_total_time="$fuzz_seconds" -print_final_stats=1 \
+       -artifact_prefix="$work/" "$work" "$corpus" > "$log" 2>&1; then
+    tail -50 "$log"
+    echo "fuzz_$name found a crash: $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null)"
+    exit 1
+  fi
+  echo "fuzz_$name: $(grep -E 'stat::number_of_executed_units' "$log")"
+  rm -rf "$work" "$log"
+done
+echo "all stages passed"

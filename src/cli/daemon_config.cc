@@ -111,6 +111,9 @@ constexpr OptionSpec kDaemonOptions[] = {
      "accept TCP connections only from these networks (repeatable; default: any, but --inet "
      "binds loopback unless given a host)",
      "greylight"},
+    {"--metrics-listen", Arity::kValue, "[HOST:]PORT", "",
+     "serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT means 127.0.0.1)",
+     "greylight"},
     {"--max-line-length", Arity::kValue, "BYTES", "8192",
      "longest request line accepted; a longer one closes the connection", "greylight"},
     {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request",
@@ -229,6 +232,14 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
       return Status::InvalidArgument(fmt::format("--allow-from: {}", network.status().message()));
     }
     c.server.allow_from.push_back(*network);
+  }
+  if (o.Has("metrics-listen")) {
+    auto metrics = server::ParseInet(o.Last("metrics-listen"));
+    if (!metrics.ok()) {
+      return Status::InvalidArgument(fmt::format("--metrics-listen: {}", metrics.status().message()));
+    }
+    if (metrics->size() != 1) return Status::InvalidArgument("--metrics-listen: one address only");
+    c.metrics_listen = metrics->front();
   }
   auto line = ParseInteger<size_t>("max-line-length", o.Last("max-line-length", "8192"), 256, 1 << 20);
   if (!line.ok()) return line.status();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -33,6 +34,8 @@ struct DaemonConfig {
   std::vector<std::filesystem::path> whitelist_recipients;
   bool whitelist_clients_given = false;
   bool whitelist_recipients_given = false;
+
+  std::optional<server::ListenAddress> metrics_listen;
 
   bool daemonize = false;
   std::string pidfile;

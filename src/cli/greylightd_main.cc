@@ -2,6 +2,7 @@
 // whitelists, bind, drop privileges, daemonize, open the store, serve.
 
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "cli/daemon_config.h"
 #include "engine/greylister.h"
+#include "server/metrics_endpoint.h"
 #include "server/process.h"
 #include "server/server.h"
 #include "store/lmdb/lmdb_store.h"
@@ -60,6 +62,18 @@ int Run(const std::vector<std::string>& args) {
   asio::io_context io(1);
   server::Server server(io, config.server, clock);
   if (Status bound = server.Bind(); !bound.ok()) return Fatal(kExitRuntime, bound.message());
+  store::Store* metrics_store = nullptr;  // set once the store is open
+  std::unique_ptr<server::MetricsEndpoint> metrics_endpoint;
+  if (config.metrics_listen) {
+    metrics_endpoint = std::make_unique<server::MetricsEndpoint>(
+        io, *config.metrics_listen, [&server, &metrics_store] {
+          return server.metrics().Render(metrics_store != nullptr ? metrics_store->Stats()
+                                                                  : store::StoreStats{});
+        });
+    if (Status bound = metrics_endpoint->Bind(); !bound.ok()) {
+      return Fatal(kExitRuntime, bound.message());
+    }
+  }
 
   std::vector<std::string> socket_paths;
   for (const auto& address : config.server.listen) {
@@ -92,6 +106,7 @@ int Run(const std::vector<std::string>& args) {
                  store_or.status().message());
   }
   std::unique_ptr<store::LmdbStore> store = std::move(store_or.value());
+  metrics_store = store.get();
   engine::Greylister greylister(config.engine, *store);
 
   asio::signal_set stop_signals(io, SIGTERM, SIGINT, SIGQUIT);
@@ -99,7 +114,9 @@ int Run(const std::vector<std::string>& args) {
   stop_signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
     log::Notice("Server closing!");
+    sd_notify(0, "STOPPING=1");
     reload_signals.cancel();
+    if (metrics_endpoint) metrics_endpoint->Stop();
     server.Shutdown();
   });
   std::function<void()> wait_reload = [&] {
@@ -112,7 +129,10 @@ int Run(const std::vector<std::string>& args) {
   wait_reload();
 
   server.Start(greylister);
+  if (metrics_endpoint) metrics_endpoint->Start();
   log::Notice("greylightd {} starting! pid({})", kGreylightVersion, static_cast<int>(::getpid()));
+  // systemd Type=notify: ready once the listeners are bound and the store is open.
+  sd_notify(0, "READY=1");
   io.run();
 
   store.reset();  // commits what is pending

@@ -21,6 +21,40 @@ bool HeaderTracker::TakeNew(std::optional<std::string_view> instance) {
   return true;
 }
 
+std::string_view OutcomeAction(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kGreylistNew:
+    case Outcome::kGreylistEarlyRetry: return "greylist";
+    case Outcome::kPassFirst:
+    case Outcome::kPassTriplet:
+    case Outcome::kClientWhitelist:
+    case Outcome::kRecipientWhitelist:
+    case Outcome::kClientAwl: return "pass";
+    case Outcome::kMissingAttribute:
+    case Outcome::kBadClientAddress:
+    case Outcome::kBadTestTime:
+    case Outcome::kStoreError: return "dunno";
+  }
+  return "dunno";
+}
+
+std::string_view OutcomeReason(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kGreylistNew: return "new";
+    case Outcome::kGreylistEarlyRetry: return "early-retry";
+    case Outcome::kPassFirst:
+    case Outcome::kPassTriplet: return "triplet found";
+    case Outcome::kClientWhitelist: return "client whitelist";
+    case Outcome::kRecipientWhitelist: return "recipient whitelist";
+    case Outcome::kClientAwl: return "client AWL";
+    case Outcome::kMissingAttribute: return "attribute missing";
+    case Outcome::kBadClientAddress: return "bad client address";
+    case Outcome::kBadTestTime: return "bad policy_test_time";
+    case Outcome::kStoreError: return "store error";
+  }
+  return "";
+}
+
 Greylister::Greylister(EngineOptions options, store::Store& store)
     : options_(std::move(options)), store_(store) {}
 
@@ -30,17 +64,23 @@ void Greylister::SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> w
 
 namespace {
 
-Decision Pass(std::string reason_log, bool want_log, const protocol::PolicyRequest& request) {
-  Decision decision{"DUNNO", {}, false};
+Decision Pass(Outcome outcome, bool want_log, const protocol::PolicyRequest& request) {
+  Decision decision;
+  decision.action = "DUNNO";
+  decision.outcome = outcome;
   if (want_log) {
     decision.logs.push_back(
-        {log::Level::kNotice, policy::ActionLogLine(request, "pass", reason_log)});
+        {log::Level::kNotice, policy::ActionLogLine(request, "pass", OutcomeReason(outcome))});
   }
   return decision;
 }
 
-Decision DunnoWithWarning(std::string warning) {
-  return Decision{"DUNNO", {{log::Level::kWarning, std::move(warning)}}, false};
+Decision DunnoWithWarning(Outcome outcome, std::string warning) {
+  Decision decision;
+  decision.action = "DUNNO";
+  decision.outcome = outcome;
+  decision.logs.push_back({log::Level::kWarning, std::move(warning)});
+  return decision;
 }
 
 }  // namespace
@@ -56,7 +96,7 @@ void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_no
                                        seconds);
       if (ec != std::errc() || end != test_time->data() + test_time->size()) {
         done(DunnoWithWarning(
-            fmt::format("can't parse policy_test_time: {}", log::Escaped(*test_time))));
+            Outcome::kBadTestTime, fmt::format("can't parse policy_test_time: {}", log::Escaped(*test_time))));
         return;
       }
       now = FromUnixSeconds(seconds);
@@ -66,25 +106,27 @@ void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_no
   for (std::string_view name :
        {attr::kClientAddress, attr::kClientName, attr::kRecipient, attr::kSender}) {
     if (!request.Get(name)) {
-      done(DunnoWithWarning(fmt::format("attribute missing: {}", name)));
+      done(DunnoWithWarning(Outcome::kMissingAttribute,
+                            fmt::format("attribute missing: {}", name)));
       return;
     }
   }
   std::string_view address_text = request.GetOr(attr::kClientAddress);
   std::optional<policy::IpAddress> client = policy::IpAddress::Parse(address_text);
   if (!client) {
-    done(DunnoWithWarning(fmt::format("can't parse client_address from postfix: {}",
+    done(DunnoWithWarning(Outcome::kBadClientAddress,
+                          fmt::format("can't parse client_address from postfix: {}",
                                       log::Escaped(address_text))));
     return;
   }
 
   if (std::shared_ptr<const policy::WhitelistMatcher> whitelists = whitelists_.load()) {
     if (whitelists->MatchClient(request.GetOr(attr::kClientName), *client)) {
-      done(Pass("client whitelist", want_log, request));
+      done(Pass(Outcome::kClientWhitelist, want_log, request));
       return;
     }
     if (whitelists->MatchRecipient(request.GetOr(attr::kRecipient))) {
-      done(Pass("recipient whitelist", want_log, request));
+      done(Pass(Outcome::kRecipientWhitelist, want_log, request));
       return;
     }
   }
@@ -106,7 +148,9 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
                             HeaderTracker& headers) const {
   const bool want_log = log::Enabled(log::Level::kNotice);
   if (!result.ok()) {
-    Decision decision{options_.store_error_action, {}, true};
+    Decision decision;
+    decision.action = options_.store_error_action;
+    decision.outcome = Outcome::kStoreError;
     decision.logs.push_back({log::Level::kWarning,
                              fmt::format("store error, answering {}: {}",
                                          options_.store_error_action, result.status().message())});
@@ -119,12 +163,14 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
   }
   if (t.client_awl_pass) {
     decision.action = "DUNNO";
+    decision.outcome = Outcome::kClientAwl;
     if (want_log) {
       decision.logs.push_back(
           {log::Level::kNotice, policy::ActionLogLine(request, "pass", "client AWL")});
     }
     return decision;
   }
+  decision.client_whitelisted = t.awl_threshold_reached;
   if (t.awl_threshold_reached) {
     std::string_view name = request.GetOr(attr::kClientName);
     std::string address = client.ToPostgreyString();
@@ -138,6 +184,7 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
     decision.action = policy::GreylistAction(
         options_.greylist_action, options_.greylist_text,
         request.Get(attr::kEtrnDomain).has_value(), t.missing, request.GetOr(attr::kRecipient));
+    decision.outcome = t.first == now ? Outcome::kGreylistNew : Outcome::kGreylistEarlyRetry;
     if (want_log) {
       std::string reason = t.first == now ? std::string("new")
                                           : fmt::format("early-retry ({}s missing)",
@@ -146,6 +193,10 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
           {log::Level::kNotice, policy::ActionLogLine(request, "greylist", reason)});
     }
     return decision;
+  }
+  if (!t.last_was_successful) {
+    decision.outcome = Outcome::kPassFirst;
+    decision.delayed = now - t.first;
   }
   if (!t.last_was_successful && headers.TakeNew(request.Get(attr::kInstance))) {
     Seconds delayed = now - t.first;
@@ -162,6 +213,7 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
     return decision;
   }
   decision.action = "DUNNO";
+  if (t.last_was_successful) decision.outcome = Outcome::kPassTriplet;
   if (want_log) {
     decision.logs.push_back(
         {log::Level::kNotice, policy::ActionLogLine(request, "pass", "triplet found")});

@@ -39,11 +39,34 @@ struct LogLine {
   std::string text;
 };
 
+// Why a request got its answer; the labels of the requests metric.
+enum class Outcome {
+  kGreylistNew,
+  kGreylistEarlyRetry,
+  kPassFirst,  // the triplet's first accepted delivery
+  kPassTriplet,
+  kClientWhitelist,
+  kRecipientWhitelist,
+  kClientAwl,
+  kMissingAttribute,
+  kBadClientAddress,
+  kBadTestTime,
+  kStoreError,
+};
+inline constexpr int kOutcomeCount = static_cast<int>(Outcome::kStoreError) + 1;
+// postgrey's action and reason words for an outcome ("greylist"/"new", "pass"/"client AWL";
+// requests answered without a decision have action "dunno").
+std::string_view OutcomeAction(Outcome outcome);
+std::string_view OutcomeReason(Outcome outcome);
+
 // What to answer and what to log for one request.
 struct Decision {
   std::string action;          // never empty
   std::vector<LogLine> logs;   // in the order postgrey logs them
-  bool store_failed = false;   // answered store_error_action
+  Outcome outcome = Outcome::kPassTriplet;
+  Seconds delayed{0};          // kPassFirst: how long the sender took to come back
+  bool client_whitelisted = false;  // this request made the client auto-whitelisted
+  bool store_failed() const { return outcome == Outcome::kStoreError; }
 };
 
 // Per-connection memory of which deliveries (Postfix `instance`) already got an

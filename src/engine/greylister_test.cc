@@ -85,7 +85,9 @@ TEST_F(GreylisterTest, CompatRows1To6) {
   EXPECT_EQ(NoticeLine(d), "action=greylist, reason=new" + kTail);
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000000");
 
+  EXPECT_EQ(d.outcome, Outcome::kGreylistNew);
   d = Ask(T + 60);  // row 2
+  EXPECT_EQ(d.outcome, Outcome::kGreylistEarlyRetry);
   EXPECT_EQ(d.action, kGreyText);
   EXPECT_EQ(NoticeLine(d), "action=greylist, reason=early-retry (240s missing)" + kTail);
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000060");
@@ -97,6 +99,8 @@ TEST_F(GreylisterTest, CompatRows1To6) {
   EXPECT_TRUE(d.action.starts_with("PREPEND X-Greylist: delayed 300 seconds by greylight-0.1.0 at vm; "))
       << d.action;
   EXPECT_EQ(NoticeLine(d), "ABC123: action=pass, reason=triplet found, delay=300" + kTail);
+  EXPECT_EQ(d.outcome, Outcome::kPassFirst);
+  EXPECT_EQ(d.delayed, Seconds(300));
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000300");
   EXPECT_EQ(Stored(store::Table::kClients, "192.0.2.10"), "1,1800000300");
 
@@ -108,6 +112,7 @@ TEST_F(GreylisterTest, CompatRows1To6) {
 
   d = Ask(T + 302, {{"instance", "abc.5"}});  // row 6
   EXPECT_EQ(d.action, "DUNNO");
+  EXPECT_EQ(d.outcome, Outcome::kPassTriplet);
   EXPECT_EQ(NoticeLine(d), "action=pass, reason=triplet found" + kTail);
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000302");
 }
@@ -340,7 +345,7 @@ TEST(GreylisterStoreFailureTest, FailsOpenWithStoreErrorAction) {
   greylister.Decide(request, FromUnixSeconds(T), headers, [&](Decision d) { decision = d; });
   ASSERT_TRUE(decision);
   EXPECT_EQ(decision->action, "DUNNO");
-  EXPECT_TRUE(decision->store_failed);
+  EXPECT_TRUE(decision->store_failed());
   ASSERT_FALSE(decision->logs.empty());
   EXPECT_EQ(decision->logs[0].text, "store error, answering DUNNO: backend down");
 }

@@ -155,6 +155,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (protocol::PolicyRequest& request : parsed_) requests_.push_back(std::move(request));
     parsed_.clear();
     if (error != protocol::ParseError::kNone) {
+      server_.metrics_.ProtocolError();
       // "In case of trouble the policy server must not send a reply": warn and disconnect.
       if (error == protocol::ParseError::kUnknownRequestType) {
         log::Error("unrecognized request type: '{}' from {}, closing",
@@ -174,6 +175,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ProcessRequests() {
     while (!requests_.empty() && !deciding_ && !closed_) {
       deciding_ = true;
+      decide_started_ = std::chrono::steady_clock::now();
       const std::thread::id decider = std::this_thread::get_id();
       inline_decision_ = true;
       server_.greylister_->Decide(
@@ -195,6 +197,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnDecision(engine::Decision decision) {
+    server_.metrics_.RecordDecision(decision, std::chrono::steady_clock::now() - decide_started_);
     for (const engine::LogLine& line : decision.logs) log::Write(line.level, line.text);
     write_buffer_.append("action=").append(decision.action).append("\n\n");
     requests_.pop_front();
@@ -245,6 +248,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   protocol::RequestParser parser_;
   std::chrono::steady_clock::time_point request_started_;
+  std::chrono::steady_clock::time_point decide_started_;
   std::vector<protocol::PolicyRequest> parsed_;
   std::deque<protocol::PolicyRequest> requests_;
   engine::HeaderTracker headers_;
@@ -339,6 +343,7 @@ void Server::Accept(Listener& listener) {
             socket.set_option(asio::ip::tcp::no_delay(true), ignored);
           }
           if (!Admit(peer_ip, peer)) {
+            metrics_.ConnectionRefused();
             socket.close(ignored);
           } else {
             auto connection =
@@ -348,6 +353,7 @@ void Server::Accept(Listener& listener) {
               connections_.insert(connection);
               if (peer_ip) ++connections_per_peer_[*peer_ip];
             }
+            metrics_.ConnectionOpened();
             connection->Start();
           }
         }
@@ -393,6 +399,7 @@ void Server::Forget(Connection* connection) {
         }
       }
       connections_.erase(it);
+      metrics_.ConnectionClosed();
       break;
     }
   }
@@ -419,7 +426,8 @@ void Server::Shutdown() {
       open.assign(connections_.begin(), connections_.end());
     }
     if (open.empty()) return;
-    for (auto& connection : open) connection->Stop();
+    // Armed before Stop(): an idle connection closes inline (strand dispatch) and the last
+    // one to go cancels this timer.
     shutdown_timer_.expires_after(options_.shutdown_grace);
     shutdown_timer_.async_wait([this](std::error_code ec) {
       if (ec) return;
@@ -431,6 +439,7 @@ void Server::Shutdown() {
       if (!left.empty()) log::Warning("closing {} busy connections at shutdown", left.size());
       for (auto& connection : left) connection->Abort();
     });
+    for (auto& connection : open) connection->Stop();
   });
 }
 

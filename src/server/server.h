@@ -14,6 +14,7 @@
 #include "engine/greylister.h"
 #include "policy/ip_address.h"
 #include "protocol/request_parser.h"
+#include "server/daemon_metrics.h"
 #include "server/listen_address.h"
 #include "util/clock.h"
 #include "util/status.h"
@@ -78,6 +79,7 @@ class Server {
   // The bound TCP ports, in listen order (resolves port 0 for tests).
   std::vector<unsigned short> bound_ports() const;
   size_t connection_count() const;
+  DaemonMetrics& metrics() { return metrics_; }
 
  private:
   friend class Connection;
@@ -91,6 +93,7 @@ class Server {
   const ServerOptions options_;
   const engine::Greylister* greylister_ = nullptr;
   const Clock& clock_;
+  DaemonMetrics metrics_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   mutable std::mutex connections_mutex_;
   std::set<std::shared_ptr<Connection>> connections_;

@@ -22,6 +22,14 @@ struct CheckKeys {
   std::string client;
 };
 
+// Counts a backend can report cheaply, for metrics and `greylight stats`. Unknown values
+// stay empty.
+struct StoreStats {
+  std::optional<uint64_t> triplets;
+  std::optional<uint64_t> clients;
+  uint64_t expired_total = 0;  // records removed by the background expiry so far
+};
+
 using CheckCallback = std::function<void(Result<policy::Transition>)>;
 using VisitFunction = std::function<bool(std::string_view key, std::string_view value)>;
 
@@ -55,6 +63,8 @@ class Store {
 
   // Makes every write acknowledged so far durable. Called at shutdown.
   virtual Status Flush() = 0;
+
+  virtual StoreStats Stats() { return {}; }
 };
 
 }  // namespace greylight::store

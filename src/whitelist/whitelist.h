@@ -8,8 +8,11 @@
 // Differences from postgrey (documented fixes):
 // - An entry postgrey would silently drop or misread (bad CIDR such as /33, 300.1.1.1,
 //   an unparsable IPv6 network, a regex PCRE2 cannot compile, an entry with inner
-//   whitespace, a dotted quad with leading zeros that NetAddr::IP reads as octal) makes
-//   loading fail with "<file> line <n>: <reason>", so a reload keeps the previous lists.
+//   whitespace, a dotted quad with leading zeros that NetAddr::IP reads as octal, a
+//   token postgrey would take for a host name although no host name can match it:
+//   digits and dots only such as 1.2.3.4.5, or containing '/' such as 1.2.3.4/123 or an
+//   unterminated /regex) makes loading fail with "<file> line <n>: <reason>", so a
+//   reload keeps the previous lists.
 // - `a.b` means a.b.0.0/16 as postgrey documents (postgrey's code makes it a /24).
 // - A file that exists but cannot be read is an error; only a missing file is a warning.
 
@@ -88,8 +91,8 @@ class Whitelists final : public policy::WhitelistMatcher {
   // A list with no entries: matches nothing.
   static std::shared_ptr<const Whitelists> Empty();
 
-  std::optional<policy::WhitelistHit> MatchClient(
-      std::string_view client_name, const policy::IpAddress& address) const override;
+  std::optional<policy::WhitelistHit> MatchClient(std::string_view client_name,
+                                                  const policy::IpAddress& address) const override;
   std::optional<policy::WhitelistHit> MatchRecipient(std::string_view recipient) const override;
 
   // Entry counts, for the "loaded ..." log line.

@@ -137,6 +137,16 @@ class DaemonTest(unittest.TestCase):
         self.assertFalse(os.path.exists(pidfile))
         self.assertIn("Server closing!", d.log_text())
 
+    def test_sigterm_with_idle_connections_exits_promptly(self):
+        d = self.daemon().start()
+        idle = [d.client() for _ in range(20)]
+        self.assertEqual(idle[0].ask(request(policy_test_time=T)), GREY)
+        started = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+        self.assertLess(time.monotonic() - started, 3.0)
+        for c in idle:
+            self.assertTrue(c.closed_without_reply())
+
     def test_second_daemon_on_same_dbdir_is_refused(self):
         first = self.daemon().start()
         second = self.daemon(dbdir=first.dbdir).start(wait=False)

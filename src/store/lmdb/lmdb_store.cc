@@ -370,7 +370,19 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
     return 0;
   });
   if (!status.ok()) return status;
+  expired_total_.fetch_add(deleted, std::memory_order_relaxed);
   return deleted;
+}
+
+StoreStats LmdbStore::Stats() {
+  StoreStats stats;
+  stats.expired_total = expired_total_.load(std::memory_order_relaxed);
+  ReadTxn txn;
+  if (txn.Begin(env_) != 0) return stats;
+  MDB_stat stat;
+  if (mdb_stat(txn.get(), triplets_, &stat) == 0) stats.triplets = stat.ms_entries;
+  if (mdb_stat(txn.get(), clients_, &stat) == 0) stats.clients = stat.ms_entries;
+  return stats;
 }
 
 Status LmdbStore::Flush() { return CommitPending(); }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -61,6 +62,7 @@ class LmdbStore final : public Store {
   Status ForEach(Table table, const VisitFunction& visit) override;
   Result<size_t> ExpireSome(UnixTime now, size_t max_records) override;
   Status Flush() override;
+  StoreStats Stats() override;
 
   // Current size of the memory map, for tests of map growth.
   size_t map_bytes() const;
@@ -97,6 +99,8 @@ class LmdbStore final : public Store {
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
   std::optional<std::string> expiry_resume_[2];  // where the next expiry step starts
+
+  std::atomic<uint64_t> expired_total_{0};
 
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -1,0 +1,108 @@
+#include "server/daemon_metrics.h"
+
+#include <fmt/format.h>
+
+namespace greylight::server {
+
+DaemonMetrics::DaemonMetrics()
+    : decision_seconds_({0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}),
+      // How long senders take to come back: from the delay to days.
+      retry_delay_seconds_({60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800}) {}
+
+void DaemonMetrics::RecordDecision(const engine::Decision& decision,
+                                   std::chrono::nanoseconds took) {
+  requests_[static_cast<int>(decision.outcome)].Add();
+  decision_seconds_.Observe(std::chrono::duration<double>(took).count());
+  if (decision.outcome == engine::Outcome::kPassFirst) {
+    retry_delay_seconds_.Observe(static_cast<double>(decision.delayed.count()));
+  }
+  if (decision.client_whitelisted) clients_auto_whitelisted_.Add();
+}
+
+void DaemonMetrics::WhitelistsLoaded(bool ok, size_t client_entries, size_t recipient_entries,
+                                     UnixTime when) {
+  whitelist_reload_ok_.Set(ok ? 1 : 0);
+  whitelist_reload_time_.Set(static_cast<double>(ToUnixSeconds(when)));
+  if (ok) {
+    whitelist_clients_.Set(static_cast<double>(client_entries));
+    whitelist_recipients_.Set(static_cast<double>(recipient_entries));
+  } else {
+    whitelist_reload_failures_.Add();
+  }
+}
+
+std::string DaemonMetrics::Render(const store::StoreStats& store) const {
+  using metrics::RenderHeader;
+  using metrics::RenderSample;
+  std::string out;
+  out.reserve(8192);
+  RenderHeader(out, "greylight_requests_total", "counter",
+               "Policy requests answered, by action and reason.");
+  for (int i = 0; i < engine::kOutcomeCount; ++i) {
+    auto outcome = static_cast<engine::Outcome>(i);
+    RenderSample(out, "greylight_requests_total",
+                 fmt::format("action=\"{}\",reason=\"{}\"", engine::OutcomeAction(outcome),
+                             engine::OutcomeReason(outcome)),
+                 static_cast<double>(requests_[i].value()));
+  }
+  RenderHeader(out, "greylight_decision_seconds", "histogram",
+               "Time from a complete request to its decision.");
+  decision_seconds_.Render(out, "greylight_decision_seconds");
+  RenderHeader(out, "greylight_retry_delay_seconds", "histogram",
+               "Delay between first attempt and first accepted delivery of triplets that "
+               "passed.");
+  retry_delay_seconds_.Render(out, "greylight_retry_delay_seconds");
+  RenderHeader(out, "greylight_clients_auto_whitelisted_total", "counter",
+               "Clients that reached the auto-whitelist threshold.");
+  RenderSample(out, "greylight_clients_auto_whitelisted_total", "",
+               static_cast<double>(clients_auto_whitelisted_.value()));
+  RenderHeader(out, "greylight_store_errors_total", "counter",
+               "Requests answered with --store-error-action because the store failed.");
+  RenderSample(out, "greylight_store_errors_total", "",
+               static_cast<double>(requests_[static_cast<int>(engine::Outcome::kStoreError)].value()));
+  if (store.triplets) {
+    RenderHeader(out, "greylight_triplets_stored", "gauge", "Triplet records in the store.");
+    RenderSample(out, "greylight_triplets_stored", "", static_cast<double>(*store.triplets));
+  }
+  if (store.clients) {
+    RenderHeader(out, "greylight_clients_stored", "gauge",
+                 "Client auto-whitelist records in the store.");
+    RenderSample(out, "greylight_clients_stored", "", static_cast<double>(*store.clients));
+  }
+  RenderHeader(out, "greylight_expired_records_total", "counter",
+               "Records removed by the background expiry.");
+  RenderSample(out, "greylight_expired_records_total", "",
+               static_cast<double>(store.expired_total));
+  RenderHeader(out, "greylight_open_connections", "gauge", "Open policy connections.");
+  RenderSample(out, "greylight_open_connections", "", open_connections_.value());
+  RenderHeader(out, "greylight_refused_connections_total", "counter",
+               "Connections refused by --allow-from or the connection limits.");
+  RenderSample(out, "greylight_refused_connections_total", "",
+               static_cast<double>(refused_connections_.value()));
+  RenderHeader(out, "greylight_protocol_errors_total", "counter",
+               "Connections closed for malformed or oversized input.");
+  RenderSample(out, "greylight_protocol_errors_total", "",
+               static_cast<double>(protocol_errors_.value()));
+  RenderHeader(out, "greylight_whitelist_entries", "gauge", "Entries in the loaded whitelists.");
+  RenderSample(out, "greylight_whitelist_entries", "list=\"clients\"", whitelist_clients_.value());
+  RenderSample(out, "greylight_whitelist_entries", "list=\"recipients\"",
+               whitelist_recipients_.value());
+  RenderHeader(out, "greylight_whitelist_last_reload_timestamp_seconds", "gauge",
+               "Unix time of the last whitelist (re)load attempt.");
+  RenderSample(out, "greylight_whitelist_last_reload_timestamp_seconds", "",
+               whitelist_reload_time_.value());
+  RenderHeader(out, "greylight_whitelist_last_reload_success", "gauge",
+               "1 if the last whitelist (re)load succeeded, 0 if the previous lists were kept.");
+  RenderSample(out, "greylight_whitelist_last_reload_success", "", whitelist_reload_ok_.value());
+  RenderHeader(out, "greylight_whitelist_reload_failures_total", "counter",
+               "Whitelist reloads rejected because a file had an error.");
+  RenderSample(out, "greylight_whitelist_reload_failures_total", "",
+               static_cast<double>(whitelist_reload_failures_.value()));
+  RenderHeader(out, "greylight_uptime_seconds", "gauge", "Seconds since greylightd started.");
+  RenderSample(out, "greylight_uptime_seconds", "",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  return out;
+}
+
+}  // namespace greylight::server

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "engine/greylister.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/metrics.h"
+
+namespace greylight::server {
+
+// greylightd's Prometheus metrics. Recording is lock-free and safe from any thread.
+class DaemonMetrics {
+ public:
+  DaemonMetrics();
+
+  void RecordDecision(const engine::Decision& decision, std::chrono::nanoseconds took);
+  void ConnectionOpened() { open_connections_.Add(1); }
+  void ConnectionClosed() { open_connections_.Add(-1); }
+  void ConnectionRefused() { refused_connections_.Add(); }
+  void ProtocolError() { protocol_errors_.Add(); }
+  // The outcome of loading the whitelists (at start or on SIGHUP).
+  void WhitelistsLoaded(bool ok, size_t client_entries, size_t recipient_entries, UnixTime when);
+
+  // The exposition text; `store` supplies record counts at scrape time.
+  std::string Render(const store::StoreStats& store) const;
+
+  uint64_t requests(engine::Outcome outcome) const {
+    return requests_[static_cast<int>(outcome)].value();
+  }
+
+ private:
+  std::array<metrics::Counter, engine::kOutcomeCount> requests_;
+  metrics::Histogram decision_seconds_;
+  metrics::Histogram retry_delay_seconds_;
+  metrics::Counter clients_auto_whitelisted_;
+  metrics::Gauge open_connections_;
+  metrics::Counter refused_connections_;
+  metrics::Counter protocol_errors_;
+  metrics::Gauge whitelist_clients_;
+  metrics::Gauge whitelist_recipients_;
+  metrics::Gauge whitelist_reload_time_;
+  metrics::Gauge whitelist_reload_ok_;
+  metrics::Counter whitelist_reload_failures_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace greylight::server
