@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_packages=(cmake g++ make pkg-config liblmdb-dev lmdb-utils libasio-dev libpcre2-dev
                 libfmt-dev libssl-dev libsystemd-dev)
-test_packages=(libgtest-dev libgmock-dev libbenchmark-dev python3 postgrey db5.3-util clang libclang-rt-14-dev)
+test_packages=(libgtest-dev libgmock-dev libbenchmark-dev python3 postgrey db5.3-util prometheus clang libclang-rt-14-dev)
 
 case "${1:-}" in
   build) packages=("${build_packages[@]}") ;;

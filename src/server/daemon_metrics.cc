@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 namespace greylight::server {
 
 DaemonMetrics::DaemonMetrics()
@@ -39,12 +41,17 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
   out.reserve(8192);
   RenderHeader(out, "greylight_requests_total", "counter",
                "Policy requests answered, by action and reason.");
+  // Several outcomes share postgrey's words (a first pass and a later one are both
+  // "triplet found"): one series per (action, reason).
+  std::map<std::pair<std::string_view, std::string_view>, uint64_t> by_words;
   for (int i = 0; i < engine::kOutcomeCount; ++i) {
     auto outcome = static_cast<engine::Outcome>(i);
+    by_words[{engine::OutcomeAction(outcome), engine::OutcomeReason(outcome)}] += requests_[i].value();
+  }
+  for (const auto& [words, count] : by_words) {
     RenderSample(out, "greylight_requests_total",
-                 fmt::format("action=\"{}\",reason=\"{}\"", engine::OutcomeAction(outcome),
-                             engine::OutcomeReason(outcome)),
-                 static_cast<double>(requests_[i].value()));
+                 fmt::format("action=\"{}\",reason=\"{}\"", words.first, words.second),
+                 static_cast<double>(count));
   }
   RenderHeader(out, "greylight_decision_seconds", "histogram",
                "Time from a complete request to its decision.");

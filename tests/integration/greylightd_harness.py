@@ -31,7 +31,7 @@ def request(**attributes):
         "etrn_domain": "",
         "instance": "i1",
     }
-    base.update({k: str(v) for k, v in attributes.items()})
+    base.update({k: (None if v is None else str(v)) for k, v in attributes.items()})
     return "".join(f"{k}={v}\n" for k, v in base.items() if v is not None) + "\n"
 
 
