@@ -114,6 +114,13 @@ constexpr OptionSpec kDaemonOptions[] = {
     {"--metrics-listen", Arity::kValue, "[HOST:]PORT", "",
      "serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT means 127.0.0.1)",
      "greylight"},
+    {"--log-format", Arity::kValue, "postgrey|json", "postgrey",
+     "per-decision log lines: postgrey's format, or one JSON object with the key and timings",
+     "greylight"},
+    {"--log-level", Arity::kValue, "LEVEL", "notice",
+     "err, warning, notice, info or debug (-q is warning, -v is info)", "greylight"},
+    {"--summary-interval", Arity::kValue, "SECONDS", "3600",
+     "log a one-line summary of the counters this often; 0 disables", "greylight"},
     {"--max-line-length", Arity::kValue, "BYTES", "8192",
      "longest request line accepted; a longer one closes the connection", "greylight"},
     {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request",
@@ -314,6 +321,25 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   c.log_level = o.Has("quiet") ? log::Level::kWarning
                 : o.Has("verbose") ? log::Level::kInfo
                                    : log::Level::kNotice;
+  if (o.Has("log-level")) {
+    auto level = log::LevelFromName(o.Last("log-level"));
+    if (!level) {
+      return Status::InvalidArgument(
+          fmt::format("--log-level: unknown level '{}' (err, warning, notice, info, debug)",
+                      o.Last("log-level")));
+    }
+    c.log_level = *level;
+  }
+  std::string_view format = o.Last("log-format", "postgrey");
+  if (format == "json") {
+    c.engine.log_format = engine::EngineOptions::LogFormat::kJson;
+  } else if (format != "postgrey") {
+    return Status::InvalidArgument(fmt::format("--log-format: '{}' is not postgrey or json", format));
+  }
+  auto summary =
+      ParseInteger<long long>("summary-interval", o.Last("summary-interval", "3600"), 0, 86400 * 7);
+  if (!summary.ok()) return summary.status();
+  c.summary_interval = std::chrono::seconds(*summary);
   std::string_view facility = o.Last("syslog-facility", "mail");
   c.syslog_facility = log::FacilityFromName(facility);
   if (c.syslog_facility < 0) {

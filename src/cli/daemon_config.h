@@ -43,6 +43,7 @@ struct DaemonConfig {
   std::string group = "greylight";
   bool user_given = false;
   log::Level log_level = log::Level::kNotice;
+  std::chrono::seconds summary_interval{3600};
   int syslog_facility = 0;
   std::vector<std::string> original_args;
 };

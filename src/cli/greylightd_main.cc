@@ -17,6 +17,7 @@
 #include "server/server.h"
 #include "store/lmdb/lmdb_store.h"
 #include "util/clock.h"
+#include "whitelist/whitelist.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -27,6 +28,20 @@ constexpr int kExitUsage = 1;      // postgrey: --help and unknown options
 constexpr int kExitConfig = 2;     // invalid option values
 constexpr int kExitLocked = 11;    // postgrey: dbdir lock held by another process
 constexpr int kExitRuntime = 3;
+
+// Resolves the whitelist files (given ones, else greylight's, else postgrey's) and loads
+// them; logs the warnings (missing files). Called at start and on SIGHUP.
+Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const cli::DaemonConfig& config) {
+  std::vector<std::string> clients, recipients;
+  for (const auto& path : config.whitelist_clients) clients.push_back(path.string());
+  for (const auto& path : config.whitelist_recipients) recipients.push_back(path.string());
+  auto loaded =
+      whitelist::Whitelists::Load(whitelist::ResolveWhitelistFiles(clients, recipients));
+  if (loaded.ok()) {
+    for (const std::string& warning : (*loaded)->warnings()) log::Warning("{}", warning);
+  }
+  return loaded;
+}
 
 int Fatal(int code, const std::string& message) {
   log::Error("ERROR: {}", message);
@@ -58,8 +73,16 @@ int Run(const std::vector<std::string>& args) {
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
 
+  auto whitelists_or = LoadWhitelists(config);
+  if (!whitelists_or.ok()) return Fatal(kExitConfig, whitelists_or.status().message());
+  std::shared_ptr<const whitelist::Whitelists> whitelists = *whitelists_or;
+
   SystemClock clock;
   asio::io_context io(1);
+  // Registered before anything is bound: a signal that arrives during start-up is queued
+  // until the handlers below wait for it, instead of killing the process.
+  asio::signal_set stop_signals(io, SIGTERM, SIGINT, SIGQUIT);
+  asio::signal_set reload_signals(io, SIGHUP);
   server::Server server(io, config.server, clock);
   if (Status bound = server.Bind(); !bound.ok()) return Fatal(kExitRuntime, bound.message());
   store::Store* metrics_store = nullptr;  // set once the store is open
@@ -109,20 +132,48 @@ int Run(const std::vector<std::string>& args) {
   metrics_store = store.get();
   engine::Greylister greylister(config.engine, *store);
 
-  asio::signal_set stop_signals(io, SIGTERM, SIGINT, SIGQUIT);
-  asio::signal_set reload_signals(io, SIGHUP);
+  greylister.SetWhitelists(whitelists);
+  server.metrics().WhitelistsLoaded(true, whitelists->client_entry_count(),
+                                    whitelists->recipient_entry_count(), clock.Now());
+
+  asio::steady_timer summary_timer(io);
+  std::function<void()> schedule_summary = [&] {
+    if (config.summary_interval.count() == 0) return;
+    summary_timer.expires_after(config.summary_interval);
+    summary_timer.async_wait([&](std::error_code ec) {
+      if (ec) return;
+      log::Notice("{}", server.metrics().Summary());
+      schedule_summary();
+    });
+  };
+  schedule_summary();
+
   stop_signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
     log::Notice("Server closing!");
     sd_notify(0, "STOPPING=1");
     reload_signals.cancel();
     if (metrics_endpoint) metrics_endpoint->Stop();
+    summary_timer.cancel();
     server.Shutdown();
   });
   std::function<void()> wait_reload = [&] {
     reload_signals.async_wait([&](std::error_code ec, int) {
       if (ec) return;
       log::Warning("HUP received: reloading whitelists...");
+      sd_notify(0, "RELOADING=1");
+      // Built completely before the swap: a file with an error keeps the lists in force.
+      auto reloaded = LoadWhitelists(config);
+      if (reloaded.ok()) {
+        greylister.SetWhitelists(*reloaded);
+        server.metrics().WhitelistsLoaded(true, (*reloaded)->client_entry_count(),
+                                          (*reloaded)->recipient_entry_count(), clock.Now());
+      } else {
+        log::Error("whitelists not reloaded, keeping the previous lists: {}",
+                   reloaded.status().message());
+        server.metrics().WhitelistsLoaded(false, 0, 0, clock.Now());
+      }
+      sd_notify(0, "READY=1");
       wait_reload();
     });
   };

@@ -64,17 +64,6 @@ void Greylister::SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> w
 
 namespace {
 
-Decision Pass(Outcome outcome, bool want_log, const protocol::PolicyRequest& request) {
-  Decision decision;
-  decision.action = "DUNNO";
-  decision.outcome = outcome;
-  if (want_log) {
-    decision.logs.push_back(
-        {log::Level::kNotice, policy::ActionLogLine(request, "pass", OutcomeReason(outcome))});
-  }
-  return decision;
-}
-
 Decision DunnoWithWarning(Outcome outcome, std::string warning) {
   Decision decision;
   decision.action = "DUNNO";
@@ -85,9 +74,48 @@ Decision DunnoWithWarning(Outcome outcome, std::string warning) {
 
 }  // namespace
 
+LogLine Greylister::ActionLog(const protocol::PolicyRequest& request, std::string_view action,
+                             std::string_view reason, std::string_view number_name,
+                             long long number, std::string_view key) const {
+  if (options_.log_format == EngineOptions::LogFormat::kPostgrey) {
+    std::string extra =
+        number_name == "delay" ? fmt::format("delay={}", number) : std::string();
+    return {log::Level::kNotice, policy::ActionLogLine(request, action, reason, extra)};
+  }
+  std::string json = "{\"action\":";
+  log::AppendJsonString(json, action);
+  json += ",\"reason\":";
+  log::AppendJsonString(json, reason);
+  for (std::string_view name : {attr::kQueueId, attr::kClientName, attr::kClientAddress,
+                                attr::kSender, attr::kRecipient, attr::kInstance}) {
+    if (auto value = request.Get(name)) {
+      json += ",\"";
+      json += name;
+      json += "\":";
+      log::AppendJsonString(json, *value);
+    }
+  }
+  if (!number_name.empty()) json += fmt::format(",\"{}\":{}", number_name, number);
+  if (!key.empty()) {
+    json += ",\"key\":";
+    log::AppendJsonString(json, key);
+  }
+  json += "}";
+  return {log::Level::kNotice, std::move(json)};
+}
+
+Decision Greylister::Pass(Outcome outcome, const protocol::PolicyRequest& request) const {
+  Decision decision;
+  decision.action = "DUNNO";
+  decision.outcome = outcome;
+  if (log::Enabled(log::Level::kNotice)) {
+    decision.logs.push_back(ActionLog(request, "pass", OutcomeReason(outcome)));
+  }
+  return decision;
+}
+
 void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_now,
                         HeaderTracker& headers, DecisionCallback done) const {
-  const bool want_log = log::Enabled(log::Level::kNotice);
   UnixTime now = real_now;
   if (options_.allow_policy_test_time) {
     if (auto test_time = request.Get(attr::kPolicyTestTime)) {
@@ -122,11 +150,11 @@ void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_no
 
   if (std::shared_ptr<const policy::WhitelistMatcher> whitelists = whitelists_.load()) {
     if (whitelists->MatchClient(request.GetOr(attr::kClientName), *client)) {
-      done(Pass(Outcome::kClientWhitelist, want_log, request));
+      done(Pass(Outcome::kClientWhitelist, request));
       return;
     }
     if (whitelists->MatchRecipient(request.GetOr(attr::kRecipient))) {
-      done(Pass(Outcome::kRecipientWhitelist, want_log, request));
+      done(Pass(Outcome::kRecipientWhitelist, request));
       return;
     }
   }
@@ -135,15 +163,17 @@ void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_no
   keys.triplet = policy::TripletKey(*client, request.GetOr(attr::kSender),
                                     request.GetOr(attr::kRecipient), options_.keys);
   if (options_.awl_enabled) keys.client = policy::ClientKey(*client, options_.keys);
+  std::string triplet_key = keys.triplet;
   store_.Check(keys, now,
-               [this, &request, client = *client, now, real_now, &headers,
-                done = std::move(done)](Result<policy::Transition> result) {
-                 done(Finish(request, client, now, real_now, result, headers));
+               [this, &request, client = *client, key = std::move(triplet_key), now, real_now,
+                &headers, done = std::move(done)](Result<policy::Transition> result) {
+                 done(Finish(request, client, key, now, real_now, result, headers));
                });
 }
 
 Decision Greylister::Finish(const protocol::PolicyRequest& request,
-                            const policy::IpAddress& client, UnixTime now, UnixTime real_now,
+                            const policy::IpAddress& client, const std::string& key,
+                            UnixTime now, UnixTime real_now,
                             const Result<policy::Transition>& result,
                             HeaderTracker& headers) const {
   const bool want_log = log::Enabled(log::Level::kNotice);
@@ -165,8 +195,7 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
     decision.action = "DUNNO";
     decision.outcome = Outcome::kClientAwl;
     if (want_log) {
-      decision.logs.push_back(
-          {log::Level::kNotice, policy::ActionLogLine(request, "pass", "client AWL")});
+      decision.logs.push_back(ActionLog(request, "pass", "client AWL"));
     }
     return decision;
   }
@@ -186,11 +215,12 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
         request.Get(attr::kEtrnDomain).has_value(), t.missing, request.GetOr(attr::kRecipient));
     decision.outcome = t.first == now ? Outcome::kGreylistNew : Outcome::kGreylistEarlyRetry;
     if (want_log) {
+      const bool json = options_.log_format == EngineOptions::LogFormat::kJson;
       std::string reason = t.first == now ? std::string("new")
-                                          : fmt::format("early-retry ({}s missing)",
-                                                        t.missing.count());
+                           : json ? std::string("early-retry")
+                                  : fmt::format("early-retry ({}s missing)", t.missing.count());
       decision.logs.push_back(
-          {log::Level::kNotice, policy::ActionLogLine(request, "greylist", reason)});
+          ActionLog(request, "greylist", reason, "missing", t.missing.count(), key));
     }
     return decision;
   }
@@ -206,17 +236,14 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
                                                            options_.hostname);
     if (want_log) {
       decision.logs.push_back(
-          {log::Level::kNotice,
-           policy::ActionLogLine(request, "pass", "triplet found",
-                                 fmt::format("delay={}", delayed.count()))});
+          ActionLog(request, "pass", "triplet found", "delay", delayed.count(), key));
     }
     return decision;
   }
   decision.action = "DUNNO";
   if (t.last_was_successful) decision.outcome = Outcome::kPassTriplet;
   if (want_log) {
-    decision.logs.push_back(
-        {log::Level::kNotice, policy::ActionLogLine(request, "pass", "triplet found")});
+    decision.logs.push_back(ActionLog(request, "pass", "triplet found", {}, 0, key));
   }
   return decision;
 }

@@ -32,6 +32,10 @@ struct EngineOptions {
   // Honour the policy_test_time attribute (postgrey's replay hook). Off in production:
   // a client must not be able to move the server's clock.
   bool allow_policy_test_time = false;
+  // Per-decision log lines: postgrey's "action=..., reason=..." text, or one JSON object
+  // with the same fields plus the triplet key and the seconds delayed or missing.
+  enum class LogFormat { kPostgrey, kJson };
+  LogFormat log_format = LogFormat::kPostgrey;
 };
 
 struct LogLine {
@@ -109,9 +113,15 @@ class Greylister {
   const EngineOptions& options() const { return options_; }
 
  private:
+  // The notice-level decision line in the configured format. `number_name`/`number` add
+  // postgrey's "delay=N" (or, in JSON, the seconds missing); `key` goes to JSON only.
+  LogLine ActionLog(const protocol::PolicyRequest& request, std::string_view action,
+                    std::string_view reason, std::string_view number_name = {},
+                    long long number = 0, std::string_view key = {}) const;
+  Decision Pass(Outcome outcome, const protocol::PolicyRequest& request) const;
   Decision Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
-                  UnixTime now, UnixTime real_now, const Result<policy::Transition>& result,
-                  HeaderTracker& headers) const;
+                  const std::string& key, UnixTime now, UnixTime real_now,
+                  const Result<policy::Transition>& result, HeaderTracker& headers) const;
 
   const EngineOptions options_;
   store::Store& store_;

@@ -34,6 +34,30 @@ void DaemonMetrics::WhitelistsLoaded(bool ok, size_t client_entries, size_t reci
   }
 }
 
+std::string DaemonMetrics::Summary() {
+  uint64_t total = 0, greylisted = 0, passed = 0, whitelisted = 0, awl = 0, errors = 0;
+  for (int i = 0; i < engine::kOutcomeCount; ++i) {
+    uint64_t now = requests_[i].value();
+    uint64_t delta = now - summarized_[i];
+    summarized_[i] = now;
+    total += delta;
+    switch (static_cast<engine::Outcome>(i)) {
+      case engine::Outcome::kGreylistNew:
+      case engine::Outcome::kGreylistEarlyRetry: greylisted += delta; break;
+      case engine::Outcome::kPassFirst:
+      case engine::Outcome::kPassTriplet: passed += delta; break;
+      case engine::Outcome::kClientWhitelist:
+      case engine::Outcome::kRecipientWhitelist: whitelisted += delta; break;
+      case engine::Outcome::kClientAwl: awl += delta; break;
+      default: errors += delta; break;
+    }
+  }
+  return fmt::format(
+      "summary: requests={}, greylisted={}, passed={}, whitelisted={}, awl={}, "
+      "unanswerable={}, connections={}",
+      total, greylisted, passed, whitelisted, awl, errors, open_connections_.value());
+}
+
 std::string DaemonMetrics::Render(const store::StoreStats& store) const {
   using metrics::RenderHeader;
   using metrics::RenderSample;

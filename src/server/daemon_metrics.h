@@ -28,6 +28,9 @@ class DaemonMetrics {
   // The exposition text; `store` supplies record counts at scrape time.
   std::string Render(const store::StoreStats& store) const;
 
+  // One line of counters since the previous call, for the periodic summary log.
+  std::string Summary();
+
   uint64_t requests(engine::Outcome outcome) const {
     return requests_[static_cast<int>(outcome)].value();
   }
@@ -45,6 +48,7 @@ class DaemonMetrics {
   metrics::Gauge whitelist_reload_time_;
   metrics::Gauge whitelist_reload_ok_;
   metrics::Counter whitelist_reload_failures_;
+  std::array<uint64_t, engine::kOutcomeCount> summarized_{};  // counts at the last Summary()
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

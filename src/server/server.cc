@@ -197,8 +197,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnDecision(engine::Decision decision) {
-    server_.metrics_.RecordDecision(decision, std::chrono::steady_clock::now() - decide_started_);
-    for (const engine::LogLine& line : decision.logs) log::Write(line.level, line.text);
+    auto took = std::chrono::steady_clock::now() - decide_started_;
+    server_.metrics_.RecordDecision(decision, took);
+    const bool json = server_.greylister_->options().log_format ==
+                      engine::EngineOptions::LogFormat::kJson;
+    for (engine::LogLine& line : decision.logs) {
+      if (json && line.level == log::Level::kNotice && line.text.ends_with('}')) {
+        line.text.insert(line.text.size() - 1,
+                         fmt::format(",\"decision_us\":{}",
+                                     std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
+      }
+      log::Write(line.level, line.text);
+    }
     write_buffer_.append("action=").append(decision.action).append("\n\n");
     requests_.pop_front();
     deciding_ = false;

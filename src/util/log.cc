@@ -74,6 +74,33 @@ std::string Escaped(std::string_view value) {
   return out;
 }
 
+void AppendJsonString(std::string& out, std::string_view value) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (unsigned char c : value) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c >= 0x7f) {
+      out.append("\\u00");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+}
+
+std::optional<Level> LevelFromName(std::string_view name) {
+  if (name == "err" || name == "error" || name == "0") return Level::kError;
+  if (name == "warning" || name == "1") return Level::kWarning;
+  if (name == "notice" || name == "2") return Level::kNotice;
+  if (name == "info" || name == "3") return Level::kInfo;
+  if (name == "debug" || name == "4") return Level::kDebug;
+  return std::nullopt;
+}
+
 int FacilityFromName(std::string_view name) {
   static constexpr std::array<std::pair<std::string_view, int>, 20> kFacilities{{
       {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,14 @@ void Debug(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kDebug, f, s
 // is written as is (postgrey doubled '%'; we do not).
 void AppendEscaped(std::string& out, std::string_view value);
 std::string Escaped(std::string_view value);
+
+// Appends `value` as a JSON string literal (quotes included); bytes that are not valid in
+// JSON text (controls, and any byte >= 0x80, since values are not guaranteed UTF-8) are
+// written as \u00XX.
+void AppendJsonString(std::string& out, std::string_view value);
+
+// Parses "err"/"error", "warning", "notice", "info", "debug" (or 0-4).
+std::optional<Level> LevelFromName(std::string_view name);
 
 // Maps a syslog facility name ("mail", "local0", ...) to its LOG_* value; -1 if unknown.
 int FacilityFromName(std::string_view name);

@@ -14,7 +14,8 @@ runs, the package's prerm stops the service and the test checks it is inactive.
 Checks:
   * `cpack -G DEB` makes greylight_<version>_<arch>.deb;
   * `dpkg-deb -c`: greylightd in /usr/sbin, greylight in /usr/bin (if built), the man
-    pages, the systemd unit, /etc/default/greylight, the default whitelists;
+    pages, the systemd unit, /etc/default/greylight, the default whitelists, and no
+    file elsewhere (e.g. /usr/etc);
   * `dpkg-deb -f` / `-e`: name, version, architecture, Depends (liblmdb0, libpcre2,
     adduser: computed by dpkg-shlibdeps), conffiles, executable maintainer scripts;
   * `dpkg -i`: user and group greylight (system), /var/lib/greylight greylight:greylight
@@ -101,6 +102,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def ensure_tools():
+    """CPack's DEB generator with SHLIBDEPS needs `file` and dpkg-shlibdeps (dpkg-dev);
+    the installed unit is checked with systemd-analyze (systemd). Installs what is missing."""
+    wanted = {"file": "file", "dpkg-shlibdeps": "dpkg-dev", "systemd-analyze": "systemd"}
+    missing = sorted({package for tool, package in wanted.items() if not shutil.which(tool)})
+    if not missing:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-qq"], timeout=300, env=env)
+    run(["apt-get", "install", "-y", "-qq", *missing], timeout=400, env=env)
+
+
 def build_package(build_dir):
     if not os.path.exists(os.path.join(build_dir, "CPackConfig.cmake")):
         raise AssertionError(
@@ -146,6 +159,14 @@ def check_contents(deb, source_dir, admin_tool):
         expected = expected + ["/usr/bin/greylight"]
     for path in expected:
         check(path in entries, f"package contains {path}")
+    # Nothing outside the usual places: e.g. a second install() of the whitelists with a
+    # prefix-relative destination would land in /usr/etc or /usr/local/etc.
+    allowed = ("/usr/sbin/", "/usr/bin/", "/usr/share/man/", "/usr/share/doc/greylight/",
+               "/etc/greylight/", "/etc/default/", "/lib/systemd/system/")
+    for path, (mode, _) in sorted(entries.items()):
+        if mode.startswith("d"):
+            continue
+        check(path.startswith(allowed), f"package file {path} is in an expected place")
     for path in ("/usr/sbin/greylightd", "/usr/bin/greylight"):
         if path in entries:
             check(entries[path] == ("-rwxr-xr-x", "root/root"), f"{path} is 0755 root/root")
@@ -295,6 +316,7 @@ def main():
     group_before = group_exists("greylight")
     installed = False
     try:
+        ensure_tools()
         deb = build_package(build_dir)
         log(f"built {deb}")
         check_contents(deb, args.source_dir, admin_tool)

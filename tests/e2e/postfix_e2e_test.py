@@ -183,8 +183,11 @@ class Greylightd:
                 time.sleep(0.05)
         raise AssertionError(f"greylightd did not listen within {timeout}s:\n{self.log_text()}")
 
-    def stop(self, timeout=15):
-        """SIGTERM by PID, bounded; SIGKILL if it does not exit. Returns the exit status."""
+    def stop(self, timeout=30):
+        """SIGTERM by PID, bounded; SIGKILL if it does not exit. Returns the exit status.
+
+        Bounded generously: greylightd waits for its shutdown grace period while Postfix
+        holds an idle persistent connection (observed: 10 s)."""
         if self.process is None:
             return None
         try:
@@ -620,6 +623,7 @@ def main():
         log(f"=== variant {name} ===")
         variant = Variant(name, binary, os.path.join(tmp, name), args.delay, unix)
         _cleanups.append(variant.teardown)
+        failures_before = len(failures)
         try:
             variant.setup()
             failures += variant.run_cases()
@@ -633,7 +637,7 @@ def main():
             for error in variant.teardown():
                 failures.append(f"{name}: teardown")
                 log(f"FAIL {name}: {error}")
-            if failures:
+            if len(failures) > failures_before:
                 log(f"greylightd log ({name}):\n{variant.greylightd.log_text()[-4000:]}")
                 log(f"postfix maillog ({name}), tail:\n{variant.postfix.maillog_text()[-4000:]}")
 

@@ -147,6 +147,61 @@ class DaemonTest(unittest.TestCase):
         for c in idle:
             self.assertTrue(c.closed_without_reply())
 
+    def test_sighup_reloads_whitelists_without_dropping_connections(self):
+        d = self.daemon()
+        clients_file = os.path.join(d.tmp.name, "whitelist_clients")
+        recipients_file = os.path.join(d.tmp.name, "whitelist_recipients")
+        with open(clients_file, "w") as f:
+            f.write("# initial list\ntrusted.example\n")
+        with open(recipients_file, "w") as f:
+            f.write("postmaster@\n")
+        d.args += [f"--whitelist-clients={clients_file}", f"--whitelist-recipients={recipients_file}"]
+        d.start()
+        c = d.client()
+        self.assertEqual(c.ask(request(client_name="mx.trusted.example", policy_test_time=T)), "DUNNO")
+        self.assertEqual(c.ask(request(recipient="postmaster@example.org", policy_test_time=T)), "DUNNO")
+        self.assertEqual(c.ask(request(client_address="203.0.113.5", policy_test_time=T)),
+                         GREY)
+        with open(clients_file, "w") as f:
+            f.write("203.0.113.0/24\n")
+        d.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        reply = None
+        while time.monotonic() < deadline:  # the reload is asynchronous to this client
+            reply = c.ask(request(client_address="203.0.113.5", recipient="r2@example.org",
+                                  policy_test_time=T))
+            if reply == "DUNNO":
+                break
+            time.sleep(0.05)
+        self.assertEqual(reply, "DUNNO")
+        self.assertEqual(c.ask(request(client_name="mx.trusted.example", client_address="198.51.100.1",
+                                       policy_test_time=T)), GREY)
+        # A broken file keeps the previous lists in force, with file, line and reason logged.
+        with open(clients_file, "w") as f:
+            f.write("good.example\n10.0.0.0/33\n")
+        d.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "keeping the previous lists" not in d.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(f"{clients_file} line 2", d.log_text())
+        self.assertEqual(c.ask(request(client_address="203.0.113.5", recipient="r3@example.org",
+                                       policy_test_time=T)), "DUNNO")
+        self.assertEqual(c.ask(request(client_name="mx.good.example", client_address="198.51.100.2",
+                                       policy_test_time=T)), GREY)
+        self.assertIn("HUP received: reloading whitelists...", d.log_text())
+        self.assertIn("reason=client whitelist", d.log_text())
+        self.assertIn("reason=recipient whitelist", d.log_text())
+
+    def test_broken_whitelist_at_start_is_fatal(self):
+        d = self.daemon()
+        path = os.path.join(d.tmp.name, "bad")
+        with open(path, "w") as f:
+            f.write("/[unclosed/\n")
+        d.args.append(f"--whitelist-clients={path}")
+        d.start(wait=False)
+        self.assertEqual(d.process.wait(10), 2)
+        self.assertIn(f"{path} line 1", d.log_text())
+
     def test_second_daemon_on_same_dbdir_is_refused(self):
         first = self.daemon().start()
         second = self.daemon(dbdir=first.dbdir).start(wait=False)
@@ -189,4 +244,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
         BINARY = sys.argv.pop(1)
     warnings.simplefilter("ignore", ResourceWarning)
-    unittest.main(verbosity=2)
+    unittest.main(verbosity=2, warnings="ignore")

@@ -159,4 +159,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
         BINARY = sys.argv.pop(1)
     warnings.simplefilter("ignore", ResourceWarning)
-    unittest.main(verbosity=2)
+    unittest.main(verbosity=2, warnings="ignore")
