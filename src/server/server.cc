@@ -98,7 +98,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Stop() {
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
       self->stopping_ = true;
-      if (self->reading_) self->Close();  // idle: nothing received is left unanswered
+      // Idle (waiting for bytes, none buffered by the kernel, no partial request): nothing
+      // received is left unanswered. Otherwise the pending read delivers the rest first.
+      std::error_code ec;
+      if (self->reading_ && !self->parser_.in_request() && self->socket_.available(ec) == 0) {
+        self->Close();
+      }
     });
   }
 
@@ -110,7 +115,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   void Read() {
     if (closed_) return;
-    if (stopping_ && !parser_.in_request()) {
+    std::error_code ec;
+    if (stopping_ && !parser_.in_request() && socket_.available(ec) == 0) {
       Close();
       return;
     }

@@ -186,8 +186,8 @@ class Greylightd:
     def stop(self, timeout=30):
         """SIGTERM by PID, bounded; SIGKILL if it does not exit. Returns the exit status.
 
-        Bounded generously: greylightd waits for its shutdown grace period while Postfix
-        holds an idle persistent connection (observed: 10 s)."""
+        Bounded generously: an earlier build waited its 10 s shutdown grace period while
+        Postfix held an idle persistent connection."""
         if self.process is None:
             return None
         try:
