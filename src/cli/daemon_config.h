@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/option_table.h"
+#include "cli/policy_config.h"
 #include "engine/greylister.h"
 #include "policy/greylist_state.h"
 #include "server/server.h"
@@ -17,7 +18,7 @@
 namespace greylight::cli {
 
 // greylightd's options: every postgrey 1.37 option with its spelling and default, then
-// greylight's own.
+// greylight's own; includes PolicyOptionTable().
 std::span<const OptionSpec> DaemonOptionTable();
 
 // Everything greylightd needs to start, validated.
@@ -26,14 +27,8 @@ struct DaemonConfig {
   Mode mode = Mode::kRun;
 
   server::ServerOptions server;
-  engine::EngineOptions engine;
-  policy::GreylistTiming timing;
-  std::filesystem::path dbdir = "/var/lib/greylight";
+  PolicyConfig policy;
   std::chrono::milliseconds commit_interval{50};
-  std::vector<std::filesystem::path> whitelist_clients;
-  std::vector<std::filesystem::path> whitelist_recipients;
-  bool whitelist_clients_given = false;
-  bool whitelist_recipients_given = false;
 
   std::optional<server::ListenAddress> metrics_listen;
 

@@ -29,14 +29,10 @@ constexpr int kExitConfig = 2;     // invalid option values
 constexpr int kExitLocked = 11;    // postgrey: dbdir lock held by another process
 constexpr int kExitRuntime = 3;
 
-// Resolves the whitelist files (given ones, else greylight's, else postgrey's) and loads
-// them; logs the warnings (missing files). Called at start and on SIGHUP.
-Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const cli::DaemonConfig& config) {
-  std::vector<std::string> clients, recipients;
-  for (const auto& path : config.whitelist_clients) clients.push_back(path.string());
-  for (const auto& path : config.whitelist_recipients) recipients.push_back(path.string());
-  auto loaded =
-      whitelist::Whitelists::Load(whitelist::ResolveWhitelistFiles(clients, recipients));
+// Loads the whitelists and logs their warnings (missing files).
+Result<std::shared_ptr<const whitelist::Whitelists>> LoadAndReportWhitelists(
+    const cli::PolicyConfig& config) {
+  auto loaded = cli::LoadWhitelists(config);
   if (loaded.ok()) {
     for (const std::string& warning : (*loaded)->warnings()) log::Warning("{}", warning);
   }
@@ -63,7 +59,7 @@ int Run(const std::vector<std::string>& args) {
     std::printf("greylightd %s\n", kGreylightVersion);
     return 0;
   }
-  config.engine.version = kGreylightVersion;
+  config.policy.engine.version = kGreylightVersion;
   log::Configure(config.log_level, log::Sink::kStderr);
 
   // Each Postfix smtpd process holds a connection: allow as many descriptors as permitted.
@@ -73,7 +69,7 @@ int Run(const std::vector<std::string>& args) {
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
 
-  auto whitelists_or = LoadWhitelists(config);
+  auto whitelists_or = LoadAndReportWhitelists(config.policy);
   if (!whitelists_or.ok()) return Fatal(kExitConfig, whitelists_or.status().message());
   std::shared_ptr<const whitelist::Whitelists> whitelists = *whitelists_or;
 
@@ -120,8 +116,8 @@ int Run(const std::vector<std::string>& args) {
 
   ::umask(0077);
   store::LmdbOptions store_options;
-  store_options.dbdir = config.dbdir;
-  store_options.timing = config.timing;
+  store_options.dbdir = config.policy.dbdir;
+  store_options.timing = config.policy.timing;
   store_options.commit_interval = config.commit_interval;
   auto store_or = store::LmdbStore::Open(store_options);
   if (!store_or.ok()) {
@@ -130,7 +126,7 @@ int Run(const std::vector<std::string>& args) {
   }
   std::unique_ptr<store::LmdbStore> store = std::move(store_or.value());
   metrics_store = store.get();
-  engine::Greylister greylister(config.engine, *store);
+  engine::Greylister greylister(config.policy.engine, *store);
 
   greylister.SetWhitelists(whitelists);
   server.metrics().WhitelistsLoaded(true, whitelists->client_entry_count(),
@@ -163,7 +159,7 @@ int Run(const std::vector<std::string>& args) {
       log::Warning("HUP received: reloading whitelists...");
       sd_notify(0, "RELOADING=1");
       // Built completely before the swap: a file with an error keeps the lists in force.
-      auto reloaded = LoadWhitelists(config);
+      auto reloaded = LoadAndReportWhitelists(config.policy);
       if (reloaded.ok()) {
         greylister.SetWhitelists(*reloaded);
         server.metrics().WhitelistsLoaded(true, (*reloaded)->client_entry_count(),

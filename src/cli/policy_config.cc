@@ -1,0 +1,159 @@
+#include "cli/policy_config.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <charconv>
+
+#include "policy/reply_text.h"
+
+namespace greylight::cli {
+namespace {
+
+using Arity = OptionSpec::Arity;
+
+constexpr OptionSpec kPolicyOptions[] = {
+    {"--dbdir", Arity::kValue, "PATH", "/var/lib/greylight",
+     "directory of the LMDB database (the default store)", "postgrey"},
+    {"--delay", Arity::kValue, "SECONDS", "300",
+     "greylist a new triplet for this many seconds (1 to 86400)", "postgrey"},
+    {"--max-age", Arity::kValue, "DAYS", "35",
+     "forget triplets and auto-whitelisted clients not seen for DAYS days (1 to 3650)",
+     "postgrey"},
+    {"--retry-window", Arity::kValue, "N|Nh", "2",
+     "a retry later than N days (or N hours with 'h') after the first attempt starts over",
+     "postgrey"},
+    {"--greylist-action", Arity::kValue, "ACTION", "DEFER_IF_PERMIT",
+     "Postfix access(5) action used when greylisting", "postgrey"},
+    {"--greylist-text", Arity::kValue, "TEXT",
+     "Greylisted, see http://postgrey.schweikert.ch/help/%r.html",
+     "reply text when greylisting; %s is replaced by the seconds left, %r by the recipient "
+     "domain",
+     "postgrey"},
+    {"--lookup-by-subnet", Arity::kFlag, "", "",
+     "key triplets by the client's network (the default; see --ipv4cidr, --ipv6cidr)",
+     "postgrey"},
+    {"--lookup-by-host", Arity::kFlag, "", "", "key triplets by the client's full address",
+     "postgrey"},
+    {"--ipv4cidr", Arity::kValue, "BITS", "24", "prefix length of an IPv4 client's network (1 to 32)",
+     "postgrey"},
+    {"--ipv6cidr", Arity::kValue, "BITS", "64",
+     "prefix length of an IPv6 client's network (1 to 128)", "postgrey"},
+    {"--auto-whitelist-clients", Arity::kOptionalValue, "N", "5",
+     "whitelist a client after N successful deliveries (counted once per hour); 0 disables",
+     "postgrey"},
+    {"--whitelist-clients", Arity::kRepeated, "FILE", "/etc/greylight/whitelist_clients",
+     "client whitelist file (repeatable; replaces the default files)", "postgrey"},
+    {"--whitelist-recipients", Arity::kRepeated, "FILE", "/etc/greylight/whitelist_recipients",
+     "recipient whitelist file (repeatable; replaces the default files)", "postgrey"},
+    {"--privacy", Arity::kFlag, "", "", "store SHA-1 digests of keys instead of addresses",
+     "postgrey"},
+    {"--hostname", Arity::kValue, "NAME", "the system host name",
+     "host name for %h in the X-Greylist header", "postgrey"},
+    {"--x-greylist-header", Arity::kValue, "TEXT",
+     "X-Greylist: delayed %t seconds by greylight-%v at %h; %d",
+     "header added to a message on its first accepted delivery; %t seconds delayed, %v "
+     "version, %h host name, %d date",
+     "postgrey"},
+};
+
+Result<Seconds> ParseRetryWindow(std::string_view text) {
+  bool hours = !text.empty() && (text.back() == 'h' || text.back() == 'H');
+  std::string_view number = hours ? text.substr(0, text.size() - 1) : text;
+  auto value = ParseInteger<long long>("retry-window", number, 1, hours ? 24 * 3650 : 3650);
+  if (!value.ok()) {
+    return Status::InvalidArgument(
+        "--retry-window must be either a number of days or a number followed by 'h' for hours "
+        "('6h' for example)");
+  }
+  return Seconds(*value * (hours ? 3600 : 86400));
+}
+
+std::string SystemHostname() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+}  // namespace
+
+template <typename Integer>
+Result<Integer> ParseInteger(std::string_view option, std::string_view text, Integer min,
+                             Integer max, int base) {
+  Integer value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    return Status::InvalidArgument(
+        fmt::format("--{}: '{}' is not a number from {} to {}", option, text, min, max));
+  }
+  return value;
+}
+template Result<int> ParseInteger<int>(std::string_view, std::string_view, int, int, int);
+template Result<unsigned> ParseInteger<unsigned>(std::string_view, std::string_view, unsigned,
+                                                 unsigned, int);
+template Result<long long> ParseInteger<long long>(std::string_view, std::string_view, long long,
+                                                   long long, int);
+template Result<size_t> ParseInteger<size_t>(std::string_view, std::string_view, size_t, size_t,
+                                             int);
+
+Status CheckAction(std::string_view option, std::string_view action) {
+  if (action.empty() || action.find_first_of("\r\n") != std::string_view::npos ||
+      action.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument(
+        fmt::format("--{}: must be a non-empty Postfix action on one line", option));
+  }
+  return Status::Ok();
+}
+
+std::span<const OptionSpec> PolicyOptionTable() { return kPolicyOptions; }
+
+Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
+  auto delay = ParseInteger<long long>("delay", o.Last("delay", "300"), 1, 86400);
+  if (!delay.ok()) return delay.status();
+  c.timing.delay = Seconds(*delay);
+  auto max_age = ParseInteger<long long>("max-age", o.Last("max-age", "35"), 1, 3650);
+  if (!max_age.ok()) return max_age.status();
+  c.timing.max_age = Seconds(*max_age * 86400);
+  auto retry_window = ParseRetryWindow(o.Last("retry-window", "2"));
+  if (!retry_window.ok()) return retry_window.status();
+  c.timing.retry_window = *retry_window;
+  if (o.Has("auto-whitelist-clients")) {
+    std::string_view value = o.Last("auto-whitelist-clients");
+    auto threshold =
+        ParseInteger<int>("auto-whitelist-clients", value.empty() ? "5" : value, 0, 1000000);
+    if (!threshold.ok()) return threshold.status();
+    c.timing.awl_threshold = *threshold;
+  }
+
+  engine::EngineOptions& e = c.engine;
+  auto ipv4 = ParseInteger<int>("ipv4cidr", o.Last("ipv4cidr", "24"), 1, 32);
+  if (!ipv4.ok()) return ipv4.status();
+  auto ipv6 = ParseInteger<int>("ipv6cidr", o.Last("ipv6cidr", "64"), 1, 128);
+  if (!ipv6.ok()) return ipv6.status();
+  e.keys.ipv4_cidr = *ipv4;
+  e.keys.ipv6_cidr = *ipv6;
+  e.keys.lookup_by_host = o.Has("lookup-by-host");
+  e.keys.privacy = o.Has("privacy");
+  e.awl_enabled = c.timing.awl_threshold > 0;
+  e.greylist_action = std::string(o.Last("greylist-action", policy::kDefaultGreylistAction));
+  if (Status s = CheckAction("greylist-action", e.greylist_action); !s.ok()) return s;
+  e.greylist_text = std::string(o.Last("greylist-text", policy::kDefaultGreylistText));
+  e.x_greylist_header = std::string(o.Last("x-greylist-header", policy::kDefaultXGreylistHeader));
+  if (Status s = CheckAction("greylist-text", "x" + e.greylist_text); !s.ok()) return s;
+  if (Status s = CheckAction("x-greylist-header", e.x_greylist_header); !s.ok()) return s;
+  e.hostname = o.Has("hostname") ? std::string(o.Last("hostname")) : SystemHostname();
+
+  c.dbdir = std::string(o.Last("dbdir", "/var/lib/greylight"));
+  if (c.dbdir.empty()) return Status::InvalidArgument("--dbdir: empty path");
+  c.whitelist_clients = o.All("whitelist-clients");
+  c.whitelist_recipients = o.All("whitelist-recipients");
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const PolicyConfig& config) {
+  return whitelist::Whitelists::Load(
+      whitelist::ResolveWhitelistFiles(config.whitelist_clients, config.whitelist_recipients));
+}
+
+}  // namespace greylight::cli

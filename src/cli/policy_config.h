@@ -1,0 +1,44 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cli/option_table.h"
+#include "engine/greylister.h"
+#include "policy/greylist_state.h"
+#include "util/status.h"
+#include "whitelist/whitelist.h"
+
+namespace greylight::cli {
+
+// The options greylightd and the greylight tool share: where the state is, the
+// greylisting rules, key construction, whitelists and texts. The tool works on the same
+// store with the same rules as the daemon by taking the same options.
+std::span<const OptionSpec> PolicyOptionTable();
+
+struct PolicyConfig {
+  policy::GreylistTiming timing;
+  engine::EngineOptions engine;
+  std::filesystem::path dbdir = "/var/lib/greylight";
+  std::vector<std::string> whitelist_clients;     // as given; empty means the defaults
+  std::vector<std::string> whitelist_recipients;  // as given; empty means the defaults
+};
+
+// Fills `config` from the options of PolicyOptionTable() in `options`.
+Status ParsePolicyConfig(const ParsedOptions& options, PolicyConfig& config);
+
+// Resolves the whitelist files (given ones, else greylight's, else postgrey's) and loads
+// them. Warnings (missing files) are returned in the lists' warnings().
+Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const PolicyConfig& config);
+
+// Validation helpers shared by the option parsers.
+template <typename Integer>
+Result<Integer> ParseInteger(std::string_view option, std::string_view text, Integer min,
+                             Integer max, int base = 10);
+Status CheckAction(std::string_view option, std::string_view action);
+
+}  // namespace greylight::cli
