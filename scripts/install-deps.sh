@@ -6,7 +6,8 @@ set -euo pipefail
 
 build_packages=(cmake g++ make pkg-config liblmdb-dev lmdb-utils libasio-dev libpcre2-dev
                 libfmt-dev libssl-dev libsystemd-dev)
-test_packages=(libgtest-dev libgmock-dev libbenchmark-dev python3 postgrey db5.3-util prometheus clang libclang-rt-14-dev)
+test_packages=(libgtest-dev libgmock-dev libbenchmark-dev python3 postgrey db5.3-util prometheus clang libclang-rt-14-dev
+               postfix swaks systemd groff-base man-db file dpkg-dev)
 
 case "${1:-}" in
   build) packages=("${build_packages[@]}") ;;
@@ -25,5 +26,7 @@ done
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# postfix asks how to configure the system's mail: the tests run private instances only.
+echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 $sudo apt-get update -qq
 $sudo -E apt-get install -y -qq --no-install-recommends "${missing[@]}"
