@@ -15,7 +15,7 @@
 #include "server/metrics_endpoint.h"
 #include "server/process.h"
 #include "server/server.h"
-#include "store/lmdb/lmdb_store.h"
+#include "store/open_store.h"
 #include "util/clock.h"
 #include "whitelist/whitelist.h"
 #include "util/log.h"
@@ -40,6 +40,7 @@ Result<std::shared_ptr<const whitelist::Whitelists>> LoadAndReportWhitelists(
 }
 
 int Fatal(int code, const std::string& message) {
+  log::Flush();
   log::Error("ERROR: {}", message);
   return code;
 }
@@ -115,22 +116,30 @@ int Run(const std::vector<std::string>& args) {
   }
 
   ::umask(0077);
-  store::LmdbOptions store_options;
-  store_options.dbdir = config.policy.dbdir;
-  store_options.timing = config.policy.timing;
-  store_options.commit_interval = config.commit_interval;
-  auto store_or = store::LmdbStore::Open(store_options);
+  store::StoreConfig store_config = config.policy.store;
+  store_config.commit_interval = config.commit_interval;
+  auto store_or = store::OpenStore(store_config);
   if (!store_or.ok()) {
     return Fatal(store_or.status().code() == Status::Code::kBusy ? kExitLocked : kExitRuntime,
                  store_or.status().message());
   }
-  std::unique_ptr<store::LmdbStore> store = std::move(store_or.value());
+  std::unique_ptr<store::Store> store = std::move(store_or.value());
   metrics_store = store.get();
   engine::Greylister greylister(config.policy.engine, *store);
 
   greylister.SetWhitelists(whitelists);
   server.metrics().WhitelistsLoaded(true, whitelists->client_entry_count(),
                                     whitelists->recipient_entry_count(), clock.Now());
+
+  asio::steady_timer log_flush_timer(io);
+  std::function<void()> schedule_log_flush = [&] {
+    log_flush_timer.expires_after(log::kFlushInterval);
+    log_flush_timer.async_wait([&](std::error_code ec) {
+      log::Flush();
+      if (!ec) schedule_log_flush();
+    });
+  };
+  schedule_log_flush();
 
   asio::steady_timer summary_timer(io);
   std::function<void()> schedule_summary = [&] {
@@ -151,6 +160,7 @@ int Run(const std::vector<std::string>& args) {
     reload_signals.cancel();
     if (metrics_endpoint) metrics_endpoint->Stop();
     summary_timer.cancel();
+    log_flush_timer.cancel();
     server.Shutdown();
   });
   std::function<void()> wait_reload = [&] {
@@ -183,6 +193,7 @@ int Run(const std::vector<std::string>& args) {
   io.run();
 
   store.reset();  // commits what is pending
+  log::Flush();
   if (!config.pidfile.empty()) ::unlink(config.pidfile.c_str());
   return 0;
 }

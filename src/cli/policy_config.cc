@@ -13,6 +13,16 @@ namespace {
 using Arity = OptionSpec::Arity;
 
 constexpr OptionSpec kPolicyOptions[] = {
+    {"--store", Arity::kValue, "URI", "lmdb:",
+     "where the state lives: lmdb: (the database in --dbdir), lmdb:/path, "
+     "redis://[user:password@]host:port[/db], redis+unix:///path[?db=N] or "
+     "redis+sentinel://host:port[,host:port...]/mastername[?db=N&password=...]",
+     "greylight"},
+    {"--store-prefix", Arity::kValue, "PREFIX", "greylight:",
+     "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
+    {"--store-timeout", Arity::kValue, "MS", "200",
+     "Redis connect and round-trip timeout; slower answers count as store errors",
+     "greylight"},
     {"--dbdir", Arity::kValue, "PATH", "/var/lib/greylight",
      "directory of the LMDB database (the default store)", "postgrey"},
     {"--delay", Arity::kValue, "SECONDS", "300",
@@ -146,6 +156,13 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
 
   c.dbdir = std::string(o.Last("dbdir", "/var/lib/greylight"));
   if (c.dbdir.empty()) return Status::InvalidArgument("--dbdir: empty path");
+  c.store.uri = std::string(o.Last("store", store::StoreConfig::kDefaultUri));
+  c.store.prefix = std::string(o.Last("store-prefix", store::StoreConfig::kDefaultPrefix));
+  auto timeout = ParseInteger<long long>("store-timeout", o.Last("store-timeout", "200"), 1, 60000);
+  if (!timeout.ok()) return timeout.status();
+  c.store.timeout = std::chrono::milliseconds(*timeout);
+  c.store.dbdir = c.dbdir;
+  c.store.timing = c.timing;
   c.whitelist_clients = o.All("whitelist-clients");
   c.whitelist_recipients = o.All("whitelist-recipients");
   return Status::Ok();

@@ -10,6 +10,7 @@
 #include "cli/option_table.h"
 #include "engine/greylister.h"
 #include "policy/greylist_state.h"
+#include "store/open_store.h"
 #include "util/status.h"
 #include "whitelist/whitelist.h"
 
@@ -24,6 +25,8 @@ struct PolicyConfig {
   policy::GreylistTiming timing;
   engine::EngineOptions engine;
   std::filesystem::path dbdir = "/var/lib/greylight";
+  // The backend (--store, --store-prefix, --store-timeout; dbdir and timing filled in).
+  store::StoreConfig store;
   std::vector<std::string> whitelist_clients;     // as given; empty means the defaults
   std::vector<std::string> whitelist_recipients;  // as given; empty means the defaults
 };

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <thread>
 
 #include "util/log.h"
@@ -85,7 +86,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
              std::optional<policy::IpAddress> peer_ip)
       : server_(server),
         socket_(std::move(socket)),
-        idle_timer_(socket_.get_executor()),
         peer_(std::move(peer)),
         peer_ip_(peer_ip),
         parser_(server.options_.parser_limits) {}
@@ -107,6 +107,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
+  // Called by the server's sweep: closes the connection if its deadline has passed.
+  void ExpireIfDue(std::chrono::steady_clock::time_point now) {
+    if (now.time_since_epoch().count() <= deadline_.load(std::memory_order_relaxed)) return;
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this(), now] {
+      if (self->closed_ || !self->reading_ ||
+          now.time_since_epoch().count() <= self->deadline_.load(std::memory_order_relaxed)) {
+        return;
+      }
+      if (self->mid_request_.load(std::memory_order_relaxed)) {
+        log::Warning("request from {} not completed within {}s, closing", self->peer_,
+                     self->server_.options_.request_timeout.count());
+      } else {
+        log::Info("closing idle connection from {}", self->peer_);
+      }
+      self->Close();
+    });
+  }
+
   // Close now, whatever is in flight.
   void Abort() {
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->Close(); });
@@ -121,29 +139,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     reading_ = true;
-    // One timer serves both limits: idle between requests, and the deadline of a request
-    // that has started (a trickling peer is dropped).
+    // The server's sweep enforces both limits from this deadline: idle between requests,
+    // and the deadline of a request that has started (a trickling peer is dropped). One
+    // coarse sweep instead of a timer per read keeps timer syscalls off the request path.
     const bool mid_request = parser_.in_request();
-    if (mid_request) {
-      idle_timer_.expires_at(request_started_ + server_.options_.request_timeout);
-    } else {
-      idle_timer_.expires_after(server_.options_.idle_timeout);
-    }
-    idle_timer_.async_wait([self = shared_from_this(), mid_request](std::error_code ec) {
-      if (ec || self->closed_ || !self->reading_) return;
-      if (mid_request) {
-        log::Warning("request from {} not completed within {}s, closing", self->peer_,
-                     self->server_.options_.request_timeout.count());
-      } else {
-        log::Info("closing idle connection from {}", self->peer_);
-      }
-      self->Close();
-    });
+    auto deadline = mid_request ? request_started_ + server_.options_.request_timeout
+                                : std::chrono::steady_clock::now() + server_.options_.idle_timeout;
+    mid_request_.store(mid_request, std::memory_order_relaxed);
+    deadline_.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
     socket_.async_read_some(
         asio::buffer(read_buffer_),
         [self = shared_from_this()](std::error_code ec, size_t length) {
           self->reading_ = false;
-          self->idle_timer_.cancel();
+          self->deadline_.store(kNoDeadline, std::memory_order_relaxed);
           if (ec) {
             if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
               log::Info("read error from {}: {}", self->peer_, ec.message());
@@ -207,6 +215,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     server_.metrics_.RecordDecision(decision, took);
     const bool json = server_.greylister_->options().log_format ==
                       engine::EngineOptions::LogFormat::kJson;
+    if (decision.store_failed()) {
+      // One warning per interval while the store is failing, not one per request.
+      auto held_back = server_.store_error_log_.Allow(std::chrono::steady_clock::now());
+      if (!held_back) {
+        decision.logs.clear();
+      } else if (*held_back > 0) {
+        decision.logs.push_back(
+            {log::Level::kWarning,
+             fmt::format("({} more store errors not logged)", *held_back)});
+      }
+    }
     for (engine::LogLine& line : decision.logs) {
       if (json && line.level == log::Level::kNotice && line.text.ends_with('}')) {
         line.text.insert(line.text.size() - 1,
@@ -246,7 +265,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close() {
     if (closed_) return;
     closed_ = true;
-    idle_timer_.cancel();
     std::error_code ignored;
     socket_.shutdown(Protocol::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -255,7 +273,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Server& server_;
   Protocol::socket socket_;
-  asio::steady_timer idle_timer_;
+  static constexpr std::chrono::steady_clock::rep kNoDeadline =
+      std::numeric_limits<std::chrono::steady_clock::rep>::max();
+  std::atomic<std::chrono::steady_clock::rep> deadline_{kNoDeadline};  // read by the sweep
+  std::atomic<bool> mid_request_{false};
   const std::string peer_;
 
  public:
@@ -279,7 +300,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 Server::Server(asio::io_context& io, ServerOptions options, const Clock& clock)
-    : io_(io), options_(std::move(options)), clock_(clock), shutdown_timer_(io) {}
+    : io_(io),
+      options_(std::move(options)),
+      clock_(clock),
+      shutdown_timer_(io),
+      sweep_timer_(io) {}
+
+void Server::Sweep() {
+  sweep_timer_.expires_after(kSweepInterval);
+  sweep_timer_.async_wait([this](std::error_code ec) {
+    if (ec) return;
+    std::vector<std::shared_ptr<Connection>> open;
+    {
+      std::lock_guard lock(connections_mutex_);
+      if (shutting_down_) return;
+      open.assign(connections_.begin(), connections_.end());
+    }
+    auto now = std::chrono::steady_clock::now();
+    for (auto& connection : open) connection->ExpireIfDue(now);
+    Sweep();
+  });
+}
 
 Server::~Server() = default;
 
@@ -334,6 +375,7 @@ Status Server::Bind() {
 void Server::Start(const engine::Greylister& greylister) {
   greylister_ = &greylister;
   for (auto& listener : listeners_) Accept(*listener);
+  Sweep();
 }
 
 void Server::Accept(Listener& listener) {
@@ -429,6 +471,7 @@ void Server::Shutdown() {
       if (shutting_down_) return;
       shutting_down_ = true;
     }
+    sweep_timer_.cancel();
     for (auto& listener : listeners_) {
       std::error_code ignored;
       listener->acceptor.close(ignored);

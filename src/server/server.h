@@ -17,6 +17,7 @@
 #include "server/daemon_metrics.h"
 #include "server/listen_address.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/status.h"
 
 namespace greylight::server {
@@ -84,7 +85,10 @@ class Server {
  private:
   friend class Connection;
   struct Listener;
+  // Connection idle and request timeouts are checked this often.
+  static constexpr std::chrono::milliseconds kSweepInterval{500};
   void Accept(Listener& listener);
+  void Sweep();
   void Forget(Connection* connection);
   // Decides whether a new TCP/UNIX connection may be served; logs the refusal if not.
   bool Admit(const std::optional<policy::IpAddress>& peer_ip, const std::string& peer);
@@ -94,12 +98,15 @@ class Server {
   const engine::Greylister* greylister_ = nullptr;
   const Clock& clock_;
   DaemonMetrics metrics_;
+  static constexpr std::chrono::seconds kStoreErrorLogInterval{10};
+  log::RateLimiter store_error_log_{kStoreErrorLogInterval};
   std::vector<std::unique_ptr<Listener>> listeners_;
   mutable std::mutex connections_mutex_;
   std::set<std::shared_ptr<Connection>> connections_;
   std::map<policy::IpAddress, size_t> connections_per_peer_;  // guarded by connections_mutex_
   bool shutting_down_ = false;  // guarded by connections_mutex_
   asio::steady_timer shutdown_timer_;
+  asio::steady_timer sweep_timer_;
 };
 
 }  // namespace greylight::server

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <mutex>
 #include <utility>
 
 namespace greylight::log {
@@ -13,6 +15,23 @@ namespace {
 std::atomic<Level> g_level{Level::kNotice};
 std::atomic<Sink> g_sink{Sink::kStderr};
 std::string g_ident = "greylight";
+std::mutex g_buffer_mutex;
+std::string g_buffer;  // pending stderr lines, guarded by g_buffer_mutex
+
+void WriteAll(std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(STDERR_FILENO, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nowhere left to report a failing stderr
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// Called under g_buffer_mutex.
+void FlushLocked() {
+  WriteAll(g_buffer);
+  g_buffer.clear();
+}
 
 int SyslogPriority(Level level) {
   switch (level) {
@@ -28,6 +47,7 @@ int SyslogPriority(Level level) {
 }  // namespace
 
 void Configure(Level level, Sink sink, std::string_view ident, int facility) {
+  Flush();  // lines buffered for the previous sink go there
   g_level = level;
   g_sink = sink;
   if (sink == Sink::kSyslog) {
@@ -43,16 +63,15 @@ void Write(Level level, std::string_view message) {
     syslog(SyslogPriority(level), "%.*s", static_cast<int>(message.size()), message.data());
     return;
   }
-  std::string line;
-  line.reserve(message.size() + 1);
-  line.append(message);
-  line.push_back('\n');
-  std::string_view rest = line;
-  while (!rest.empty()) {
-    ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
-    if (n <= 0) return;  // nowhere left to report a failing stderr
-    rest.remove_prefix(static_cast<size_t>(n));
-  }
+  std::lock_guard lock(g_buffer_mutex);
+  g_buffer.append(message);
+  g_buffer.push_back('\n');
+  if (level <= Level::kWarning || g_buffer.size() >= kMaxBufferedBytes) FlushLocked();
+}
+
+void Flush() {
+  std::lock_guard lock(g_buffer_mutex);
+  FlushLocked();
 }
 
 void AppendEscaped(std::string& out, std::string_view value) {
@@ -99,6 +118,18 @@ std::optional<Level> LevelFromName(std::string_view name) {
   if (name == "info" || name == "3") return Level::kInfo;
   if (name == "debug" || name == "4") return Level::kDebug;
   return std::nullopt;
+}
+
+std::optional<uint64_t> RateLimiter::Allow(std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (last_ && now - *last_ < interval_) {
+    ++suppressed_;
+    return std::nullopt;
+  }
+  last_ = now;
+  uint64_t held_back = suppressed_;
+  suppressed_ = 0;
+  return held_back;
 }
 
 int FacilityFromName(std::string_view name) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,8 +22,14 @@ void Configure(Level level, Sink sink, std::string_view ident = "greylight", int
 Level CurrentLevel();
 inline bool Enabled(Level level) { return level <= CurrentLevel(); }
 
-// Writes one line. Thread-safe; each line is written with a single write(2) call.
+// Writes one line. Thread-safe. On stderr, notice and lower lines (the per-decision lines)
+// are buffered and written together by Flush(), which the daemon calls every
+// kFlushInterval and at exit, or when kMaxBufferedBytes are pending: one write(2) per batch
+// instead of one per request. Warnings and errors flush at once.
 void Write(Level level, std::string_view message);
+void Flush();
+inline constexpr std::chrono::milliseconds kFlushInterval{100};
+inline constexpr size_t kMaxBufferedBytes = 64 * 1024;
 
 template <typename... Args>
 void Log(Level level, fmt::format_string<Args...> format, Args&&... args) {
@@ -51,6 +59,22 @@ void AppendJsonString(std::string& out, std::string_view value);
 
 // Parses "err"/"error", "warning", "notice", "info", "debug" (or 0-4).
 std::optional<Level> LevelFromName(std::string_view name);
+
+// Lets one message through per interval and counts the ones held back, so a failing
+// backend cannot flood the log with one line per request. Thread-safe.
+class RateLimiter {
+ public:
+  explicit RateLimiter(std::chrono::steady_clock::duration interval) : interval_(interval) {}
+  // nullopt: suppress this message. Otherwise log it, with the count held back since the
+  // previous one.
+  std::optional<uint64_t> Allow(std::chrono::steady_clock::time_point now);
+
+ private:
+  const std::chrono::steady_clock::duration interval_;
+  std::mutex mutex_;
+  std::optional<std::chrono::steady_clock::time_point> last_;
+  uint64_t suppressed_ = 0;
+};
 
 // Maps a syslog facility name ("mail", "local0", ...) to its LOG_* value; -1 if unknown.
 int FacilityFromName(std::string_view name);

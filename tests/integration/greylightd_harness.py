@@ -143,6 +143,8 @@ class Daemon:
         return self.process.returncode
 
     def log_text(self):
+        if self.process is not None and self.process.poll() is None:
+            time.sleep(0.25)  # decision lines are flushed every 100 ms (log::kFlushInterval)
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 

@@ -74,14 +74,6 @@ class ReadTxn {
 
 }  // namespace
 
-std::string LmdbStore::OverlayKeyFor(Table table, std::string_view key) {
-  std::string overlay_key;
-  overlay_key.reserve(key.size() + 1);
-  overlay_key.push_back(table == Table::kTriplets ? 't' : 'c');
-  overlay_key.append(key);
-  return overlay_key;
-}
-
 LmdbStore::LmdbStore(LmdbOptions options) : options_(std::move(options)) {}
 
 Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(LmdbOptions options) {
@@ -202,9 +194,8 @@ Status LmdbStore::WithWriteTxn(Body&& body) {
 
 Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table,
                                                               const std::string& key) {
-  std::string overlay_key = OverlayKeyFor(table, key);
-  for (const Overlay* overlay : {&pending_, &committing_}) {
-    auto it = overlay->find(overlay_key);
+  for (const Overlay* overlay : {&pending_[TableIndex(table)], &committing_[TableIndex(table)]}) {
+    auto it = overlay->find(std::string_view(key));
     if (it != overlay->end()) {
       if (!it->second) return std::optional<std::string_view>();
       return std::optional<std::string_view>(*it->second);
@@ -239,7 +230,7 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
   Status failure;
   {
     std::unique_lock lock(mutex_);
-    if (pending_.size() >= kMaxPendingRecords) {
+    if (PendingCount(pending_) >= kMaxPendingRecords) {
       lock.unlock();
       done(Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)"));
       return;
@@ -257,7 +248,7 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
     if (failure.ok()) {
       transition = policy::Decide(prior, now, options_.timing);
       ApplyTransition(keys, transition, [this](Table table, const std::string& key, std::string value) {
-        pending_[OverlayKeyFor(table, key)] = std::move(value);
+        pending_[TableIndex(table)][key] = std::move(value);
       });
     }
   }
@@ -279,31 +270,34 @@ Status LmdbStore::CommitPending() {
   std::lock_guard commit_lock(commit_mutex_);
   {
     std::lock_guard lock(mutex_);
-    if (pending_.empty()) return Status::Ok();
+    if (PendingCount(pending_) == 0) return Status::Ok();
     committing_.swap(pending_);
   }
   Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
-    for (const auto& [overlay_key, value] : committing_) {
-      Table table = overlay_key[0] == 't' ? Table::kTriplets : Table::kClients;
-      MDB_val k = ToVal(std::string_view(overlay_key).substr(1));
-      int rc;
-      if (value) {
-        MDB_val v = ToVal(*value);
-        rc = mdb_put(txn, Dbi(table), &k, &v, 0);
-      } else {
-        rc = mdb_del(txn, Dbi(table), &k, nullptr);
-        if (rc == MDB_NOTFOUND) rc = 0;
+    for (Table table : {Table::kTriplets, Table::kClients}) {
+      for (const auto& [key, value] : committing_[TableIndex(table)]) {
+        MDB_val k = ToVal(key);
+        int rc;
+        if (value) {
+          MDB_val v = ToVal(*value);
+          rc = mdb_put(txn, Dbi(table), &k, &v, 0);
+        } else {
+          rc = mdb_del(txn, Dbi(table), &k, nullptr);
+          if (rc == MDB_NOTFOUND) rc = 0;
+        }
+        if (rc != 0) return rc;
       }
-      if (rc != 0) return rc;
     }
     return 0;
   });
   std::lock_guard lock(mutex_);
   if (!status.ok()) {
     // Keep the updates for the next attempt; newer pending values win.
-    for (auto& [key, value] : committing_) pending_.try_emplace(key, std::move(value));
+    for (size_t i = 0; i < committing_.size(); ++i) {
+      for (auto& [key, value] : committing_[i]) pending_[i].try_emplace(key, std::move(value));
+    }
   }
-  committing_.clear();
+  for (Overlay& overlay : committing_) overlay.clear();
   return status;
 }
 
@@ -348,7 +342,7 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
         bool pending;
         {
           std::lock_guard lock(mutex_);
-          pending = pending_.contains(OverlayKeyFor(table, key));
+          pending = pending_[TableIndex(table)].contains(key);
         }
         if (!pending && ShouldExpire(table, FromVal(v), now, options_.timing)) {
           if ((rc = mdb_cursor_del(cursor, 0)) != 0) break;
@@ -398,7 +392,7 @@ Result<std::optional<std::string>> LmdbStore::Get(Table table, std::string_view 
 Status LmdbStore::Put(Table table, std::string_view key, std::string_view value) {
   {
     std::lock_guard lock(mutex_);
-    pending_[OverlayKeyFor(table, key)] = std::string(value);
+    pending_[TableIndex(table)][std::string(key)] = std::string(value);
   }
   return CommitPending();
 }
@@ -406,7 +400,7 @@ Status LmdbStore::Put(Table table, std::string_view key, std::string_view value)
 Status LmdbStore::Delete(Table table, std::string_view key) {
   {
     std::lock_guard lock(mutex_);
-    pending_[OverlayKeyFor(table, key)] = std::nullopt;
+    pending_[TableIndex(table)][std::string(key)] = std::nullopt;
   }
   return CommitPending();
 }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <array>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
@@ -69,7 +70,19 @@ class LmdbStore final : public Store {
 
  private:
   // A pending change: a value to put, or nullopt to delete.
-  using Overlay = std::unordered_map<std::string, std::optional<std::string>>;
+  // Transparent hashing: lookups by string_view allocate nothing.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+  };
+  using Overlay =
+      std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;
+  // One overlay per table, indexed by TableIndex().
+  using Overlays = std::array<Overlay, 2>;
+  static size_t TableIndex(Table table) { return table == Table::kTriplets ? 0 : 1; }
+  static size_t PendingCount(const Overlays& overlays) {
+    return overlays[0].size() + overlays[1].size();
+  }
 
   explicit LmdbStore(LmdbOptions options);
   Status OpenEnvironment();
@@ -83,7 +96,6 @@ class LmdbStore final : public Store {
   Result<std::optional<std::string_view>> ReadLocked(Table table, const std::string& key);
   Status GrowMap();
   MDB_dbi Dbi(Table table) const { return table == Table::kTriplets ? triplets_ : clients_; }
-  static std::string OverlayKeyFor(Table table, std::string_view key);
 
   const LmdbOptions options_;
   int lock_fd_ = -1;
@@ -93,8 +105,8 @@ class LmdbStore final : public Store {
 
   mutable std::mutex mutex_;        // guards everything below and map resizes
   MDB_txn* read_txn_ = nullptr;     // reused (reset/renew) for Check reads
-  Overlay pending_;                 // acknowledged, not yet in a write transaction
-  Overlay committing_;              // in the write transaction being committed
+  Overlays pending_;                // acknowledged, not yet in a write transaction
+  Overlays committing_;             // in the write transaction being committed
   std::string read_buffer_;         // value copy for reads from the overlays
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome

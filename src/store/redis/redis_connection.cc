@@ -1,0 +1,303 @@
+#include "store/redis/redis_connection.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace greylight::store {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct ContextDeleter {
+  void operator()(redisContext* context) const {
+    if (context != nullptr) redisFree(context);
+  }
+};
+using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+std::string FormatAddress(const RedisAddress& address) {
+  if (address.host.find(':') != std::string::npos) {
+    return fmt::format("[{}]:{}", address.host, address.port);
+  }
+  return fmt::format("{}:{}", address.host, address.port);
+}
+
+RedisReply Convert(const redisReply& raw) {
+  RedisReply reply;
+  switch (raw.type) {
+    case REDIS_REPLY_STRING:
+      reply.type = RedisReply::Type::kString;
+      reply.str.assign(raw.str, raw.len);
+      break;
+    case REDIS_REPLY_STATUS:
+      reply.type = RedisReply::Type::kStatus;
+      reply.str.assign(raw.str, raw.len);
+      break;
+    case REDIS_REPLY_ERROR:
+      reply.type = RedisReply::Type::kError;
+      reply.str.assign(raw.str, raw.len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      reply.type = RedisReply::Type::kInteger;
+      reply.integer = raw.integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      reply.type = RedisReply::Type::kArray;
+      reply.elements.reserve(raw.elements);
+      for (size_t i = 0; i < raw.elements; ++i) reply.elements.push_back(Convert(*raw.element[i]));
+      break;
+    default:
+      reply.type = RedisReply::Type::kNil;
+      break;
+  }
+  return reply;
+}
+
+Status ContextError(const redisContext* context, std::string_view peer) {
+  return Status::Unavailable(fmt::format("redis {}: {}", peer, context->errstr));
+}
+
+// hiredis' blocking mode would wait in read(2) and write(2) for as long as the socket
+// timeout allows, per call. We want one deadline for a whole pipelined exchange, so the
+// socket is switched to non-blocking mode and every read and write is preceded by a poll()
+// bounded by the deadline. Clearing REDIS_BLOCK makes hiredis treat EAGAIN as "try again"
+// instead of an error; we only ever use the buffer-level calls, never redisGetReply().
+Status MakeNonBlocking(redisContext* context, std::string_view peer) {
+  int flags = ::fcntl(context->fd, F_GETFL);
+  if (flags < 0 || ::fcntl(context->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    return Status::Unavailable(fmt::format("redis {}: fcntl: {}", peer, std::strerror(errno)));
+  }
+  context->flags &= ~REDIS_BLOCK;
+  return Status::Ok();
+}
+
+Status WaitFor(const redisContext* context, short events, RedisDeadline deadline,
+               std::string_view peer) {
+  while (true) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) return Status::Unavailable(fmt::format("redis {}: timed out", peer));
+    pollfd fd{context->fd, events, 0};
+    int rc = ::poll(&fd, 1, static_cast<int>(left.count()));
+    if (rc > 0) return Status::Ok();  // also on POLLERR/POLLHUP: the read or write reports it
+    if (rc < 0 && errno != EINTR) {
+      return Status::Unavailable(fmt::format("redis {}: poll: {}", peer, std::strerror(errno)));
+    }
+  }
+}
+
+Result<std::vector<RedisReply>> ExchangeOn(redisContext* context, std::string_view peer,
+                                           std::span<const RedisCommand> commands,
+                                           RedisDeadline deadline) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (const RedisCommand& command : commands) {
+    argv.clear();
+    lengths.clear();
+    for (const std::string& arg : command) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    if (redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(),
+                               lengths.data()) != REDIS_OK) {
+      return ContextError(context, peer);
+    }
+  }
+  int written = 0;
+  while (true) {
+    if (redisBufferWrite(context, &written) != REDIS_OK) return ContextError(context, peer);
+    if (written) break;
+    if (Status s = WaitFor(context, POLLOUT, deadline, peer); !s.ok()) return s;
+  }
+  std::vector<RedisReply> replies;
+  replies.reserve(commands.size());
+  while (replies.size() < commands.size()) {
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(context, &raw) != REDIS_OK) return ContextError(context, peer);
+    if (raw != nullptr) {
+      replies.push_back(Convert(*static_cast<redisReply*>(raw)));
+      freeReplyObject(raw);
+      continue;
+    }
+    if (Status s = WaitFor(context, POLLIN, deadline, peer); !s.ok()) return s;
+    if (redisBufferRead(context) != REDIS_OK) return ContextError(context, peer);
+  }
+  return replies;
+}
+
+Result<ContextPtr> ConnectTcp(const RedisAddress& address, std::chrono::milliseconds timeout) {
+  std::string peer = FormatAddress(address);
+  ContextPtr context(
+      redisConnectWithTimeout(address.host.c_str(), address.port, ToTimeval(timeout)));
+  if (context == nullptr) return Status::Unavailable(fmt::format("redis {}: out of memory", peer));
+  if (context->err != 0) return ContextError(context.get(), peer);
+  redisEnableKeepAlive(context.get());  // best effort: only speeds up noticing a dead peer
+  if (Status s = MakeNonBlocking(context.get(), peer); !s.ok()) return s;
+  return context;
+}
+
+Result<ContextPtr> ConnectUnix(const std::string& path, std::chrono::milliseconds timeout) {
+  ContextPtr context(redisConnectUnixWithTimeout(path.c_str(), ToTimeval(timeout)));
+  if (context == nullptr) return Status::Unavailable(fmt::format("redis {}: out of memory", path));
+  if (context->err != 0) return ContextError(context.get(), path);
+  if (Status s = MakeNonBlocking(context.get(), path); !s.ok()) return s;
+  return context;
+}
+
+// Error replies that describe a passing state of the server rather than a refusal of our
+// configuration: retrying later may succeed.
+bool IsTransientError(const RedisReply& reply) {
+  for (std::string_view code : {"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN"}) {
+    if (reply.IsError(code)) return true;
+  }
+  return false;
+}
+
+RedisCommand AuthCommand(const std::string& user, const std::string& password) {
+  if (user.empty()) return {"AUTH", password};
+  return {"AUTH", user, password};
+}
+
+// Asks each sentinel in turn for the address of the master, as the Sentinel client
+// guidelines describe: the first sentinel that names one wins.
+Result<RedisAddress> AskSentinels(const RedisEndpoint& endpoint,
+                                  std::chrono::milliseconds timeout) {
+  std::vector<std::string> problems;
+  bool all_refused = true;  // every sentinel rejected our credentials
+  for (const RedisAddress& sentinel : endpoint.addresses) {
+    std::string peer = "sentinel " + FormatAddress(sentinel);
+    auto context = ConnectTcp(sentinel, timeout);
+    if (!context.ok()) {
+      problems.push_back(context.status().message());
+      all_refused = false;
+      continue;
+    }
+    std::vector<RedisCommand> commands;
+    if (!endpoint.sentinel_password.empty()) {
+      commands.push_back(AuthCommand(endpoint.sentinel_user, endpoint.sentinel_password));
+    }
+    commands.push_back({"SENTINEL", "get-master-addr-by-name", endpoint.master_name});
+    auto replies = ExchangeOn(context->get(), peer, commands, SteadyClock::now() + timeout);
+    if (!replies.ok()) {
+      problems.push_back(replies.status().message());
+      all_refused = false;
+      continue;
+    }
+    if (replies->front().is_error()) {
+      problems.push_back(fmt::format("{}: {}", peer, replies->front().str));
+      continue;
+    }
+    all_refused = false;
+    const RedisReply& answer = replies->back();
+    if (answer.type != RedisReply::Type::kArray || answer.elements.size() != 2) {
+      problems.push_back(fmt::format("{}: no master named '{}'", peer, endpoint.master_name));
+      continue;
+    }
+    RedisAddress master;
+    master.host = answer.elements[0].str;
+    const std::string& port = answer.elements[1].str;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), master.port);
+    if (ec != std::errc() || end != port.data() + port.size() || master.host.empty()) {
+      problems.push_back(fmt::format("{}: bad master address '{}:{}'", peer, master.host, port));
+      continue;
+    }
+    return master;
+  }
+  std::string message = fmt::format("no sentinel named the master '{}': {}", endpoint.master_name,
+                                    fmt::join(problems, "; "));
+  if (all_refused && !problems.empty()) return Status::InvalidArgument(std::move(message));
+  return Status::Unavailable(std::move(message));
+}
+
+}  // namespace
+
+bool RedisReply::IsError(std::string_view code) const {
+  return type == Type::kError && str.starts_with(code) &&
+         (str.size() == code.size() || str[code.size()] == ' ');
+}
+
+RedisConnection::RedisConnection(redisContext* context, std::string peer)
+    : context_(context), peer_(std::move(peer)) {}
+
+RedisConnection::~RedisConnection() { redisFree(context_); }
+
+Result<std::unique_ptr<RedisConnection>> RedisConnection::Open(
+    const RedisEndpoint& endpoint, std::chrono::milliseconds timeout,
+    std::span<const RedisCommand> setup) {
+  Result<ContextPtr> context = Status::Unavailable("no address");
+  std::string peer;
+  bool check_role = false;
+  switch (endpoint.kind) {
+    case RedisEndpoint::Kind::kTcp:
+      if (endpoint.addresses.empty()) return Status::InvalidArgument("redis: no server address");
+      peer = FormatAddress(endpoint.addresses.front());
+      context = ConnectTcp(endpoint.addresses.front(), timeout);
+      break;
+    case RedisEndpoint::Kind::kUnix:
+      peer = endpoint.unix_path;
+      context = ConnectUnix(endpoint.unix_path, timeout);
+      break;
+    case RedisEndpoint::Kind::kSentinel: {
+      auto master = AskSentinels(endpoint, timeout);
+      if (!master.ok()) return master.status();
+      peer = FormatAddress(*master);
+      context = ConnectTcp(*master, timeout);
+      // A sentinel may name a master that has just been demoted: the guidelines ask
+      // clients to confirm with ROLE before writing.
+      check_role = true;
+      break;
+    }
+  }
+  if (!context.ok()) return context.status();
+
+  std::vector<RedisCommand> commands;
+  if (!endpoint.password.empty()) commands.push_back(AuthCommand(endpoint.user, endpoint.password));
+  if (endpoint.db != 0) commands.push_back({"SELECT", std::to_string(endpoint.db)});
+  const size_t role_index = commands.size();
+  if (check_role) commands.push_back({"ROLE"});
+  commands.insert(commands.end(), setup.begin(), setup.end());
+  auto replies = ExchangeOn(context->get(), peer, commands, SteadyClock::now() + timeout);
+  if (!replies.ok()) return replies.status();
+  for (size_t i = 0; i < replies->size(); ++i) {
+    const RedisReply& reply = (*replies)[i];
+    if (!reply.is_error()) continue;
+    // Names only the command: an AUTH argument is a password.
+    std::string message = fmt::format("redis {}: {} refused: {}", peer, commands[i][0], reply.str);
+    if (IsTransientError(reply)) return Status::Unavailable(std::move(message));
+    return Status::InvalidArgument(std::move(message));
+  }
+  if (check_role) {
+    const RedisReply& role = (*replies)[role_index];
+    std::string_view name = role.type == RedisReply::Type::kArray && !role.elements.empty()
+                                ? std::string_view(role.elements[0].str)
+                                : std::string_view("unknown");
+    if (name != "master") {
+      return Status::Unavailable(
+          fmt::format("redis {}: named master of '{}' by a sentinel, but "
+                      "its role is {}",
+                      peer, endpoint.master_name, name));
+    }
+  }
+  return std::unique_ptr<RedisConnection>(new RedisConnection(context->release(), std::move(peer)));
+}
+
+Result<std::vector<RedisReply>> RedisConnection::Exchange(std::span<const RedisCommand> commands,
+                                                          RedisDeadline deadline) {
+  return ExchangeOn(context_, peer_, commands, deadline);
+}
+
+}  // namespace greylight::store

@@ -1,0 +1,635 @@
+#include "store/redis/redis_store.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "store/memory_store.h"
+#include "store/store_conformance.h"
+#include "support/redis_server.h"
+
+namespace greylight::store {
+namespace {
+
+using namespace std::chrono_literals;
+using testing_support::RedisServer;
+using testing_support::RespReply;
+using testing_support::WaitUntil;
+
+constexpr long long T = 1800000000;
+
+// A store standing in for Redis when no redis-server could be started: every operation
+// fails with the reason, so each test fails with a message saying what is missing.
+class UnavailableStore final : public Store {
+ public:
+  explicit UnavailableStore(std::string why) : why_(std::move(why)) {}
+  void Check(const CheckKeys&, UnixTime, CheckCallback done) override { done(Error()); }
+  Result<std::optional<std::string>> Get(Table, std::string_view) override { return Error(); }
+  Status Put(Table, std::string_view, std::string_view) override { return Error(); }
+  Status Delete(Table, std::string_view) override { return Error(); }
+  Status ForEach(Table, const VisitFunction&) override { return Error(); }
+  Result<size_t> ExpireSome(UnixTime, size_t) override { return Error(); }
+  Status Flush() override { return Error(); }
+
+ private:
+  Status Error() const { return Status::Unavailable(why_); }
+  std::string why_;
+};
+
+// One redis-server per test process for the conformance suite, stopped at exit; each store
+// gets a prefix of its own, which is the isolation the store promises.
+Result<RedisServer*> SharedServer() {
+  static Result<std::unique_ptr<RedisServer>> server = RedisServer::Start();
+  if (!server.ok()) return server.status();
+  return server->get();
+}
+
+RedisOptions OptionsFor(int port, std::string prefix = "greylight:") {
+  RedisOptions options;
+  options.endpoint.kind = RedisEndpoint::Kind::kTcp;
+  options.endpoint.addresses = {{"127.0.0.1", port}};
+  options.prefix = std::move(prefix);
+  options.background_expiry = false;
+  return options;
+}
+
+std::unique_ptr<Store> CreateForConformance(const policy::GreylistTiming& timing) {
+  static std::atomic<int> next_prefix{0};
+  auto server = SharedServer();
+  if (!server.ok()) {
+    ADD_FAILURE() << server.status().message();
+    return std::make_unique<UnavailableStore>(server.status().message());
+  }
+  RedisOptions options =
+      OptionsFor((*server)->port(), fmt::format("conformance{}:", next_prefix++));
+  options.timing = timing;
+  options.timeout = 2000ms;  // loopback; generous so that a loaded test machine is no fault
+  auto store = RedisStore::Open(options);
+  if (!store.ok()) {
+    ADD_FAILURE() << store.status().message();
+    return std::make_unique<UnavailableStore>(store.status().message());
+  }
+  return std::move(store.value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Redis, StoreConformanceTest,
+                         testing::Values(StoreFactory{"redis", CreateForConformance}),
+                         [](const auto& info) { return info.param.name; });
+
+// Runs one Check and waits for its callback, at most `limit`.
+struct Outcome {
+  std::optional<Result<policy::Transition>> result;
+  std::chrono::milliseconds elapsed{0};
+};
+Outcome CheckWithin(Store& store, const CheckKeys& keys, long long now,
+                    std::chrono::milliseconds limit = 5000ms) {
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<policy::Transition>> result;
+  };
+  auto shared = std::make_shared<Shared>();  // the callback may outlive a timed-out wait
+  auto start = std::chrono::steady_clock::now();
+  store.Check(keys, FromUnixSeconds(now), [shared](Result<policy::Transition> r) {
+    std::lock_guard lock(shared->mutex);
+    shared->result.emplace(std::move(r));
+    shared->done.notify_one();
+  });
+  std::unique_lock lock(shared->mutex);
+  shared->done.wait_for(lock, limit, [&] { return shared->result.has_value(); });
+  Outcome outcome;
+  outcome.result = shared->result;
+  outcome.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  return outcome;
+}
+
+bool CheckSucceeds(Store& store, const CheckKeys& keys, long long now) {
+  Outcome outcome = CheckWithin(store, keys, now);
+  return outcome.result && outcome.result->ok();
+}
+
+long long Ttl(const RedisServer& server, const std::string& key) {
+  auto reply = server.Command({"TTL", key});
+  EXPECT_TRUE(reply.ok()) << reply.status().message();
+  return reply.ok() ? reply->integer : -3;
+}
+
+class RedisStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(server.value());
+  }
+
+  std::unique_ptr<RedisStore> Open(RedisOptions options) {
+    auto store = RedisStore::Open(std::move(options));
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    return store.ok() ? std::move(store.value()) : nullptr;
+  }
+
+  std::unique_ptr<RedisServer> server_;
+};
+
+TEST_F(RedisStoreTest, RecordsUsePrefixedKeysAndPostgreyValues) {
+  auto store = Open(OptionsFor(server_->port(), "site:"));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(CheckSucceeds(*store, {"192.0.2.0/a@b/c@d", "192.0.2.1"}, T));
+  ASSERT_TRUE(CheckSucceeds(*store, {"192.0.2.0/a@b/c@d", "192.0.2.1"}, T + 300));
+  EXPECT_EQ(server_->Command({"GET", "site:t:192.0.2.0/a@b/c@d"})->str, "1800000000,1800000300");
+  EXPECT_EQ(server_->Command({"GET", "site:c:192.0.2.1"})->str, "1,1800000300");
+  EXPECT_EQ(store->RedisKey(Table::kClients, "x"), "site:c:x");
+}
+
+// TTLs let Redis do the expiry: pending triplets live for min(max-age, retry window) after
+// their last update, passed ones and clients for max-age; one second of margin each.
+TEST_F(RedisStoreTest, TtlsFollowTheExpiryRules) {
+  RedisOptions options = OptionsFor(server_->port());
+  options.timing.max_age = Seconds(35 * 86400);
+  options.timing.retry_window = Seconds(2 * 86400);
+  FakeClock clock(FromUnixSeconds(T));
+  options.clock = &clock;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  const long long max_age = 35 * 86400, retry_window = 2 * 86400;
+  auto near = [](long long ttl, long long want) { return ttl == want || ttl == want - 1; };
+
+  ASSERT_TRUE(CheckSucceeds(*store, {"k", "10.0.0.1"}, T));
+  EXPECT_PRED2(near, Ttl(*server_, "greylight:t:k"), retry_window + 1);
+  EXPECT_EQ(Ttl(*server_, "greylight:c:10.0.0.1"), -2);  // no client record yet
+
+  ASSERT_TRUE(CheckSucceeds(*store, {"k", "10.0.0.1"}, T + 300));  // passes
+  EXPECT_PRED2(near, Ttl(*server_, "greylight:t:k"), max_age + 1);
+  EXPECT_PRED2(near, Ttl(*server_, "greylight:c:10.0.0.1"), max_age + 1);
+
+  // max-age shorter than the retry window: pending triplets go at max-age.
+  RedisOptions short_options = OptionsFor(server_->port(), "short:");
+  short_options.timing.max_age = Seconds(3600);
+  short_options.timing.retry_window = Seconds(7200);
+  auto short_store = Open(short_options);
+  ASSERT_TRUE(short_store);
+  ASSERT_TRUE(CheckSucceeds(*short_store, {"k", ""}, T));
+  EXPECT_PRED2(near, Ttl(*server_, "short:t:k"), 3600 + 1);
+
+  // Put counts the TTL from the record's last-seen time by the store's clock.
+  ASSERT_TRUE(store->Put(Table::kTriplets, "pending", fmt::format("{},{}", T - 100, T - 50)).ok());
+  EXPECT_PRED2(near, Ttl(*server_, "greylight:t:pending"), retry_window + 1 - 50);
+  ASSERT_TRUE(store->Put(Table::kTriplets, "passed", fmt::format("{},{}", T - 1000, T - 10)).ok());
+  EXPECT_PRED2(near, Ttl(*server_, "greylight:t:passed"), max_age + 1 - 10);
+  ASSERT_TRUE(store->Put(Table::kClients, "10.0.0.2", fmt::format("3,{}", T - 86400)).ok());
+  EXPECT_PRED2(near, Ttl(*server_, "greylight:c:10.0.0.2"), max_age + 1 - 86400);
+  // Already expired, or malformed: stored without TTL (-1), left to ExpireSome.
+  ASSERT_TRUE(
+      store->Put(Table::kTriplets, "dead", fmt::format("{},{}", T - 3 * 86400, T - 3 * 86400))
+          .ok());
+  EXPECT_EQ(Ttl(*server_, "greylight:t:dead"), -1);
+  ASSERT_TRUE(store->Put(Table::kTriplets, "junk", "junk").ok());
+  EXPECT_EQ(Ttl(*server_, "greylight:t:junk"), -1);
+  auto deleted = store->ExpireSome(FromUnixSeconds(T), 100);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().message();
+  EXPECT_EQ(*deleted, 2u);
+}
+
+TEST_F(RedisStoreTest, PrefixesAreIsolated) {
+  auto a = Open(OptionsFor(server_->port(), "a:"));
+  auto b = Open(OptionsFor(server_->port(), "b:"));
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(CheckSucceeds(*a, {"k", "10.0.0.1"}, T));
+  ASSERT_TRUE(CheckSucceeds(*a, {"k", "10.0.0.1"}, T + 300));
+  EXPECT_EQ(b->Get(Table::kTriplets, "k").value(), std::nullopt);
+  EXPECT_EQ(b->Get(Table::kClients, "10.0.0.1").value(), std::nullopt);
+  for (Table table : {Table::kTriplets, Table::kClients}) {
+    int seen = 0;
+    ASSERT_TRUE(b->ForEach(table, [&](auto, auto) { return ++seen > 0; }).ok());
+    EXPECT_EQ(seen, 0) << TableName(table);
+  }
+  // b greylists the triplet afresh; a's record is untouched.
+  Outcome outcome = CheckWithin(*b, {"k", "10.0.0.1"}, T + 400);
+  ASSERT_TRUE(outcome.result && outcome.result->ok());
+  EXPECT_TRUE(outcome.result->value().greylisted());
+  EXPECT_EQ(a->Get(Table::kTriplets, "k").value(), "1800000000,1800000300");
+  EXPECT_EQ(b->ExpireSome(FromUnixSeconds(T + 100 * 86400), 100).value(), 1u);  // only b's triplet
+  EXPECT_EQ(a->Get(Table::kTriplets, "k").value(), "1800000000,1800000300");
+}
+
+// The script must accept exactly the values policy::DecodeTriplet / DecodeClient accept:
+// for each tricky stored value, Redis and the in-memory reference give the same answer and
+// write the same records. (A disagreement between the script and policy::Decide would also
+// show as a failed Check: the store verifies every answer.)
+TEST_F(RedisStoreTest, ScriptDecodesValuesLikeTheCodec) {
+  policy::GreylistTiming timing;
+  timing.awl_threshold = 3;
+  RedisOptions options = OptionsFor(server_->port());
+  options.timing = timing;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  const long long now = T + 4000;
+  struct Case {
+    Table table;
+    std::string value;
+  };
+  const std::vector<Case> cases = {
+      {Table::kTriplets, "1799999000,1800000000"},
+      {Table::kTriplets, "0001799999000,01800000000"},
+      {Table::kTriplets, "1799999000,1800000000,extra"},
+      {Table::kTriplets, "1799999000,1800000000,"},
+      {Table::kTriplets, "1799999000,1800000000x"},
+      {Table::kTriplets, "1799999000,1800000000\n"},
+      {Table::kTriplets, "-0,1800000000"},
+      {Table::kTriplets, "-00,1800000000"},
+      {Table::kTriplets, "-1,1800000000"},
+      {Table::kTriplets, "1799999000,-1800000000"},
+      {Table::kTriplets, "+1799999000,1800000000"},
+      {Table::kTriplets, " 1799999000,1800000000"},
+      {Table::kTriplets, "1799999000 ,1800000000"},
+      {Table::kTriplets, "1799999000,,1800000000"},
+      {Table::kTriplets, "-,1800000000"},
+      {Table::kTriplets, ""},
+      {Table::kTriplets, ","},
+      {Table::kTriplets, "1800000000"},
+      {Table::kTriplets, "abc"},
+      {Table::kTriplets, "1800003999,1800003999"},  // pending
+      {Table::kTriplets, "1800009000,1800009000"},  // first in the future: corrected
+      {Table::kTriplets, "1700000000,1700000100"},  // older than max-age
+      {Table::kTriplets, "9007199254740991,1800000000"},
+      {Table::kClients, "5,1800000000"},
+      {Table::kClients, "05,1800000000"},
+      {Table::kClients, "-0,1800000000"},
+      {Table::kClients, "2,1800000000"},
+      {Table::kClients, "2,1799990000"},
+      {Table::kClients, "5,1800000000,1"},
+      {Table::kClients, "5,1800000000x"},
+      {Table::kClients, "5,"},
+      {Table::kClients, "9007199254740991,1800000000"},
+  };
+  MemoryStore reference(timing);
+  int index = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(fmt::format("{} value '{}'", TableName(c.table), c.value));
+    std::string triplet = fmt::format("triplet{}", index);
+    std::string client = fmt::format("client{}", index++);
+    // A triplet that has waited long enough, so the client record matters too.
+    std::string triplet_value = c.table == Table::kTriplets ? c.value : "1799990000,1799990000";
+    for (Store* s : std::initializer_list<Store*>{store.get(), &reference}) {
+      ASSERT_TRUE(s->Put(Table::kTriplets, triplet, triplet_value).ok());
+      if (c.table == Table::kClients) {
+        ASSERT_TRUE(s->Put(Table::kClients, client, c.value).ok());
+      }
+    }
+    Outcome got = CheckWithin(*store, {triplet, client}, now);
+    Outcome want = CheckWithin(reference, {triplet, client}, now);
+    ASSERT_TRUE(got.result && got.result->ok())
+        << (got.result ? got.result->status().message() : "no answer");
+    const policy::Transition& g = got.result->value();
+    const policy::Transition& w = want.result->value();
+    EXPECT_EQ(g.client_awl_pass, w.client_awl_pass);
+    EXPECT_EQ(g.first, w.first);
+    EXPECT_EQ(g.first_corrected, w.first_corrected);
+    EXPECT_EQ(g.last_was_successful, w.last_was_successful);
+    EXPECT_EQ(g.missing, w.missing);
+    EXPECT_EQ(g.awl_threshold_reached, w.awl_threshold_reached);
+    EXPECT_EQ(store->Get(Table::kTriplets, triplet).value(),
+              reference.Get(Table::kTriplets, triplet).value());
+    EXPECT_EQ(store->Get(Table::kClients, client).value(),
+              reference.Get(Table::kClients, client).value());
+  }
+}
+
+// Fields beyond 2^53 cannot be exact in Redis' Lua: such records count as malformed there
+// (and in the store's own rerun of the decision), documented in redis_scripts.h.
+TEST_F(RedisStoreTest, FieldsBeyondTwoToThe53AreMalformed) {
+  auto store = Open(OptionsFor(server_->port()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Put(Table::kTriplets, "k", "9007199254740992,1800000000").ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "c", "9007199254740992,1800000000").ok());
+  Outcome outcome = CheckWithin(*store, {"k", "c"}, T);
+  ASSERT_TRUE(outcome.result && outcome.result->ok()) << outcome.result->status().message();
+  EXPECT_FALSE(outcome.result->value().client_awl_pass);
+  EXPECT_EQ(outcome.result->value().first, FromUnixSeconds(T));
+  EXPECT_EQ(store->Get(Table::kTriplets, "k").value(), "1800000000,1800000000");
+}
+
+TEST_F(RedisStoreTest, SurvivesAFlushedScriptCache) {
+  auto store = Open(OptionsFor(server_->port()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(CheckSucceeds(*store, {"k", "10.0.0.1"}, T));
+  ASSERT_EQ(server_->Command({"SCRIPT", "FLUSH"})->str, "OK");
+  Outcome outcome = CheckWithin(*store, {"k", "10.0.0.1"}, T + 300);  // NOSCRIPT, then EVAL
+  ASSERT_TRUE(outcome.result && outcome.result->ok()) << outcome.result->status().message();
+  EXPECT_FALSE(outcome.result->value().greylisted());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "old", "1,1").ok());
+  ASSERT_EQ(server_->Command({"SCRIPT", "FLUSH"})->str, "OK");
+  EXPECT_EQ(store->ExpireSome(FromUnixSeconds(T), 10).value(), 1u);  // the delete script, too
+}
+
+// Records without TTL (Put of dead or malformed values, e.g. by a migration) are removed by
+// the background sweep.
+TEST_F(RedisStoreTest, BackgroundSweepRemovesRecordsWithoutTtl) {
+  RedisOptions options = OptionsFor(server_->port());
+  options.background_expiry = true;
+  options.expiry_period = 50ms;
+  options.expiry_batch = 2;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Put(Table::kTriplets, "junk", "junk").ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "dead", "1000,1000").ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "dead", "3,1000").ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "live", "1800000000,1800000000").ok());
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto keys = server_->Command({"KEYS", "greylight:*"});
+        return keys.ok() && keys->elements.size() == 1;
+      },
+      10s));
+  EXPECT_EQ(store->Get(Table::kTriplets, "live").value(), "1800000000,1800000000");
+}
+
+// A server that is not the master (here: a plain URI pointing at a replica) answers
+// READONLY: the request fails and the store reconnects, without crashing or hanging.
+TEST_F(RedisStoreTest, ReadOnlyReplicaFailsRequests) {
+  auto replica = RedisServer::StartReplica(server_->port());
+  ASSERT_TRUE(replica.ok()) << replica.status().message();
+  RedisOptions options = OptionsFor((*replica)->port());
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 3; ++i) {
+    Outcome outcome = CheckWithin(*store, {"k", ""}, T);
+    ASSERT_TRUE(outcome.result);
+    ASSERT_FALSE(outcome.result->ok());
+    EXPECT_EQ(outcome.result->status().code(), Status::Code::kUnavailable);
+  }
+  EXPECT_TRUE(CheckSucceeds(*Open(OptionsFor(server_->port())), {"k", ""}, T));
+}
+
+// Many requests in flight share round trips (pipelining) and all get their answer.
+TEST_F(RedisStoreTest, QueuedChecksArePipelined) {
+  auto store = Open(OptionsFor(server_->port()));
+  ASSERT_TRUE(store);
+  constexpr int kRequests = 2000;
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int done = 0, failed = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    store->Check({fmt::format("triplet{}", i), "10.0.0.1"}, FromUnixSeconds(T),
+                 [&](Result<policy::Transition> r) {
+                   std::lock_guard lock(mutex);
+                   if (!r.ok()) ++failed;
+                   if (++done == kRequests) all_done.notify_one();
+                 });
+  }
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(all_done.wait_for(lock, 30s, [&] { return done == kRequests; }));
+  EXPECT_EQ(failed, 0);
+  EXPECT_LT(store->round_trips(), static_cast<uint64_t>(kRequests / 2));
+}
+
+TEST_F(RedisStoreTest, SynchronousCallsFromACheckCallbackAreRefused) {
+  auto store = Open(OptionsFor(server_->port()));
+  ASSERT_TRUE(store);
+  std::optional<Status> inner;
+  std::mutex mutex;
+  std::condition_variable done;
+  store->Check({"k", ""}, FromUnixSeconds(T), [&](Result<policy::Transition>) {
+    auto value = store->Get(Table::kTriplets, "k");
+    std::lock_guard lock(mutex);
+    inner = value.status();
+    done.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(done.wait_for(lock, 5s, [&] { return inner.has_value(); }));
+  EXPECT_EQ(inner->code(), Status::Code::kBusy);
+}
+
+// Redis dies: requests fail within the timeout (the engine then answers DUNNO), nothing
+// hangs or crashes; Redis returns on the same port: the same store resumes by itself.
+TEST_F(RedisStoreTest, ResumesAfterRedisIsKilledAndRestarted) {
+  RedisOptions options = OptionsFor(server_->port());
+  options.timeout = 200ms;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(CheckSucceeds(*store, {"k", "10.0.0.1"}, T));
+
+  server_->Kill();
+  for (int i = 0; i < 20; ++i) {
+    Outcome outcome = CheckWithin(*store, {"k", "10.0.0.1"}, T + i);
+    ASSERT_TRUE(outcome.result) << "no answer within 5 s while Redis is down";
+    EXPECT_FALSE(outcome.result->ok());
+    EXPECT_EQ(outcome.result->status().code(), Status::Code::kUnavailable);
+    EXPECT_LE(outcome.elapsed, 2 * options.timeout + 100ms) << "request " << i;
+  }
+  EXPECT_FALSE(store->Get(Table::kTriplets, "k").ok());
+  EXPECT_FALSE(store->connected());
+
+  ASSERT_TRUE(server_->Restart().ok());
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return CheckSucceeds(*store, {"k", "10.0.0.1"}, T + 100);
+      },
+      15s))
+      << "the store did not reconnect";
+  EXPECT_TRUE(store->connected());
+  EXPECT_EQ(store->Get(Table::kTriplets, "k").value(), "1800000100,1800000100");
+}
+
+// An outage logs a few warnings, not one per request, and says how many it left out.
+TEST_F(RedisStoreTest, WarningsAreRateLimited) {
+  RedisOptions options = OptionsFor(server_->port());
+  options.timeout = 200ms;
+  options.warning_interval = 300ms;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(CheckSucceeds(*store, {"k", ""}, T));
+  server_->Kill();
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(CheckSucceeds(*store, {"k", ""}, T));
+  auto later = std::chrono::steady_clock::now() + options.warning_interval + 50ms;
+  while (std::chrono::steady_clock::now() < later) {
+    EXPECT_FALSE(CheckSucceeds(*store, {"k", ""}, T));
+  }
+  std::string logged = testing::internal::GetCapturedStderr();
+  size_t lines = std::count(logged.begin(), logged.end(), '\n');
+  EXPECT_GE(lines, 2u) << logged;
+  EXPECT_LE(lines, 3u) << logged;
+  EXPECT_NE(logged.find("similar warnings suppressed)"), std::string::npos) << logged;
+}
+
+// Redis hangs (accepts connections, never answers): requests time out instead of waiting.
+TEST_F(RedisStoreTest, TimesOutWhileRedisHangsThenResumes) {
+  RedisOptions options = OptionsFor(server_->port());
+  options.timeout = 200ms;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(CheckSucceeds(*store, {"k", ""}, T));
+
+  server_->Suspend();
+  for (int i = 0; i < 5; ++i) {
+    Outcome outcome = CheckWithin(*store, {"k", ""}, T + i);
+    ASSERT_TRUE(outcome.result) << "no answer within 5 s while Redis hangs";
+    EXPECT_FALSE(outcome.result->ok());
+    // At worst a reconnection attempt (connect, then setup) and the request's own round trip.
+    EXPECT_LE(outcome.elapsed, 3 * options.timeout + 200ms) << "request " << i;
+  }
+  server_->Resume();
+  EXPECT_TRUE(WaitUntil([&] { return CheckSucceeds(*store, {"k", ""}, T + 10); }, 15s));
+}
+
+// Greylightd may start before Redis: opening succeeds, requests fail fast, and the store
+// connects once Redis is up.
+TEST_F(RedisStoreTest, OpensBeforeRedisIsUp) {
+  const int port = testing_support::FreeLoopbackPort();
+  RedisOptions options = OptionsFor(port);
+  options.timeout = 200ms;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  EXPECT_FALSE(store->connected());
+  Outcome outcome = CheckWithin(*store, {"k", ""}, T);
+  ASSERT_TRUE(outcome.result);
+  EXPECT_EQ(outcome.result->status().code(), Status::Code::kUnavailable);
+
+  auto late = RedisServer::Start({}, port);
+  ASSERT_TRUE(late.ok()) << late.status().message();
+  EXPECT_TRUE(WaitUntil([&] { return CheckSucceeds(*store, {"k", ""}, T); }, 15s));
+}
+
+TEST_F(RedisStoreTest, AuthenticatesWithUserAndSelectsTheDatabase) {
+  auto secured = RedisServer::Start(
+      {"--requirepass", "s3cret", "--user", "mx", "on", ">mx-pw", "~*", "&*", "+@all"});
+  ASSERT_TRUE(secured.ok()) << secured.status().message();
+  const int port = (*secured)->port();
+
+  RedisOptions options = OptionsFor(port);
+  options.endpoint.user = "mx";
+  options.endpoint.password = "mx-pw";
+  options.endpoint.db = 3;
+  auto store = Open(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(CheckSucceeds(*store, {"k", ""}, T));
+  auto replies = testing_support::RedisCommands(
+      port, {{"AUTH", "s3cret"}, {"SELECT", "3"}, {"GET", "greylight:t:k"}});
+  ASSERT_TRUE(replies.ok());
+  EXPECT_EQ((*replies)[2].str, "1800000000,1800000000");
+
+  RedisOptions default_user = OptionsFor(port);
+  default_user.endpoint.password = "s3cret";
+  EXPECT_TRUE(RedisStore::Open(default_user).ok());
+
+  RedisOptions wrong = OptionsFor(port);
+  wrong.endpoint.password = "not-the-password";
+  auto refused = RedisStore::Open(wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("AUTH refused"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(refused.status().message().find("not-the-password"), std::string::npos)
+      << "leaks the password";
+
+  RedisOptions no_password = OptionsFor(port);
+  auto unauthenticated = RedisStore::Open(no_password);
+  ASSERT_FALSE(unauthenticated.ok());
+  EXPECT_EQ(unauthenticated.status().code(), Status::Code::kInvalidArgument);
+
+  RedisOptions bad_db = OptionsFor(port);
+  bad_db.endpoint.password = "s3cret";
+  bad_db.endpoint.db = 100000;
+  auto no_db = RedisStore::Open(bad_db);
+  ASSERT_FALSE(no_db.ok());
+  EXPECT_NE(no_db.status().message().find("SELECT refused"), std::string::npos)
+      << no_db.status().message();
+}
+
+TEST(RedisStoreUnixTest, ConnectsThroughAUnixSocket) {
+  testing_support::TempDir socket_dir;
+  std::string socket = (socket_dir.path() / "redis.sock").string();
+  auto server = RedisServer::Start({"--unixsocket", socket, "--unixsocketperm", "700"});
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  auto endpoint = ParseRedisUri("redis+unix://" + socket + "?db=2");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status().message();
+  RedisOptions options;
+  options.endpoint = *endpoint;
+  options.background_expiry = false;
+  auto store = RedisStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  ASSERT_TRUE(CheckSucceeds(**store, {"k", ""}, T));
+  auto replies = testing_support::RedisCommands((*server)->port(),
+                                                {{"SELECT", "2"}, {"GET", "greylight:t:k"}});
+  ASSERT_TRUE(replies.ok());
+  EXPECT_EQ((*replies)[1].str, "1800000000,1800000000");
+}
+
+// One master, one replica, one sentinel (quorum 1). The master is killed; the sentinel
+// promotes the replica; the store, opened through the sentinel, follows without being
+// recreated, and the state written before the failover is still there.
+TEST(RedisSentinelTest, FollowsAFailover) {
+  constexpr std::string_view kMaster = "greylight-test";
+  auto master = RedisServer::Start();
+  ASSERT_TRUE(master.ok()) << master.status().message();
+  auto replica = RedisServer::StartReplica((*master)->port());
+  ASSERT_TRUE(replica.ok()) << replica.status().message();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto info = (*replica)->Command({"INFO", "replication"});
+        return info.ok() && info->str.find("master_link_status:up") != std::string::npos;
+      },
+      15s))
+      << "replica never synced: " << (*replica)->LogTail();
+  // Started after the replica is attached, so its first INFO of the master lists it.
+  auto sentinel = RedisServer::StartSentinel(std::string(kMaster), (*master)->port());
+  ASSERT_TRUE(sentinel.ok()) << sentinel.status().message();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto replicas = (*sentinel)->Command({"SENTINEL", "replicas", std::string(kMaster)});
+        return replicas.ok() && replicas->type == RespReply::Type::kArray &&
+               !replicas->elements.empty();
+      },
+      20s))
+      << "sentinel never saw the replica: " << (*sentinel)->LogTail();
+
+  auto endpoint =
+      ParseRedisUri(fmt::format("redis+sentinel://127.0.0.1:{}/{}", (*sentinel)->port(), kMaster));
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status().message();
+  RedisOptions options;
+  options.endpoint = *endpoint;
+  options.timeout = 500ms;
+  options.background_expiry = false;
+  auto opened = RedisStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  RedisStore& store = **opened;
+  ASSERT_TRUE(CheckSucceeds(store, {"before", "10.0.0.1"}, T));
+  ASSERT_TRUE(CheckSucceeds(store, {"before", "10.0.0.1"}, T + 300));
+  auto acked = (*master)->Command({"WAIT", "1", "5000"});
+  ASSERT_TRUE(acked.ok() && acked->integer == 1) << "the replica did not acknowledge the writes";
+
+  const int replica_port = (*replica)->port();
+  (*master)->Kill();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto addr =
+            (*sentinel)->Command({"SENTINEL", "get-master-addr-by-name", std::string(kMaster)});
+        return addr.ok() && addr->elements.size() == 2 &&
+               addr->elements[1].str == std::to_string(replica_port);
+      },
+      30s))
+      << "no failover: " << (*sentinel)->LogTail();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return CheckSucceeds(store, {"after", "10.0.0.1"}, T + 400);
+      },
+      30s))
+      << "the store did not follow the failover";
+  // Earlier state survived: the triplet passed before is known as passed.
+  Outcome outcome = CheckWithin(store, {"before", "10.0.0.1"}, T + 500);
+  ASSERT_TRUE(outcome.result && outcome.result->ok());
+  EXPECT_TRUE(outcome.result->value().last_was_successful);
+  EXPECT_EQ(store.Get(Table::kClients, "10.0.0.1").value(), "1,1800000300");
+  auto written = (*replica)->Command({"GET", "greylight:t:after"});
+  ASSERT_TRUE(written.ok());
+  EXPECT_EQ(written->str, "1800000400,1800000400");
+}
+
+}  // namespace
+}  // namespace greylight::store
