@@ -1,4 +1,5 @@
 """The /metrics endpoint after a known sequence of requests: exact values, valid format."""
+import json
 import os
 import re
 import subprocess
@@ -76,6 +77,14 @@ class MetricsTest(unittest.TestCase):
         check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                                text=True, timeout=30)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+        # Every metric the shipped Grafana dashboard queries is exposed.
+        dashboard = os.path.join(os.path.dirname(__file__), "..", "..", "contrib", "grafana-dashboard.json")
+        with open(dashboard) as f:
+            exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+        exposed = set(re.findall(r"(?m)^(greylight_\w+)", text))
+        for name in sorted({n for e in exprs for n in re.findall(r"greylight_\w+", e)}):
+            self.assertIn(name, exposed, f"dashboard queries {name}")
 
         with self.assertRaises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
