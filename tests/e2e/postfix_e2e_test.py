@@ -533,6 +533,11 @@ class Variant:
         self.expect_delivered(f"wl-{self.name}@example.net", f"{self.name}-whitelisted",
                               f"whitelisted client {WHITELISTED_IP}", local_ip=WHITELISTED_IP,
                               header=False)
+        # Decision lines reach the log within greylightd's 100 ms flush interval.
+        deadline = time.monotonic() + 5
+        while ("reason=client whitelist" not in self.greylightd.log_text()
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
         if "reason=client whitelist" not in self.greylightd.log_text():
             raise AssertionError("greylightd did not log 'reason=client whitelist':\n"
                                  + self.greylightd.log_text()[-3000:])

@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the null server (the machine's limit), greylightd with LMDB, and
+# postgrey, each at 1, 8 and 64 connections in modes "mixed" and "hot", on this machine and
+# on 127.0.0.1 only. Writes the table and the ratios to BENCHMARKS.md at the repository root.
+#
+# Every server gets a fresh database directory for each row, so rows do not feed each
+# other's state. Mixed rows run the servers with their default (durable) settings; hot rows
+# add --delay=2 so that the hot set can pass greylisting during a short warm-up.
+#
+# Environment (all optional):
+#   DURATION=10           measured seconds per row (1 to 600)
+#   GREYLIGHTD=path       greylightd binary (default: $BUILD_DIR/src/greylightd)
+#   GREYLIGHT_BENCH=path  load generator binary (default: built here)
+#   BUILD_DIR=path        CMake build tree (default: <repo>/build)
+#   SKIP_BUILD=1          build nothing; use the binaries as they are
+#   SERVERS="null greylightd postgrey"  MODES="mixed hot"  CONNECTIONS="1 8 64"
+#   HOT_SET=1000 HOT_DELAY=2 HOT_WARMUP=3 (seconds idle after priming) SEED=1
+#   GREYLIGHTD_ARGS, POSTGREY_ARGS  extra arguments for every run of that server
+#   OUTPUT=path           where to write the report (default: <repo>/BENCHMARKS.md)
+#   KEEP_TMP=1            keep the temporary directory (server logs, databases, JSON)
+#
+# Bounded in time: every step has a timeout; with the defaults the 18 rows take about
+# 5 minutes, plus building and installing postgrey the first time.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+COMMAND_LINE="bench/run.sh${*:+ $*}"
+for var in DURATION GREYLIGHTD GREYLIGHT_BENCH BUILD_DIR SKIP_BUILD SERVERS MODES CONNECTIONS \
+  HOT_SET HOT_DELAY HOT_WARMUP SEED GREYLIGHTD_ARGS POSTGREY_ARGS OUTPUT; do
+  if [[ -n ${!var+x} ]]; then COMMAND_LINE="$var=${!var@Q} $COMMAND_LINE"; fi
+done
+
+DURATION=${DURATION:-10}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+GREYLIGHTD=${GREYLIGHTD:-$BUILD_DIR/src/greylightd}
+SERVERS=${SERVERS:-null greylightd postgrey}
+MODES=${MODES:-mixed hot}
+CONNECTIONS=${CONNECTIONS:-1 8 64}
+HOT_SET=${HOT_SET:-1000}
+HOT_DELAY=${HOT_DELAY:-2}
+HOT_WARMUP=${HOT_WARMUP:-$((HOT_DELAY + 1))}
+SEED=${SEED:-1}
+GREYLIGHTD_ARGS=${GREYLIGHTD_ARGS:-}
+POSTGREY_ARGS=${POSTGREY_ARGS:-}
+OUTPUT=${OUTPUT:-$ROOT/BENCHMARKS.md}
+POSTGREY=/usr/sbin/postgrey
+
+# Seconds to wait for a server to listen, and for it to exit after SIGTERM.
+readonly START_TIMEOUT=15
+readonly STOP_TIMEOUT=10
+
+if ! [[ $DURATION =~ ^[0-9]+$ ]] || ((DURATION < 1 || DURATION > 600)); then
+  echo "run.sh: DURATION must be 1 to 600 seconds" >&2
+  exit 2
+fi
+
+log() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/greylight-bench.XXXXXX")
+chmod 755 "$WORK"
+RESULTS=$WORK/results.jsonl
+NOTES=$WORK/notes.txt
+: >"$RESULTS"
+: >"$NOTES"
+note() {
+  log "note: $*"
+  echo "- $*" >>"$NOTES"
+}
+
+# The PID of the server running now, if any; the trap stops it. stop_server sets
+# STOP_FORCED=1 when the server had to be killed.
+SERVER_PID=""
+STOP_FORCED=0
+# The load generator runs as a background job that the script waits for, because bash runs
+# a trap only once the foreground command has returned; `wait` returns at once on a signal.
+CLIENT_PID=""
+stop_server() {
+  local pid=$1
+  STOP_FORCED=0
+  [[ -n $pid ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      STOP_FORCED=1
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local status=$?
+  if [[ -n $CLIENT_PID ]]; then
+    kill -TERM "$CLIENT_PID" 2>/dev/null || true
+    wait "$CLIENT_PID" 2>/dev/null || true
+  fi
+  stop_server "$SERVER_PID"
+  SERVER_PID=""
+  if [[ ${KEEP_TMP:-0} == 1 ]]; then
+    log "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- Build ----------------------------------------------------------------------------------
+
+BENCH=${GREYLIGHT_BENCH:-}
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  log "building in $BUILD_DIR"
+  if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
+    timeout 300 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
+      >"$WORK/configure.log" 2>&1 || log "configuring the project failed (see below)"
+  fi
+  if [[ -z $BENCH ]]; then
+    if timeout 600 cmake --build "$BUILD_DIR" -j"$(nproc)" --target greylight-bench \
+      >"$WORK/build-bench.log" 2>&1; then
+      BENCH=$BUILD_DIR/bench/greylight-bench
+    else
+      # The rest of the project may be mid-change; the load generator builds on its own.
+      log "project build of greylight-bench failed; building bench/ on its own"
+      if ! timeout 300 cmake -S "$ROOT/bench" -B "$BUILD_DIR/bench-standalone" \
+        -DCMAKE_BUILD_TYPE=Release >"$WORK/build-bench.log" 2>&1 ||
+        ! timeout 600 cmake --build "$BUILD_DIR/bench-standalone" -j"$(nproc)" \
+          --target greylight-bench >>"$WORK/build-bench.log" 2>&1; then
+        tail -n 30 "$WORK/build-bench.log" >&2
+        echo "run.sh: cannot build greylight-bench" >&2
+        exit 1
+      fi
+      BENCH=$BUILD_DIR/bench-standalone/greylight-bench
+    fi
+  fi
+  if [[ " $SERVERS " == *" greylightd "* && $GREYLIGHTD == "$BUILD_DIR/src/greylightd" ]]; then
+    timeout 900 cmake --build "$BUILD_DIR" -j"$(nproc)" --target greylightd \
+      >"$WORK/build-greylightd.log" 2>&1 ||
+      note "building greylightd failed: $(grep -m1 -E 'error|Error' "$WORK/build-greylightd.log" || echo 'see the build log')"
+  fi
+fi
+BENCH=${BENCH:-$BUILD_DIR/bench/greylight-bench}
+if [[ ! -x $BENCH ]]; then
+  echo "run.sh: no load generator at $BENCH" >&2
+  exit 1
+fi
+
+# --- Tools ----------------------------------------------------------------------------------
+
+apt_install() {
+  log "installing $*"
+  if ! timeout 300 env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" \
+    >"$WORK/apt.log" 2>&1; then
+    timeout 300 apt-get update >>"$WORK/apt.log" 2>&1 || true
+    timeout 300 env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" \
+      >>"$WORK/apt.log" 2>&1 || return 1
+  fi
+}
+if ! command -v jq >/dev/null; then
+  apt_install jq || {
+    echo "run.sh: jq is needed to read the load generator's JSON" >&2
+    exit 1
+  }
+fi
+if [[ " $SERVERS " == *" postgrey "* && ! -x $POSTGREY ]]; then
+  # The package's postinst may start a system postgrey on port 10023; ours use other ports.
+  apt_install postgrey || note "could not install postgrey"
+fi
+
+# --- Helpers --------------------------------------------------------------------------------
+
+is_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A port no local socket uses, taken below the kernel's ephemeral range so that outgoing
+# connections (ours and anyone else's) cannot hold it. Racy in principle: start_server's
+# caller retries on another port.
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+port_in_use() {
+  if command -v ss >/dev/null; then
+    [[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]]
+  else
+    is_listening "$1"
+  fi
+}
+free_port() {
+  local attempt port
+  local span=$((EPHEMERAL_LOW - 10000))
+  ((span > 1000)) || span=1000
+  for ((attempt = 0; attempt < 100; attempt++)); do
+    port=$((10000 + (RANDOM * 32768 + RANDOM) % span))
+    if ! port_in_use "$port"; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "run.sh: no free port found" >&2
+  return 1
+}
+
+# Starts server $1 for mode $2 on port $3 with its database in directory $4, in the
+# foreground of a background job, stderr to $4/server.log. Sets SERVER_PID.
+start_server() {
+  local server=$1 mode=$2 port=$3 dir=$4
+  local -a delay=()
+  if [[ $mode == hot ]]; then delay=(--delay="$HOT_DELAY"); fi
+  case $server in
+    null)
+      "$BENCH" --null-server "127.0.0.1:$port" 2>"$dir/server.log" &
+      ;;
+    greylightd)
+      # shellcheck disable=SC2086  # GREYLIGHTD_ARGS is a list of words.
+      "$GREYLIGHTD" --inet="127.0.0.1:$port" --dbdir="$dir/db" --user=root "${delay[@]}" \
+        $GREYLIGHTD_ARGS 2>"$dir/server.log" >/dev/null &
+      ;;
+    postgrey)
+      # shellcheck disable=SC2086
+      "$POSTGREY" --inet="127.0.0.1:$port" --dbdir="$dir/db" --user=root --group=root \
+        --pidfile="$dir/postgrey.pid" "${delay[@]}" $POSTGREY_ARGS 2>"$dir/server.log" \
+        >/dev/null &
+      ;;
+  esac
+  SERVER_PID=$!
+  local i
+  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID" 2>/dev/null || true
+      SERVER_PID=""
+      return 1
+    fi
+    if is_listening "$port"; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+server_available() {
+  case $1 in
+    null) return 0 ;;
+    greylightd) [[ -x $GREYLIGHTD ]] ;;
+    postgrey) [[ -x $POSTGREY ]] ;;
+    *) return 1 ;;
+  esac
+}
+
+# --- Runs -----------------------------------------------------------------------------------
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+rows=0
+for server in $SERVERS; do
+  if ! server_available "$server"; then
+    case $server in
+      greylightd) note "greylightd: skipped, no executable at $GREYLIGHTD (not built yet?)" ;;
+      postgrey) note "postgrey: skipped, $POSTGREY is not installed" ;;
+      *) note "$server: unknown server, skipped" ;;
+    esac
+    continue
+  fi
+  for mode in $MODES; do
+    for connections in $CONNECTIONS; do
+      row_dir=$WORK/$server-$mode-$connections
+      mkdir -p "$row_dir/db"
+      chmod 755 "$row_dir" "$row_dir/db"
+      started=0
+      for attempt in 1 2 3; do
+        port=$(free_port)
+        log "$server, mode $mode, $connections connections, port $port"
+        if start_server "$server" "$mode" "$port" "$row_dir"; then
+          started=1
+          break
+        fi
+        log "$server did not start (attempt $attempt): $(tail -n 1 "$row_dir/server.log")"
+        stop_server "$SERVER_PID"
+        SERVER_PID=""
+      done
+      if ((!started)); then
+        note "$server did not start for mode $mode at $connections connections: $(tail -n 3 "$row_dir/server.log" | tr '\n' ' ')"
+        continue
+      fi
+      warmup=0
+      if [[ $mode == hot ]]; then warmup=$HOT_WARMUP; fi
+      # Connect (5 s) + warm-up + duration, plus the priming bound of 120 s, plus slack.
+      limit=$((DURATION + warmup + 150))
+      timeout "$limit" "$BENCH" --connect "127.0.0.1:$port" --connections "$connections" \
+        --duration "$DURATION" --mode "$mode" --hot-set "$HOT_SET" --warmup "$warmup" \
+        --seed "$SEED" --json >"$row_dir/result.json" 2>"$row_dir/bench.log" &
+      CLIENT_PID=$!
+      client_status=0
+      wait "$CLIENT_PID" || client_status=$?
+      CLIENT_PID=""
+      if ((client_status == 0)); then
+        jq -c --arg server "$server" '. + {server: $server}' "$row_dir/result.json" >>"$RESULTS"
+        rows=$((rows + 1))
+        jq -r '"  \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors)"' \
+          "$row_dir/result.json" >&2
+      else
+        note "$server, mode $mode, $connections connections: the load generator failed: $(tr '\n' ' ' <"$row_dir/bench.log")"
+      fi
+      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        note "$server exited during mode $mode at $connections connections: $(tail -n 3 "$row_dir/server.log" | tr '\n' ' ')"
+      fi
+      stop_server "$SERVER_PID"
+      SERVER_PID=""
+      if ((STOP_FORCED)); then
+        note "$server did not exit within ${STOP_TIMEOUT} s of SIGTERM after mode $mode at $connections connections and was killed (SIGKILL)"
+      fi
+      # Logs of busy servers grow by hundreds of bytes per request; keep only their end.
+      tail -n 50 "$row_dir/server.log" >"$row_dir/server.log.tail" 2>/dev/null || true
+      rm -rf "$row_dir/server.log" "$row_dir/db"
+    done
+  done
+done
+
+# --- Report ---------------------------------------------------------------------------------
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
+if [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null | head -n 1) ]]; then
+  commit="$commit, with uncommitted changes in the work tree"
+fi
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+memory=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+postgrey_version=$( ("$POSTGREY" --version 2>/dev/null || true) | head -n 1)
+greylightd_version=$( ("$GREYLIGHTD" --version 2>/dev/null || true) | head -n 1)
+
+# Markdown rows from the JSON results.
+table=$(jq -r -s '
+  def errs: if .errors == 0 then "0"
+            else "\(.errors) (" + ([.error_kinds | to_entries[] | select(.value > 0)
+                 | "\(.key) \(.value)"] | join(", ")) + ")" end;
+  .[] | "| \(.server) | \(.mode) | \(.connections) | \(.rps | floor) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.max_ms) | \(errs) | \([.actions | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"
+' "$RESULTS")
+
+ratios=$(jq -r -s '
+  def find(s; m; c): map(select(.server == s and .mode == m and .connections == c)) | first;
+  def ratio(a; b): if a == null or b == null or b == 0 then "n/a"
+                   else (a / b * 100 | round / 100 | tostring) end;
+  . as $all
+  | [.[] | {mode, connections}] | unique | sort_by([(.mode != "mixed"), .connections]) | .[]
+  | . as $k
+  | ($all | find("greylightd"; $k.mode; $k.connections)) as $g
+  | ($all | find("postgrey"; $k.mode; $k.connections)) as $p
+  | ($all | find("null"; $k.mode; $k.connections)) as $n
+  | "| \($k.mode) | \($k.connections) | \(ratio($g.rps; $p.rps)) | \(ratio($g.rps; $n.rps)) | \(ratio($g.p99_ms; $n.p99_ms)) |"
+' "$RESULTS")
+
+avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | round) else 0 end' "$RESULTS")
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Produced by \`bench/run.sh\`; do not edit by hand, run the script again."
+  echo
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- Commit: $commit"
+  echo "- Command: \`$COMMAND_LINE\`"
+  echo "- Machine: $(nproc) cores ($cpu), $memory RAM, Linux $(uname -r); load average"
+  echo "  (1/5/15 min) $LOAD_BEFORE before the runs, $LOAD_AFTER after: anything else running"
+  echo "  on the machine shares the cores and skews the figures."
+  echo "- Servers: null server (\`greylight-bench --null-server\`, 1 thread)${greylightd_version:+; greylightd: $greylightd_version}${postgrey_version:+; $postgrey_version}"
+  echo "- Load: \`greylight-bench\`, 1 thread, sharing the cores with the server; persistent"
+  echo "  connections with one request in flight each, as Postfix's smtpd; full Postfix 3.7"
+  echo "  RCPT requests of $avg_bytes bytes on average; seed $SEED; $DURATION s measured per row;"
+  echo "  a fresh database directory for every row."
+  echo "- Mode \`mixed\`: 50% new triplets, 30% retries, 20% repeat senders; servers with their"
+  echo "  default settings (300 s delay), so nearly every answer is the defer path."
+  echo "- Mode \`hot\`: $HOT_SET hot triplets. **Servers run with \`--delay=$HOT_DELAY\` for these"
+  echo "  rows only**: the hot set is sent once, measuring starts ${HOT_WARMUP} s after its last"
+  echo "  reply, when every hot triplet is older than the delay, so answers are the pass path."
+  echo "- Latencies in ms, from sending a request to receiving its whole reply. Errors: failed"
+  echo "  connects, connections closed by the server, 5 s timeouts, malformed replies."
+  echo
+  echo "## Results"
+  echo
+  echo "| server | mode | conns | req/s | p50 | p99 | p99.9 | max | errors | actions |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+  if [[ -n $table ]]; then echo "$table"; fi
+  echo
+  echo "## Ratios"
+  echo
+  echo "Targets (issue 6): greylightd/postgrey >= 50 and greylightd/null >= 0.6 at 8 and 64"
+  echo "connections; greylightd p99 / null p99 <= 2 at 64 connections."
+  echo
+  echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 |"
+  echo "|---|---:|---:|---:|---:|"
+  if [[ -n $ratios ]]; then echo "$ratios"; fi
+  if [[ -s $NOTES ]]; then
+    echo
+    echo "## Notes"
+    echo
+    cat "$NOTES"
+  fi
+} >"$OUTPUT"
+
+log "$rows rows written to $OUTPUT"
