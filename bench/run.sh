@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: the null server (the machine's limit), greylightd with LMDB, and
-# postgrey, each at 1, 8 and 64 connections in modes "mixed" and "hot", on this machine and
+# Side-by-side benchmark: the null server (the machine's limit), greylightd with LMDB,
+# greylightd with a Redis store (a redis-server started for each row), and postgrey, each at 1, 8 and 64 connections in modes "mixed" and "hot", on this machine and
 # on 127.0.0.1 only. Writes the table and the ratios to BENCHMARKS.md at the repository root.
 #
 # Every server gets a fresh database directory for each row, so rows do not feed each
@@ -13,7 +13,7 @@
 #   GREYLIGHT_BENCH=path  load generator binary (default: built here)
 #   BUILD_DIR=path        CMake build tree (default: <repo>/build)
 #   SKIP_BUILD=1          build nothing; use the binaries as they are
-#   SERVERS="null greylightd postgrey"  MODES="mixed hot"  CONNECTIONS="1 8 64"
+#   SERVERS="null greylightd greylightd-redis postgrey"  MODES="mixed hot"  CONNECTIONS="1 8 64"
 #   HOT_SET=1000 HOT_DELAY=2 HOT_WARMUP=3 (seconds idle after priming) SEED=1
 #   GREYLIGHTD_ARGS, POSTGREY_ARGS  extra arguments for every run of that server
 #   OUTPUT=path           where to write the report (default: <repo>/BENCHMARKS.md)
@@ -34,7 +34,7 @@ done
 DURATION=${DURATION:-10}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 GREYLIGHTD=${GREYLIGHTD:-$BUILD_DIR/src/greylightd}
-SERVERS=${SERVERS:-null greylightd postgrey}
+SERVERS=${SERVERS:-null greylightd greylightd-redis postgrey}
 MODES=${MODES:-mixed hot}
 CONNECTIONS=${CONNECTIONS:-1 8 64}
 HOT_SET=${HOT_SET:-1000}
@@ -71,6 +71,7 @@ note() {
 # The PID of the server running now, if any; the trap stops it. stop_server sets
 # STOP_FORCED=1 when the server had to be killed.
 SERVER_PID=""
+REDIS_PID=""  # the redis-server behind greylightd-redis rows
 STOP_FORCED=0
 # The load generator runs as a background job that the script waits for, because bash runs
 # a trap only once the foreground command has returned; `wait` returns at once on a signal.
@@ -102,6 +103,8 @@ cleanup() {
   fi
   stop_server "$SERVER_PID"
   SERVER_PID=""
+  stop_server "$REDIS_PID"
+  REDIS_PID=""
   if [[ ${KEEP_TMP:-0} == 1 ]]; then
     log "kept $WORK"
   else
@@ -214,6 +217,21 @@ start_server() {
     null)
       "$BENCH" --null-server "127.0.0.1:$port" 2>"$dir/server.log" &
       ;;
+    greylightd-redis)
+      local redis_port
+      redis_port=$(free_port) || return 1
+      redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$dir" >"$dir/redis.log" 2>&1 &
+      REDIS_PID=$!
+      local j
+      for ((j = 0; j < 50; j++)); do
+        is_listening "$redis_port" && break
+        sleep 0.1
+      done
+      # shellcheck disable=SC2086
+      "$GREYLIGHTD" --inet="127.0.0.1:$port" --store="redis://127.0.0.1:$redis_port" \
+        --user=root "${delay[@]}" $GREYLIGHTD_ARGS 2>"$dir/server.log" >/dev/null &
+      ;;
     greylightd)
       # shellcheck disable=SC2086  # GREYLIGHTD_ARGS is a list of words.
       "$GREYLIGHTD" --inet="127.0.0.1:$port" --dbdir="$dir/db" --user=root "${delay[@]}" \
@@ -244,6 +262,7 @@ server_available() {
   case $1 in
     null) return 0 ;;
     greylightd) [[ -x $GREYLIGHTD ]] ;;
+    greylightd-redis) [[ -x $GREYLIGHTD ]] && command -v redis-server >/dev/null ;;
     postgrey) [[ -x $POSTGREY ]] ;;
     *) return 1 ;;
   esac
@@ -257,6 +276,7 @@ for server in $SERVERS; do
   if ! server_available "$server"; then
     case $server in
       greylightd) note "greylightd: skipped, no executable at $GREYLIGHTD (not built yet?)" ;;
+      greylightd-redis) note "greylightd-redis: skipped, greylightd or redis-server missing" ;;
       postgrey) note "postgrey: skipped, $POSTGREY is not installed" ;;
       *) note "$server: unknown server, skipped" ;;
     esac
@@ -307,6 +327,8 @@ for server in $SERVERS; do
       fi
       stop_server "$SERVER_PID"
       SERVER_PID=""
+      stop_server "$REDIS_PID"
+      REDIS_PID=""
       if ((STOP_FORCED)); then
         note "$server did not exit within ${STOP_TIMEOUT} s of SIGTERM after mode $mode at $connections connections and was killed (SIGKILL)"
       fi
@@ -347,7 +369,8 @@ ratios=$(jq -r -s '
   | ($all | find("greylightd"; $k.mode; $k.connections)) as $g
   | ($all | find("postgrey"; $k.mode; $k.connections)) as $p
   | ($all | find("null"; $k.mode; $k.connections)) as $n
-  | "| \($k.mode) | \($k.connections) | \(ratio($g.rps; $p.rps)) | \(ratio($g.rps; $n.rps)) | \(ratio($g.p99_ms; $n.p99_ms)) |"
+  | ($all | find("greylightd-redis"; $k.mode; $k.connections)) as $r
+  | "| \($k.mode) | \($k.connections) | \(ratio($g.rps; $p.rps)) | \(ratio($g.rps; $n.rps)) | \(ratio($g.p99_ms; $n.p99_ms)) | \(ratio($r.rps; $p.rps)) | \(ratio($r.rps; $n.rps)) | \(ratio($r.p99_ms; $n.p99_ms)) |"
 ' "$RESULTS")
 
 avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | round) else 0 end' "$RESULTS")
@@ -387,8 +410,8 @@ avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | 
   echo "Targets (issue 6): greylightd/postgrey >= 50 and greylightd/null >= 0.6 at 8 and 64"
   echo "connections; greylightd p99 / null p99 <= 2 at 64 connections."
   echo
-  echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 | redis: / postgrey | redis: / null | redis: p99 / null p99 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   if [[ -n $ratios ]]; then echo "$ratios"; fi
   if [[ -s $NOTES ]]; then
     echo
