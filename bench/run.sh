@@ -15,6 +15,7 @@
 #   SKIP_BUILD=1          build nothing; use the binaries as they are
 #   SERVERS="null greylightd greylightd-redis postgrey"  MODES="mixed hot"  CONNECTIONS="1 8 64"
 #   HOT_SET=1000 HOT_DELAY=2 HOT_WARMUP=3 (seconds idle after priming) SEED=1
+#   LARGE_TRIPLETS=10000000 (0 skips the large-database section)
 #   GREYLIGHTD_ARGS, POSTGREY_ARGS  extra arguments for every run of that server
 #   OUTPUT=path           where to write the report (default: <repo>/BENCHMARKS.md)
 #   KEEP_TMP=1            keep the temporary directory (server logs, databases, JSON)
@@ -41,6 +42,10 @@ HOT_SET=${HOT_SET:-1000}
 HOT_DELAY=${HOT_DELAY:-2}
 HOT_WARMUP=${HOT_WARMUP:-$((HOT_DELAY + 1))}
 SEED=${SEED:-1}
+# Triplets in the large-database runs (0 skips them): startup time, memory, size and
+# throughput of greylightd with this many stored triplets, against an empty database.
+LARGE_TRIPLETS=${LARGE_TRIPLETS:-10000000}
+GREYLIGHT_FILL=${GREYLIGHT_FILL:-$BUILD_DIR/bench/greylight-fill}
 GREYLIGHTD_ARGS=${GREYLIGHTD_ARGS:-}
 POSTGREY_ARGS=${POSTGREY_ARGS:-}
 OUTPUT=${OUTPUT:-$ROOT/BENCHMARKS.md}
@@ -126,7 +131,7 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
       >"$WORK/configure.log" 2>&1 || log "configuring the project failed (see below)"
   fi
   if [[ -z $BENCH ]]; then
-    if timeout 600 cmake --build "$BUILD_DIR" -j"$(nproc)" --target greylight-bench \
+    if timeout 600 cmake --build "$BUILD_DIR" -j"$(nproc)" --target greylight-bench greylight-fill \
       >"$WORK/build-bench.log" 2>&1; then
       BENCH=$BUILD_DIR/bench/greylight-bench
     else
@@ -339,6 +344,85 @@ for server in $SERVERS; do
   done
 done
 
+# --- Large database -------------------------------------------------------------------------
+
+# kB of a /proc/PID/status field.
+proc_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+
+LARGE_SECTION=$WORK/large.md
+: >"$LARGE_SECTION"
+if ((LARGE_TRIPLETS > 0)) && [[ -x $GREYLIGHTD && -x $GREYLIGHT_FILL ]]; then
+  large_dir=$WORK/large
+  mkdir -p "$large_dir/db"
+  log "filling a database with $LARGE_TRIPLETS triplets"
+  fill_started=$(date +%s)
+  "$GREYLIGHT_FILL" --dbdir "$large_dir/db" --triplets "$LARGE_TRIPLETS" \
+    --clients $((LARGE_TRIPLETS / 10)) >"$large_dir/fill.log" 2>&1 || note "greylight-fill failed: $(tail -n 2 "$large_dir/fill.log")"
+  fill_seconds=$(($(date +%s) - fill_started))
+  db_bytes=$(stat -c %s "$large_dir/db/greylight.lmdb")
+  # Cold start: drop the page cache so the figure does not depend on the fill.
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || note "could not drop the page cache: start-up measured warm"
+  port=$(free_port)
+  start_ns=$(date +%s%N)
+  # shellcheck disable=SC2086
+  "$GREYLIGHTD" --inet="127.0.0.1:$port" --dbdir="$large_dir/db" --user=root $GREYLIGHTD_ARGS \
+    2>"$large_dir/server.log" >/dev/null &
+  SERVER_PID=$!
+  first_answer_ms=""
+  for ((i = 0; i < 500; i++)); do
+    if "$BENCH" --connect "127.0.0.1:$port" --connections 1 --duration 5 --requests 1 \
+      --json >"$large_dir/first.json" 2>/dev/null; then
+      first_answer_ms=$((($(date +%s%N) - start_ns) / 1000000))
+      break
+    fi
+    sleep 0.01
+  done
+  rss_start=$(proc_kb "$SERVER_PID" VmRSS)
+  declare -A large_rps large_p99
+  for connections in 8 64; do
+    timeout $((DURATION + 60)) "$BENCH" --connect "127.0.0.1:$port" --connections "$connections" \
+      --duration "$DURATION" --mode mixed --seed "$SEED" --json >"$large_dir/r$connections.json" \
+      2>"$large_dir/bench.log" || note "large-database run at $connections connections failed"
+    large_rps[$connections]=$(jq '.rps | floor' "$large_dir/r$connections.json" 2>/dev/null || echo 0)
+    large_p99[$connections]=$(jq '.p99_ms' "$large_dir/r$connections.json" 2>/dev/null || echo 0)
+  done
+  rss_end=$(proc_kb "$SERVER_PID" VmRSS)
+  anon_end=$(proc_kb "$SERVER_PID" RssAnon)
+  file_end=$(proc_kb "$SERVER_PID" RssFile)
+  stop_server "$SERVER_PID"
+  SERVER_PID=""
+  triplets_count=$LARGE_TRIPLETS
+  {
+    echo
+    echo "## Large database"
+    echo
+    echo "greylightd (default settings, as in the rows above) on an LMDB database filled by \`greylight-fill\` with"
+    echo "$triplets_count passed triplets and $((LARGE_TRIPLETS / 10)) clients (filled in $fill_seconds s),"
+    echo "page cache dropped before the start."
+    echo
+    echo "| measure | value |"
+    echo "|---|---|"
+    echo "| start-up to first answer | ${first_answer_ms:-n/a} ms |"
+    echo "| database file | $((db_bytes / 1048576)) MiB, $((db_bytes / (triplets_count + LARGE_TRIPLETS / 10))) bytes per record |"
+    echo "| resident memory after start | $((rss_start / 1024)) MiB |"
+    echo "| resident memory after the runs | $((rss_end / 1024)) MiB: $((anon_end / 1024)) MiB anonymous, $((file_end / 1024)) MiB file-backed (LMDB's memory map) |"
+    for connections in 8 64; do
+      empty=$(jq -s --argjson c "$connections" 'map(select(.server == "greylightd" and .mode == "mixed" and .connections == $c)) | first | .rps // 0 | floor' "$RESULTS")
+      ratio="n/a"
+      if ((empty > 0)); then ratio=$(awk -v a="${large_rps[$connections]}" -v b="$empty" 'BEGIN {printf "%.2f", a / b}'); fi
+      echo "| mixed, $connections connections | ${large_rps[$connections]} req/s (empty database: $empty, ratio $ratio), p99 ${large_p99[$connections]} ms |"
+    done
+    echo
+    echo "Memory: the database is a read-only memory map; pages the OS caches for it count as"
+    echo "file-backed resident memory, which the kernel reclaims under pressure. The process's"
+    echo "own (anonymous) memory does not grow with the number of stored triplets."
+  } >"$LARGE_SECTION"
+  rm -rf "$large_dir"
+elif ((LARGE_TRIPLETS > 0)); then
+  note "large-database runs skipped: greylightd or greylight-fill ($GREYLIGHT_FILL) not built"
+fi
+
 # --- Report ---------------------------------------------------------------------------------
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -413,6 +497,7 @@ avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | 
   echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 | redis: / postgrey | redis: / null | redis: p99 / null p99 |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   if [[ -n $ratios ]]; then echo "$ratios"; fi
+  cat "$LARGE_SECTION"
   if [[ -s $NOTES ]]; then
     echo
     echo "## Notes"

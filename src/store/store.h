@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "policy/greylist_state.h"
 #include "util/clock.h"
@@ -54,6 +56,14 @@ class Store {
   virtual Result<std::optional<std::string>> Get(Table table, std::string_view key) = 0;
   virtual Status Put(Table table, std::string_view key, std::string_view value) = 0;
   virtual Status Delete(Table table, std::string_view key) = 0;
+  // Stores many records at once (migration, import); backends batch them where they can.
+  virtual Status PutMany(Table table,
+                         const std::vector<std::pair<std::string, std::string>>& records) {
+    for (const auto& [key, value] : records) {
+      if (Status status = Put(table, key, value); !status.ok()) return status;
+    }
+    return Status::Ok();
+  }
   // Calls `visit` for every record of `table` until it returns false.
   virtual Status ForEach(Table table, const VisitFunction& visit) = 0;
 

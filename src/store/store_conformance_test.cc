@@ -86,6 +86,19 @@ TEST_P(StoreConformanceTest, RawAccessRoundTrip) {
   EXPECT_EQ(GetValue(*store, Table::kClients, "a"), "5,6");
 }
 
+TEST_P(StoreConformanceTest, PutManyStoresEveryRecord) {
+  auto store = Create();
+  std::vector<std::pair<std::string, std::string>> records;
+  for (int i = 0; i < 500; ++i) {
+    records.emplace_back(fmt::format("net/s{}@x/r@y", i), fmt::format("{},{}", T, T + i));
+  }
+  ASSERT_TRUE(store->PutMany(Table::kTriplets, records).ok());
+  size_t seen = 0;
+  ASSERT_TRUE(store->ForEach(Table::kTriplets, [&](auto, auto) { return ++seen, true; }).ok());
+  EXPECT_EQ(seen, records.size());
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "net/s499@x/r@y"), "1800000000,1800000499");
+}
+
 TEST_P(StoreConformanceTest, CorruptAndExpiredRecordsAreAbsent) {
   auto store = Create();
   ASSERT_TRUE(store->Put(Table::kTriplets, "corrupt", "not,a,record").ok());

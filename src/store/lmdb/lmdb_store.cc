@@ -397,6 +397,15 @@ Status LmdbStore::Put(Table table, std::string_view key, std::string_view value)
   return CommitPending();
 }
 
+Status LmdbStore::PutMany(Table table,
+                          const std::vector<std::pair<std::string, std::string>>& records) {
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, value] : records) pending_[TableIndex(table)][key] = value;
+  }
+  return CommitPending();  // one transaction for the whole batch
+}
+
 Status LmdbStore::Delete(Table table, std::string_view key) {
   {
     std::lock_guard lock(mutex_);

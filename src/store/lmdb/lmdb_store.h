@@ -60,6 +60,8 @@ class LmdbStore final : public Store {
   Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
   Status Put(Table table, std::string_view key, std::string_view value) override;
   Status Delete(Table table, std::string_view key) override;
+  Status PutMany(Table table,
+                 const std::vector<std::pair<std::string, std::string>>& records) override;
   Status ForEach(Table table, const VisitFunction& visit) override;
   Result<size_t> ExpireSome(UnixTime now, size_t max_records) override;
   Status Flush() override;
