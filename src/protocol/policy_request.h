@@ -26,6 +26,8 @@ class PolicyRequest {
   void Clear();
 
  private:
+  static constexpr size_t kTypicalAttributes = 32;
+  static constexpr size_t kTypicalBytes = 768;
   struct Field {
     uint32_t name_offset, name_length, value_offset, value_length;
   };
