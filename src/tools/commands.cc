@@ -1,0 +1,917 @@
+#include "tools/commands.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <span>
+
+#include "cli/option_table.h"
+#include "cli/policy_config.h"
+#include "policy/greylist_state.h"
+#include "policy/ip_address.h"
+#include "policy/records.h"
+#include "policy/triplet_key.h"
+#include "store/store.h"
+#include "tools/explain.h"
+#include "tools/mail_log.h"
+#include "tools/output_format.h"
+#include "tools/postgrey_db.h"
+#include "tools/record_filter.h"
+#include "tools/tool_store.h"
+#include "version.h"
+
+namespace greylight::tools {
+namespace {
+
+using cli::OptionSpec;
+using cli::ParsedOptions;
+using Arity = OptionSpec::Arity;
+
+constexpr std::string_view kPostgreyImportTarget = "/var/lib/greylight";
+constexpr long long kMaxUnixTime = 253402300799;  // 9999-12-31T23:59:59Z
+
+// --- Option tables ------------------------------------------------------------------------
+
+constexpr OptionSpec kHelpOption = {
+    "-h,--help", Arity::kFlag, "", "", "show the options of this command and exit", "greylight"};
+constexpr OptionSpec kAtOption = {
+    "--at",
+    Arity::kValue,
+    "UNIXTIME",
+    "the current time",
+    "judge the records at this Unix time instead of now (e.g. to match requests replayed "
+    "with policy_test_time)",
+    "greylight"};
+
+constexpr OptionSpec kExplainOptions[] = {
+    {"--client-address", Arity::kValue, "ADDRESS", "", "the client's IP address (required)",
+     "greylight"},
+    {"--client-name", Arity::kValue, "NAME", "unknown",
+     "the client's verified host name, as Postfix sends it", "greylight"},
+    {"--sender", Arity::kValue, "ADDRESS", "",
+     "the envelope sender (required; empty or <> for the null sender)", "greylight"},
+    {"--recipient", Arity::kValue, "ADDRESS", "", "the envelope recipient (required)", "greylight"},
+    kAtOption,
+};
+
+constexpr OptionSpec kStatsOptions[] = {
+    {"--format", Arity::kValue, "text|json", "text", "output format", "greylight"},
+    kAtOption,
+};
+
+constexpr OptionSpec kListOptions[] = {
+    {"--client", Arity::kValue, "ADDRESS|NETWORK", "",
+     "only triplets whose client network overlaps ADDRESS or NETWORK (e.g. 192.0.2.10, "
+     "192.0.2.0/24, 2001:db8::/32); with --clients, only those clients",
+     "greylight"},
+    {"--sender", Arity::kValue, "ADDRESS", "",
+     "only triplets of this sender, compared after the key's normalisation and lowercasing "
+     "(<> is the null sender)",
+     "greylight"},
+    {"--recipient", Arity::kValue, "ADDRESS", "",
+     "only triplets of this recipient (compared lowercased)", "greylight"},
+    {"--state", Arity::kValue, "pending|passed|all", "all",
+     "only triplets still greylisted (pending) or already delivered (passed)", "greylight"},
+    {"--format", Arity::kValue, "text|csv|json", "text", "output format", "greylight"},
+    {"--clients", Arity::kFlag, "", "",
+     "list the client auto-whitelist records instead of the triplets", "greylight"},
+};
+
+constexpr OptionSpec kDeleteOptions[] = {
+    {"--key", Arity::kValue, "KEY", "", "the stored key of the record to delete", "greylight"},
+    {"--clients", Arity::kFlag, "", "", "--key names a client auto-whitelist record, not a triplet",
+     "greylight"},
+    {"--client-address", Arity::kValue, "ADDRESS", "",
+     "with --sender and --recipient: the triplet of this request", "greylight"},
+    {"--sender", Arity::kValue, "ADDRESS", "", "see --client-address (<> is the null sender)",
+     "greylight"},
+    {"--recipient", Arity::kValue, "ADDRESS", "", "see --client-address", "greylight"},
+    {"--client", Arity::kValue, "ADDRESS", "",
+     "delete the client auto-whitelist record of this address", "greylight"},
+};
+
+constexpr OptionSpec kPassOptions[] = {
+    {"--key", Arity::kValue, "KEY", "", "the stored key of the triplet", "greylight"},
+    {"--client-address", Arity::kValue, "ADDRESS", "",
+     "with --sender and --recipient: the triplet of this request", "greylight"},
+    {"--sender", Arity::kValue, "ADDRESS", "", "see --client-address (<> is the null sender)",
+     "greylight"},
+    {"--recipient", Arity::kValue, "ADDRESS", "", "see --client-address", "greylight"},
+    kAtOption,
+};
+
+constexpr OptionSpec kReportOptions[] = {
+    {"--log", Arity::kValue, "FILE|-", "-", "the Postfix mail log to read; - is standard input",
+     "greylight"},
+    {"--format", Arity::kValue, "text|json", "text", "output format", "greylight"},
+};
+
+constexpr OptionSpec kMigrateOptions[] = {
+    {"--from", Arity::kValue, "URI", "", "the store to copy from (required; see --store)",
+     "greylight"},
+    {"--to", Arity::kValue, "URI", "", "the store to copy into, created if needed (required)",
+     "greylight"},
+};
+
+constexpr OptionSpec kImportOptions[] = {
+    {"--dbdir", Arity::kValue, "DIR", "",
+     "postgrey's database directory, holding postgrey.db and postgrey_clients.db (required; "
+     "postgrey must be stopped)",
+     "postgrey"},
+    {"--store", Arity::kValue, "URI", "lmdb:/var/lib/greylight",
+     "the greylight store to import into, created if needed: lmdb:/path/to/dbdir (lmdb: alone "
+     "is /var/lib/greylight)",
+     "greylight"},
+    kHelpOption,
+};
+
+// --- Commands -----------------------------------------------------------------------------
+
+struct Context;
+using CommandFunction = int (*)(const ParsedOptions& options, Context& context);
+
+struct Command {
+  std::string_view name;
+  std::string_view synopsis;
+  std::string_view summary;
+  std::string_view description;
+  std::span<const OptionSpec> options;
+  // Takes --help, --store and greylightd's policy options besides its own.
+  bool policy_options;
+  CommandFunction run;
+};
+
+struct Context {
+  const Command& command;
+  ToolEnvironment& env;
+  cli::PolicyConfig config;
+  std::string store_uri;
+
+  // Prints "greylight COMMAND: message" on stderr and returns `code`.
+  int Fail(int code, std::string_view message) {
+    env.err << "greylight " << command.name << ": " << message << "\n";
+    return code;
+  }
+  void Warn(std::string_view message) {
+    env.err << "greylight " << command.name << ": warning: " << message << "\n";
+  }
+  // The exit status for a failed store operation: bad URIs are usage errors.
+  int StoreFailure(const Status& status) {
+    return Fail(status.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitStore,
+                status.message());
+  }
+};
+
+int RunExplain(const ParsedOptions& o, Context& c);
+int RunStats(const ParsedOptions& o, Context& c);
+int RunList(const ParsedOptions& o, Context& c);
+int RunDelete(const ParsedOptions& o, Context& c);
+int RunPass(const ParsedOptions& o, Context& c);
+int RunReport(const ParsedOptions& o, Context& c);
+int RunMigrate(const ParsedOptions& o, Context& c);
+int RunImportPostgrey(const ParsedOptions& o, Context& c);
+
+constexpr Command kCommands[] = {
+    {"explain", "--client-address=A --sender=S --recipient=R [--client-name=N] [options]",
+     "what greylightd would answer for a request now, and why (read-only)",
+     "Prints the whitelist entry that matches (file:line), or the client's auto-whitelist\n"
+     "record, or the triplet's key and record (first and last seen, pending or passed, the\n"
+     "seconds left, when it expires), then the decision and the exact action greylightd\n"
+     "would send, computed as greylightd computes it but without writing anything. The\n"
+     "request is taken to come from Postfix 2.3 or later (which sends etrn_domain).\n",
+     kExplainOptions, true, RunExplain},
+    {"stats", "[--format=text|json] [options]",
+     "counts of pending and passed triplets and of auto-whitelisted clients",
+     "Counts pending and passed triplets (and those expired, awaiting removal), clients at\n"
+     "or above the auto-whitelist threshold and below it, and the triplets by last seen:\n"
+     "less than 1 hour, 1 day, 7 days, 35 days ago, and older.\n",
+     kStatsOptions, true, RunStats},
+    {"list", "[--client=NET] [--sender=S] [--recipient=R] [--state=S] [--format=F] [--clients]",
+     "list triplets, or with --clients the auto-whitelist records",
+     "Lists triplets with their key split into client network, sender and recipient, their\n"
+     "first and last sighting and their state. With --privacy keys are SHA-1 digests: they\n"
+     "are listed as they are, and --client, --sender and --recipient cannot be used.\n",
+     kListOptions, true, RunList},
+    {"delete", "(--key=KEY [--clients] | --client-address=A --sender=S --recipient=R | --client=A)",
+     "delete one triplet or one auto-whitelist record",
+     "Deletes the triplet named by its key or by a request's addresses, or the auto-whitelist\n"
+     "record of a client address. Exits 1 if there is no such record.\n",
+     kDeleteOptions, true, RunDelete},
+    {"pass", "(--key=KEY | --client-address=A --sender=S --recipient=R) [options]",
+     "let one pending triplet through now",
+     "Moves the first sighting of a pending triplet back by --delay (first = last = now -\n"
+     "delay), so the next request for it is its first accepted delivery: it passes with the\n"
+     "X-Greylist header and counts toward the client auto-whitelist. Exits 1 if the triplet\n"
+     "is absent or has already passed.\n",
+     kPassOptions, true, RunPass},
+    {"report", "[--log=FILE|-] [--greylist-text=TEXT] [--format=text|json] [options]",
+     "greylisted triplets that never came back, from a Postfix mail log",
+     "Reads a Postfix mail log and prints what postgreyreport prints: the greylisted\n"
+     "triplets (Postfix \"reject: RCPT from NAME[IP]: 450 ...\" lines with the greylist text\n"
+     "of --greylist-text, up to its first %s or %r) whose record is absent or still pending,\n"
+     "sorted by client address, one line \"ip name sender recipient\" per triplet. Then a\n"
+     "summary: messages delayed (\"action=pass, reason=triplet found, delay=N\" decision\n"
+     "lines of greylightd or postgrey in the same log) with the nearest-rank median and 90th\n"
+     "percentile of N, greylisted triplets, and the share of greylisted clients none of\n"
+     "whose triplets came back.\n",
+     kReportOptions, true, RunReport},
+    {"migrate", "--from=URI --to=URI [options]", "copy every record from one store to another",
+     "Copies every triplet and client record, values unchanged, from the store --from into\n"
+     "the store --to (created if needed; existing records with the same keys are\n"
+     "overwritten) and reports the counts. lmdb: in either means LMDB at --dbdir.\n",
+     kMigrateOptions, true, RunMigrate},
+    {"import-postgrey", "--dbdir=POSTGREY_DIR [--store=URI]", "import postgrey's Berkeley DB files",
+     "Reads postgrey's postgrey.db (triplets) and postgrey_clients.db (auto-whitelist) from\n"
+     "--dbdir and writes every record into the greylight store --store, overwriting records\n"
+     "with the same keys, then reports the counts. postgrey must be stopped; its files are\n"
+     "copied and recovered in a temporary directory, never changed. A record whose value is\n"
+     "not in postgrey's format is skipped with a warning naming its key.\n",
+     kImportOptions, false, RunImportPostgrey},
+};
+
+const Command* FindCommand(std::string_view name) {
+  for (const Command& command : kCommands) {
+    if (command.name == name) return &command;
+  }
+  return nullptr;
+}
+
+std::vector<OptionSpec> OptionTableFor(const Command& command) {
+  std::vector<OptionSpec> table(command.options.begin(), command.options.end());
+  if (command.policy_options) {
+    table.push_back(kHelpOption);
+    for (const OptionSpec& spec : cli::PolicyOptionTable()) table.push_back(spec);
+  }
+  return table;
+}
+
+std::string UsageOf(const Command& command) {
+  std::string summary(command.summary);
+  if (!summary.empty() && summary[0] >= 'a' && summary[0] <= 'z') summary[0] -= 'a' - 'A';
+  std::string usage = fmt::format("Usage: greylight {} {}\n\n{}.\n\n{}\nOptions:\n", command.name,
+                                  command.synopsis, summary, command.description);
+  usage += cli::FormatOptionHelp(command.options);
+  if (command.policy_options) {
+    std::vector<OptionSpec> shared = {kHelpOption};
+    usage += cli::FormatOptionHelp(shared);
+    usage += "\nStore and policy options, as given to greylightd:\n";
+    usage += cli::FormatOptionHelp(cli::PolicyOptionTable());
+  }
+  usage +=
+      "\nExit status: 0 success, 1 record absent or already passed, 2 bad arguments,\n"
+      "3 store unreachable or unreadable.\n";
+  return usage;
+}
+
+// --- Shared helpers -----------------------------------------------------------------------
+
+Result<UnixTime> TimeOption(const ParsedOptions& o, Context& c) {
+  if (!o.Has("at")) return c.env.clock.Now();
+  auto seconds = cli::ParseInteger<long long>("at", o.Last("at"), 0, kMaxUnixTime);
+  if (!seconds.ok()) return seconds.status();
+  return FromUnixSeconds(*seconds);
+}
+
+std::string SenderOption(const ParsedOptions& o) {
+  std::string_view sender = o.Last("sender");
+  return sender == "<>" ? std::string() : std::string(sender);
+}
+
+// Parses a request address option; errors name it.
+Result<policy::IpAddress> AddressOption(const ParsedOptions& o, std::string_view name) {
+  std::string_view text = o.Last(name);
+  std::optional<policy::IpAddress> address = policy::IpAddress::Parse(text);
+  if (!address) {
+    return Status::InvalidArgument(fmt::format("--{}: '{}' is not an IP address", name, text));
+  }
+  return *address;
+}
+
+// The triplet key named by --key, or built from --client-address, --sender, --recipient.
+Result<std::string> TripletKeyOption(const ParsedOptions& o, const Context& c) {
+  const bool by_key = o.Has("key");
+  const bool by_request = o.Has("client-address") || o.Has("sender") || o.Has("recipient");
+  if (by_key == by_request) {
+    return Status::InvalidArgument(
+        "give either --key or all of --client-address, --sender and --recipient");
+  }
+  if (by_key) {
+    if (o.Last("key").empty()) return Status::InvalidArgument("--key: empty key");
+    return std::string(o.Last("key"));
+  }
+  if (!o.Has("client-address") || !o.Has("sender") || !o.Has("recipient")) {
+    return Status::InvalidArgument("--client-address, --sender and --recipient go together");
+  }
+  auto address = AddressOption(o, "client-address");
+  if (!address.ok()) return address.status();
+  return policy::TripletKey(*address, SenderOption(o), o.Last("recipient"), c.config.engine.keys);
+}
+
+// --- explain ------------------------------------------------------------------------------
+
+int RunExplain(const ParsedOptions& o, Context& c) {
+  for (std::string_view required : {"client-address", "sender", "recipient"}) {
+    if (!o.Has(required)) {
+      return c.Fail(kExitUsage, "--client-address, --sender and --recipient are required");
+    }
+  }
+  auto now = TimeOption(o, c);
+  if (!now.ok()) return c.Fail(kExitUsage, now.status().message());
+  auto whitelists = cli::LoadWhitelists(c.config);
+  if (!whitelists.ok()) return c.Fail(kExitUsage, whitelists.status().message());
+  for (const std::string& warning : (*whitelists)->warnings()) c.Warn(warning);
+  auto store = OpenToolStore(c.store_uri, c.config);
+  if (!store.ok()) return c.StoreFailure(store.status());
+
+  ExplainRequest request;
+  request.client_address = std::string(o.Last("client-address"));
+  request.client_name = std::string(o.Last("client-name", "unknown"));
+  request.sender = SenderOption(o);
+  request.recipient = std::string(o.Last("recipient"));
+  auto explanation =
+      Explain(request, *now, c.env.clock.Now(), c.config, whitelists->get(), **store);
+  if (!explanation.ok()) return c.StoreFailure(explanation.status());
+  c.env.out << explanation->text;
+  return kExitOk;
+}
+
+// --- stats --------------------------------------------------------------------------------
+
+struct AgeBuckets {
+  static constexpr std::array<std::pair<std::string_view, long long>, 4> kLimits = {
+      {{"<1h", 3600}, {"<1d", 86400}, {"<7d", 7 * 86400}, {"<35d", 35 * 86400}}};
+  std::array<uint64_t, kLimits.size() + 1> counts{};
+
+  void Add(Seconds age) {
+    size_t i = 0;
+    while (i < kLimits.size() && age.count() >= kLimits[i].second) ++i;
+    ++counts[i];
+  }
+};
+
+int RunStats(const ParsedOptions& o, Context& c) {
+  auto format = ParseOutputFormat(o.Last("format", "text"), false);
+  if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
+  auto now_or = TimeOption(o, c);
+  if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
+  const UnixTime now = *now_or;
+  auto store = OpenToolStore(c.store_uri, c.config);
+  if (!store.ok()) return c.StoreFailure(store.status());
+
+  const policy::GreylistTiming& timing = c.config.timing;
+  uint64_t pending = 0, passed = 0, triplets_expired = 0, triplets_malformed = 0;
+  AgeBuckets ages;
+  Status walked =
+      (*store)->ForEach(store::Table::kTriplets, [&](std::string_view, std::string_view value) {
+        std::optional<policy::TripletRecord> record = policy::DecodeTriplet(value);
+        if (!record) {
+          ++triplets_malformed;
+          return true;
+        }
+        ++(StateOf(*record, timing) == TripletState::kPassed ? passed : pending);
+        if (policy::Expired(*record, now, timing)) ++triplets_expired;
+        ages.Add(now - record->last);
+        return true;
+      });
+  if (!walked.ok()) return c.StoreFailure(walked);
+  uint64_t whitelisted = 0, below = 0, clients_expired = 0, clients_malformed = 0;
+  walked = (*store)->ForEach(store::Table::kClients, [&](std::string_view, std::string_view value) {
+    std::optional<policy::ClientRecord> record = policy::DecodeClient(value);
+    if (!record) {
+      ++clients_malformed;
+      return true;
+    }
+    const bool listed = timing.awl_threshold > 0 && record->count >= timing.awl_threshold;
+    ++(listed ? whitelisted : below);
+    if (policy::Expired(*record, now, timing)) ++clients_expired;
+    return true;
+  });
+  if (!walked.ok()) return c.StoreFailure(walked);
+
+  const uint64_t triplets = pending + passed + triplets_malformed;
+  const uint64_t clients = whitelisted + below + clients_malformed;
+  std::string out;
+  if (*format == OutputFormat::kJson) {
+    out = fmt::format(
+        "{{\"at\":{},\"triplets\":{{\"total\":{},\"pending\":{},\"passed\":{},\"expired\":{},"
+        "\"malformed\":{},\"age_by_last_seen\":{{\"lt_1h\":{},\"lt_1d\":{},\"lt_7d\":{},"
+        "\"lt_35d\":{},\"older\":{}}}}},\"clients\":{{\"total\":{},\"auto_whitelisted\":{},"
+        "\"below_threshold\":{},\"expired\":{},\"malformed\":{},\"threshold\":{}}}}}\n",
+        ToUnixSeconds(now), triplets, pending, passed, triplets_expired, triplets_malformed,
+        ages.counts[0], ages.counts[1], ages.counts[2], ages.counts[3], ages.counts[4], clients,
+        whitelisted, below, clients_expired, clients_malformed, timing.awl_threshold);
+  } else {
+    out += fmt::format("at: {}\n", FormatTime(now));
+    out += fmt::format("triplets: {}\n", triplets);
+    out += fmt::format("  pending: {}\n", pending);
+    out += fmt::format("  passed: {}\n", passed);
+    out += fmt::format("  expired, awaiting removal: {}\n", triplets_expired);
+    out += fmt::format("  malformed: {}\n", triplets_malformed);
+    out += "  by last seen:";
+    for (size_t i = 0; i < AgeBuckets::kLimits.size(); ++i) {
+      out += fmt::format(" {} {},", AgeBuckets::kLimits[i].first, ages.counts[i]);
+    }
+    out += fmt::format(" older {}\n", ages.counts[AgeBuckets::kLimits.size()]);
+    out += fmt::format("clients: {}\n", clients);
+    out += fmt::format("  auto-whitelisted (count >= {}): {}\n", timing.awl_threshold, whitelisted);
+    out += fmt::format("  below threshold: {}\n", below);
+    out += fmt::format("  expired, awaiting removal: {}\n", clients_expired);
+    out += fmt::format("  malformed: {}\n", clients_malformed);
+  }
+  c.env.out << out;
+  return kExitOk;
+}
+
+// --- list ---------------------------------------------------------------------------------
+
+// Writes one listing row per record in the chosen format.
+class ListWriter {
+ public:
+  ListWriter(std::ostream& out, OutputFormat format) : out_(out), format_(format) {}
+
+  void TripletHeader() {
+    if (format_ == OutputFormat::kText) {
+      out_ << "STATE   FIRST SEEN           LAST SEEN            CLIENT SENDER RECIPIENT\n";
+    } else if (format_ == OutputFormat::kCsv) {
+      out_ << "key,client,sender,recipient,state,first,last\n";
+    } else {
+      out_ << "[";
+    }
+  }
+
+  void Triplet(std::string_view key, const TripletFields* fields, TripletState state,
+               const policy::TripletRecord& record) {
+    switch (format_) {
+      case OutputFormat::kText:
+        out_ << fmt::format("{:<7} {} {} ", StateName(state), FormatUtc(record.first),
+                            FormatUtc(record.last));
+        if (fields != nullptr) {
+          out_ << fmt::format("{} {} {}\n", fields->client,
+                              fields->sender.empty() ? "<>" : fields->sender, fields->recipient);
+        } else {
+          out_ << fmt::format("key={}\n", key);
+        }
+        break;
+      case OutputFormat::kCsv:
+        out_ << fmt::format(
+            "{},{},{},{},{},{},{}\n", CsvField(key), fields ? CsvField(fields->client) : "",
+            fields ? CsvField(fields->sender) : "", fields ? CsvField(fields->recipient) : "",
+            StateName(state), ToUnixSeconds(record.first), ToUnixSeconds(record.last));
+        break;
+      case OutputFormat::kJson:
+        out_ << (rows_ == 0 ? "\n" : ",\n");
+        out_ << fmt::format(
+            "  {{\"key\":{},\"client\":{},\"sender\":{},\"recipient\":{},\"state\":\"{}\","
+            "\"first\":{},\"last\":{}}}",
+            JsonString(key), fields ? JsonString(fields->client) : "null",
+            fields ? JsonString(fields->sender) : "null",
+            fields ? JsonString(fields->recipient) : "null", StateName(state),
+            ToUnixSeconds(record.first), ToUnixSeconds(record.last));
+        break;
+    }
+    ++rows_;
+  }
+
+  void ClientHeader() {
+    if (format_ == OutputFormat::kText) {
+      out_ << "STATE       COUNT LAST SEEN            CLIENT\n";
+    } else if (format_ == OutputFormat::kCsv) {
+      out_ << "client,count,last,state\n";
+    } else {
+      out_ << "[";
+    }
+  }
+
+  void Client(std::string_view key, const policy::ClientRecord& record, bool whitelisted) {
+    std::string_view state = whitelisted ? "whitelisted" : "counting";
+    switch (format_) {
+      case OutputFormat::kText:
+        out_ << fmt::format("{:<11} {:>5} {} {}\n", state, record.count, FormatUtc(record.last),
+                            key);
+        break;
+      case OutputFormat::kCsv:
+        out_ << fmt::format("{},{},{},{}\n", CsvField(key), record.count,
+                            ToUnixSeconds(record.last), state);
+        break;
+      case OutputFormat::kJson:
+        out_ << (rows_ == 0 ? "\n" : ",\n");
+        out_ << fmt::format("  {{\"client\":{},\"count\":{},\"last\":{},\"state\":\"{}\"}}",
+                            JsonString(key), record.count, ToUnixSeconds(record.last), state);
+        break;
+    }
+    ++rows_;
+  }
+
+  void Finish() {
+    if (format_ == OutputFormat::kJson) out_ << (rows_ == 0 ? "]\n" : "\n]\n");
+  }
+
+ private:
+  std::ostream& out_;
+  OutputFormat format_;
+  size_t rows_ = 0;
+};
+
+int RunList(const ParsedOptions& o, Context& c) {
+  auto format = ParseOutputFormat(o.Last("format", "text"), true);
+  if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
+  const bool clients = o.Has("clients");
+  TripletFilter filter;
+  if (o.Has("client")) {
+    auto network = ParseNetworkFilter("client", o.Last("client"));
+    if (!network.ok()) return c.Fail(kExitUsage, network.status().message());
+    filter.client = *network;
+  }
+  if (o.Has("sender")) filter.sender = SenderKeyPart(o.Last("sender"));
+  if (o.Has("recipient")) filter.recipient = RecipientKeyPart(o.Last("recipient"));
+  std::string_view state = o.Last("state", "all");
+  if (state == "pending") {
+    filter.state = TripletState::kPending;
+  } else if (state == "passed") {
+    filter.state = TripletState::kPassed;
+  } else if (state != "all") {
+    return c.Fail(kExitUsage,
+                  fmt::format("--state: '{}' is not one of pending, passed, all", state));
+  }
+  if (clients && (filter.sender || filter.recipient || filter.state)) {
+    return c.Fail(kExitUsage, "--sender, --recipient and --state filter triplets, not --clients");
+  }
+  if (c.config.engine.keys.privacy && (filter.NeedsClearKeys())) {
+    return c.Fail(kExitUsage,
+                  "with --privacy keys are SHA-1 digests: --client, --sender and --recipient "
+                  "need clear keys (list without them, or filter with --state)");
+  }
+  auto store = OpenToolStore(c.store_uri, c.config);
+  if (!store.ok()) return c.StoreFailure(store.status());
+
+  ListWriter writer(c.env.out, *format);
+  const policy::GreylistTiming& timing = c.config.timing;
+  Status walked;
+  if (clients) {
+    writer.ClientHeader();
+    walked = (*store)->ForEach(
+        store::Table::kClients, [&](std::string_view key, std::string_view value) {
+          std::optional<policy::ClientRecord> record = policy::DecodeClient(value);
+          if (!record) {
+            c.Warn(fmt::format("skipping malformed client record {}: '{}'", Printable(key),
+                               Printable(value)));
+            return true;
+          }
+          if (filter.client) {
+            std::optional<policy::IpAddress> address = policy::IpAddress::Parse(key);
+            if (!address || !Overlaps(*filter.client, *address, address->bits())) return true;
+          }
+          writer.Client(key, *record,
+                        timing.awl_threshold > 0 && record->count >= timing.awl_threshold);
+          return true;
+        });
+  } else {
+    writer.TripletHeader();
+    walked = (*store)->ForEach(
+        store::Table::kTriplets, [&](std::string_view key, std::string_view value) {
+          std::optional<policy::TripletRecord> record = policy::DecodeTriplet(value);
+          if (!record) {
+            c.Warn(fmt::format("skipping malformed triplet record {}: '{}'", Printable(key),
+                               Printable(value)));
+            return true;
+          }
+          std::optional<TripletFields> fields;
+          if (!c.config.engine.keys.privacy) fields = ParseTripletKey(key, c.config.engine.keys);
+          TripletState record_state = StateOf(*record, timing);
+          if (!filter.Matches(fields ? &*fields : nullptr, record_state)) return true;
+          writer.Triplet(key, fields ? &*fields : nullptr, record_state, *record);
+          return true;
+        });
+  }
+  writer.Finish();
+  if (!walked.ok()) return c.StoreFailure(walked);
+  return kExitOk;
+}
+
+// --- delete -------------------------------------------------------------------------------
+
+int RunDelete(const ParsedOptions& o, Context& c) {
+  store::Table table = store::Table::kTriplets;
+  std::string key;
+  if (o.Has("client")) {
+    if (o.Has("key") || o.Has("client-address") || o.Has("sender") || o.Has("recipient") ||
+        o.Has("clients")) {
+      return c.Fail(kExitUsage, "--client cannot be combined with --key or a triplet's addresses");
+    }
+    auto address = AddressOption(o, "client");
+    if (!address.ok()) return c.Fail(kExitUsage, address.status().message());
+    table = store::Table::kClients;
+    key = policy::ClientKey(*address, c.config.engine.keys);
+  } else {
+    auto triplet = TripletKeyOption(o, c);
+    if (!triplet.ok()) return c.Fail(kExitUsage, triplet.status().message());
+    if (o.Has("clients")) {
+      if (!o.Has("key")) return c.Fail(kExitUsage, "--clients goes with --key");
+      table = store::Table::kClients;
+    }
+    key = std::move(*triplet);
+  }
+  std::string_view what = table == store::Table::kTriplets ? "triplet" : "client record";
+  auto store = OpenToolStore(c.store_uri, c.config);
+  if (!store.ok()) return c.StoreFailure(store.status());
+  auto value = (*store)->Get(table, key);
+  if (!value.ok()) return c.StoreFailure(value.status());
+  if (!*value) return c.Fail(kExitRefused, fmt::format("no {} {}", what, Printable(key)));
+  if (Status deleted = (*store)->Delete(table, key); !deleted.ok()) {
+    return c.StoreFailure(deleted);
+  }
+  c.env.out << fmt::format("deleted {} {} (was {})\n", what, Printable(key), Printable(**value));
+  return kExitOk;
+}
+
+// --- pass ---------------------------------------------------------------------------------
+
+int RunPass(const ParsedOptions& o, Context& c) {
+  auto key = TripletKeyOption(o, c);
+  if (!key.ok()) return c.Fail(kExitUsage, key.status().message());
+  auto now_or = TimeOption(o, c);
+  if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
+  const UnixTime now = *now_or;
+  auto store = OpenToolStore(c.store_uri, c.config);
+  if (!store.ok()) return c.StoreFailure(store.status());
+  auto value = (*store)->Get(store::Table::kTriplets, *key);
+  if (!value.ok()) return c.StoreFailure(value.status());
+  const std::string shown = Printable(*key);
+  if (!*value) return c.Fail(kExitRefused, fmt::format("no triplet {}", shown));
+  std::optional<policy::TripletRecord> record = policy::DecodeTriplet(**value);
+  if (!record) {
+    return c.Fail(kExitRefused, fmt::format("triplet {} has a malformed value '{}' (greylightd "
+                                            "treats it as absent)",
+                                            shown, Printable(**value)));
+  }
+  const policy::GreylistTiming& timing = c.config.timing;
+  if (!policy::Live(record, now, timing)) {
+    return c.Fail(kExitRefused, fmt::format("triplet {} was last seen more than max-age ago "
+                                            "(greylightd treats it as absent)",
+                                            shown));
+  }
+  if (StateOf(*record, timing) == TripletState::kPassed) {
+    return c.Fail(kExitRefused,
+                  fmt::format("triplet {} has already passed (first seen {}, last seen {})", shown,
+                              FormatTime(record->first), FormatTime(record->last)));
+  }
+  // first = last = now - delay: the next request finds the delay over and the triplet not
+  // yet successful, so it is the first accepted delivery (header, AWL count), exactly as
+  // if the sender had retried on time.
+  const UnixTime first = now - timing.delay;
+  if (Status put =
+          (*store)->Put(store::Table::kTriplets, *key, policy::EncodeTriplet({first, first}));
+      !put.ok()) {
+    return c.StoreFailure(put);
+  }
+  c.env.out << fmt::format(
+      "passed triplet {}: first and last seen set to {} (now - delay {}); its next request "
+      "within {} is its first accepted delivery\n",
+      shown, FormatTime(first), FormatDuration(timing.delay),
+      FormatDuration(timing.retry_window - timing.delay));
+  return kExitOk;
+}
+
+// --- report -------------------------------------------------------------------------------
+
+int RunReport(const ParsedOptions& o, Context& c) {
+  auto format = ParseOutputFormat(o.Last("format", "text"), false);
+  if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
+  std::string_view log_path = o.Last("log", "-");
+  std::ifstream file;
+  std::istream* in = &c.env.in;
+  if (log_path != "-") {
+    file.open(std::string(log_path));
+    if (!file) {
+      return c.Fail(kExitUsage,
+                    fmt::format("--log: can't open {}: {}", log_path, std::strerror(errno)));
+    }
+    in = &file;
+  }
+  // The store first: no point reading a long log if it cannot be looked up.
+  auto store = OpenToolStore(c.store_uri, c.config);
+  if (!store.ok()) return c.StoreFailure(store.status());
+
+  MailLogScanner scanner(c.config.engine.greylist_text, c.config.engine.keys);
+  std::string line;
+  while (std::getline(*in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    scanner.AddLine(line);
+  }
+  if (in->bad()) return c.Fail(kExitUsage, fmt::format("--log: error reading {}", log_path));
+  auto report = scanner.Finish(
+      [&](std::string_view key) { return (*store)->Get(store::Table::kTriplets, key); },
+      c.config.timing);
+  if (!report.ok()) return c.StoreFailure(report.status());
+  c.env.out << (*format == OutputFormat::kJson ? FormatReportJson(*report)
+                                               : FormatReportText(*report));
+  return kExitOk;
+}
+
+// --- migrate ------------------------------------------------------------------------------
+
+// Collects records and writes them with Store::PutMany: copying millions of records costs
+// one transaction (LMDB) per batch instead of one per record.
+class BatchWriter {
+ public:
+  static constexpr size_t kBatchRecords = 10000;
+  BatchWriter(store::Store& to, store::Table table) : to_(to), table_(table) {}
+  Status Add(std::string_view key, std::string_view value) {
+    batch_.emplace_back(std::string(key), std::string(value));
+    return batch_.size() >= kBatchRecords ? Flush() : Status::Ok();
+  }
+  Status Flush() {
+    if (batch_.empty()) return Status::Ok();
+    Status status = to_.PutMany(table_, batch_);
+    batch_.clear();
+    return status;
+  }
+
+ private:
+  store::Store& to_;
+  const store::Table table_;
+  std::vector<std::pair<std::string, std::string>> batch_;
+};
+
+int RunMigrate(const ParsedOptions& o, Context& c) {
+  if (!o.Has("from") || !o.Has("to")) return c.Fail(kExitUsage, "--from and --to are required");
+  std::string_view from_uri = o.Last("from");
+  std::string_view to_uri = o.Last("to");
+  if (StoreIdentity(from_uri, c.config) == StoreIdentity(to_uri, c.config)) {
+    return c.Fail(kExitUsage, fmt::format("--from and --to name the same store ({})",
+                                          StoreIdentity(from_uri, c.config)));
+  }
+  auto from = OpenToolStore(from_uri, c.config);
+  if (!from.ok()) return c.StoreFailure(from.status());
+  auto to = OpenToolStore(to_uri, c.config, StoreUse::kCreate);
+  if (!to.ok()) return c.StoreFailure(to.status());
+
+  uint64_t counts[2] = {0, 0};
+  for (store::Table table : {store::Table::kTriplets, store::Table::kClients}) {
+    Status failed;
+    uint64_t& count = counts[table == store::Table::kTriplets ? 0 : 1];
+    BatchWriter writer(**to, table);
+    Status walked = (*from)->ForEach(table, [&](std::string_view key, std::string_view value) {
+      failed = writer.Add(key, value);
+      if (!failed.ok()) return false;
+      ++count;
+      return true;
+    });
+    if (!walked.ok()) return c.StoreFailure(walked);
+    if (failed.ok()) failed = writer.Flush();
+    if (!failed.ok()) {
+      return c.StoreFailure(
+          Status::IoError(fmt::format("writing {} into {}: {} ({} copied so far)",
+                                      store::TableName(table), to_uri, failed.message(), count)));
+    }
+  }
+  if (Status flushed = (*to)->Flush(); !flushed.ok()) return c.StoreFailure(flushed);
+  c.env.out << fmt::format("migrated {} triplets and {} client records from {} to {}\n", counts[0],
+                           counts[1], from_uri, to_uri);
+  return kExitOk;
+}
+
+// --- import-postgrey ----------------------------------------------------------------------
+
+int RunImportPostgrey(const ParsedOptions& o, Context& c) {
+  if (!o.Has("dbdir") || o.Last("dbdir").empty()) {
+    return c.Fail(kExitUsage, "--dbdir (postgrey's database directory) is required");
+  }
+  std::filesystem::path postgrey_dir(std::string(o.Last("dbdir")));
+  c.config.dbdir = std::string(kPostgreyImportTarget);
+  std::string target_uri(o.Last("store", "lmdb:" + std::string(kPostgreyImportTarget)));
+  auto source = PostgreyDatabase::Open(postgrey_dir, c.env.temp_dir);
+  if (!source.ok()) return c.StoreFailure(source.status());
+  auto target = OpenToolStore(target_uri, c.config, StoreUse::kCreate);
+  if (!target.ok()) return c.StoreFailure(target.status());
+
+  uint64_t imported[2] = {0, 0};
+  uint64_t skipped = 0;
+  for (store::Table table : {store::Table::kTriplets, store::Table::kClients}) {
+    Status failed;
+    uint64_t& count = imported[table == store::Table::kTriplets ? 0 : 1];
+    BatchWriter writer(**target, table);
+    Status walked = (*source)->ForEach(table, [&](std::string_view key, std::string_view value) {
+      // Written re-encoded: a value of an old postgrey with a third field becomes the
+      // two fields greylight writes.
+      std::optional<std::string> encoded;
+      if (table == store::Table::kTriplets) {
+        if (auto record = policy::DecodeTriplet(value)) encoded = policy::EncodeTriplet(*record);
+      } else if (auto record = policy::DecodeClient(value)) {
+        encoded = policy::EncodeClient(*record);
+      }
+      if (key.empty() || !encoded) {
+        c.Warn(fmt::format("skipping malformed {} record '{}': value '{}'",
+                           table == store::Table::kTriplets ? "triplet" : "client", Printable(key),
+                           Printable(value)));
+        ++skipped;
+        return true;
+      }
+      failed = writer.Add(key, *encoded);
+      if (!failed.ok()) return false;
+      ++count;
+      return true;
+    });
+    if (!walked.ok()) return c.StoreFailure(walked);
+    if (failed.ok()) failed = writer.Flush();
+    if (!failed.ok()) return c.StoreFailure(failed);
+  }
+  if (Status flushed = (*target)->Flush(); !flushed.ok()) return c.StoreFailure(flushed);
+  c.env.out << fmt::format(
+      "imported {} triplets and {} client records from postgrey at {} into {}{}\n", imported[0],
+      imported[1], postgrey_dir.string(), target_uri,
+      skipped == 0 ? "" : fmt::format(" ({} malformed records skipped)", skipped));
+  if (!(*source)->has_clients()) {
+    c.Warn(fmt::format("{} has no {} (postgrey ran with --auto-whitelist-clients=0?)",
+                       postgrey_dir.string(), PostgreyDatabase::kClientsFile));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::string ToolUsage() {
+  std::string usage =
+      "Usage: greylight COMMAND [options]\n"
+      "       greylight COMMAND --help\n\n"
+      "Inspects and maintains greylightd's greylisting state. Commands work on the store\n"
+      "greylightd uses (--store, or LMDB at --dbdir), while greylightd runs, and take\n"
+      "greylightd's policy options (--delay, --max-age, --ipv4cidr, --privacy, whitelists...)\n"
+      "so they see the records as greylightd does: give them the same values.\n\n"
+      "Commands:\n";
+  for (const Command& command : kCommands) {
+    usage += fmt::format("  {:<16} {}\n", command.name, command.summary);
+  }
+  usage +=
+      "\nStore URIs: lmdb: (LMDB at --dbdir), lmdb:/path/to/dbdir, redis://host:port[/db],\n"
+      "redis+unix:///path[?db=N], redis+sentinel://host:port[,...]/mastername.\n\n"
+      "Exit status: 0 success, 1 record absent or already passed, 2 bad arguments,\n"
+      "3 store unreachable or unreadable.\n";
+  return usage;
+}
+
+Result<std::string> CommandUsage(std::string_view name) {
+  const Command* command = FindCommand(name);
+  if (command == nullptr) return Status::NotFound(fmt::format("unknown command '{}'", name));
+  return UsageOf(*command);
+}
+
+int RunTool(const std::vector<std::string>& args, ToolEnvironment& env) {
+  if (args.empty()) {
+    env.err << ToolUsage();
+    return kExitUsage;
+  }
+  std::string_view first = args[0];
+  if (first == "-h" || first == "--help" || first == "help") {
+    if (first == "help" && args.size() > 1) {
+      auto usage = CommandUsage(args[1]);
+      if (!usage.ok()) {
+        env.err << "greylight: " << usage.status().message() << " (see greylight --help)\n";
+        return kExitUsage;
+      }
+      env.out << *usage;
+      return kExitOk;
+    }
+    env.out << ToolUsage();
+    return kExitOk;
+  }
+  if (first == "--version") {
+    env.out << "greylight " << kGreylightVersion << "\n";
+    return kExitOk;
+  }
+  const Command* command = FindCommand(first);
+  if (command == nullptr) {
+    env.err << "greylight: unknown command '" << first << "' (see greylight --help)\n";
+    return kExitUsage;
+  }
+  Context context{*command, env, {}, {}};
+  std::vector<OptionSpec> table = OptionTableFor(*command);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  auto parsed = cli::ParseOptions(table, rest);
+  if (!parsed.ok()) {
+    return context.Fail(kExitUsage, fmt::format("{} (see greylight {} --help)",
+                                                parsed.status().message(), command->name));
+  }
+  if (parsed->Has("help")) {
+    env.out << UsageOf(*command);
+    return kExitOk;
+  }
+  if (command->policy_options) {
+    if (Status status = cli::ParsePolicyConfig(*parsed, context.config); !status.ok()) {
+      return context.Fail(kExitUsage, status.message());
+    }
+  }
+  context.config.engine.version = kGreylightVersion;
+  context.store_uri = std::string(parsed->Last("store", DefaultStoreUri(context.config)));
+  return command->run(*parsed, context);
+}
+
+}  // namespace greylight::tools

@@ -1,0 +1,40 @@
+#pragma once
+
+// `greylight explain`: what greylightd would answer for one request, and why, computed
+// the way the daemon computes it (same whitelists, same keys, policy::Live and
+// policy::Decide on the stored records) but without writing anything.
+
+#include <string>
+
+#include "cli/policy_config.h"
+#include "policy/whitelist_matcher.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/status.h"
+
+namespace greylight::tools {
+
+// The request attributes explain takes, as Postfix would send them.
+struct ExplainRequest {
+  std::string client_address;
+  std::string client_name;
+  std::string sender;  // empty for the null sender
+  std::string recipient;
+  // Postfix >= 2.3 always sends etrn_domain, which makes greylightd put "4.2.0 " before a
+  // greylist text that does not start with a digit.
+  bool etrn_domain = true;
+};
+
+struct Explanation {
+  std::string text;    // the reasoning, one fact per line, ending with the action line
+  std::string action;  // the action greylightd would send (without "action=")
+};
+
+// Explains the decision for `request` at `now`. `whitelists` may be nullptr (none);
+// `real_now` is the wall-clock time for the X-Greylist header date, as in the daemon.
+// Only reads `store` (Get). Returns the store's error if a read fails.
+Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTime real_now,
+                            const cli::PolicyConfig& config,
+                            const policy::WhitelistMatcher* whitelists, store::Store& store);
+
+}  // namespace greylight::tools

@@ -1,0 +1,102 @@
+#include "tools/record_filter.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace greylight::tools {
+namespace {
+
+std::string Lowercase(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
+
+}  // namespace
+
+std::optional<TripletFields> ParseTripletKey(std::string_view key,
+                                             const policy::KeyOptions& options) {
+  size_t slash = key.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::optional<policy::IpAddress> address = policy::IpAddress::Parse(key.substr(0, slash));
+  if (!address) return std::nullopt;
+  TripletFields fields;
+  fields.network = *address;
+  fields.prefix_length = address->is_v6 ? options.ipv6_cidr : options.ipv4_cidr;
+  std::string_view rest = key.substr(slash + 1);
+  // --lookup-by-host keys: postgrey printed the address object as CIDR, "/32" or "/128".
+  // A sender that is literally "32" (no '@') would be misread; real senders have a domain.
+  std::string_view host_suffix = address->is_v6 ? "128/" : "32/";
+  size_t client_length = slash;
+  if (rest.starts_with(host_suffix) &&
+      rest.find('/', host_suffix.size()) != std::string_view::npos) {
+    fields.prefix_length = address->bits();
+    client_length += host_suffix.size();
+    rest.remove_prefix(host_suffix.size());
+  }
+  size_t last = rest.rfind('/');
+  if (last == std::string_view::npos) return std::nullopt;
+  fields.client = std::string(key.substr(0, client_length));
+  fields.sender = std::string(rest.substr(0, last));
+  fields.recipient = std::string(rest.substr(last + 1));
+  return fields;
+}
+
+TripletState StateOf(const policy::TripletRecord& record, const policy::GreylistTiming& timing) {
+  return record.last - record.first >= timing.delay ? TripletState::kPassed
+                                                    : TripletState::kPending;
+}
+
+std::string_view StateName(TripletState state) {
+  return state == TripletState::kPassed ? "passed" : "pending";
+}
+
+std::string SenderKeyPart(std::string_view sender) {
+  if (sender == "<>") return "";
+  return Lowercase(policy::NormaliseSender(sender));
+}
+
+std::string RecipientKeyPart(std::string_view recipient) { return Lowercase(recipient); }
+
+Result<NetworkFilter> ParseNetworkFilter(std::string_view option, std::string_view text) {
+  auto invalid = [&] {
+    return Status::InvalidArgument(fmt::format(
+        "--{}: '{}' is not an IP address or network (ADDRESS or ADDRESS/BITS)", option, text));
+  };
+  size_t slash = text.find('/');
+  std::optional<policy::IpAddress> address = policy::IpAddress::Parse(text.substr(0, slash));
+  if (!address) return invalid();
+  NetworkFilter filter{*address, address->bits()};
+  if (slash != std::string_view::npos) {
+    std::string_view bits = text.substr(slash + 1);
+    int value = -1;
+    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), value);
+    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() || value < 0 ||
+        value > address->bits()) {
+      return invalid();
+    }
+    filter.prefix_length = value;
+  }
+  return filter;
+}
+
+bool Overlaps(const NetworkFilter& filter, const policy::IpAddress& address, int prefix_length) {
+  if (filter.network.is_v6 != address.is_v6) return false;
+  return address.Within(filter.network, std::min(filter.prefix_length, prefix_length));
+}
+
+bool TripletFilter::Matches(const TripletFields* fields, TripletState record_state) const {
+  if (state && *state != record_state) return false;
+  if (!NeedsClearKeys()) return true;
+  if (fields == nullptr) return false;
+  if (client && !Overlaps(*client, fields->network, fields->prefix_length)) return false;
+  if (sender && *sender != fields->sender) return false;
+  if (recipient && *recipient != fields->recipient) return false;
+  return true;
+}
+
+}  // namespace greylight::tools
