@@ -135,6 +135,8 @@ def check_render(path, failures):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--greylightd", required=True)
+    parser.add_argument("--greylight", help="the admin tool: greylight.1 must be what "
+                        "man/make_greylight_1.py generates from its --help texts")
     parser.add_argument("--man-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "..", "..", "man"))
     args = parser.parse_args()
@@ -192,6 +194,15 @@ def main():
     for required in ("FILES", "SIGNALS", "DIFFERENCES FROM POSTGREY", "LOGGING"):
         if required not in sections:
             failures.append(f"greylightd.8 has no {required} section")
+
+    if args.greylight:
+        generator = os.path.join(man_dir, "make_greylight_1.py")
+        generated = subprocess.run([sys.executable, generator, args.greylight],
+                                   capture_output=True, text=True)
+        with open(os.path.join(man_dir, "greylight.1")) as f:
+            if generated.returncode != 0 or generated.stdout != f.read():
+                failures.append("man/greylight.1 is stale: run python3 man/make_greylight_1.py "
+                                "build/src/greylight > man/greylight.1 " + generated.stderr)
 
     ensure_groff()
     check_render(page, failures)
