@@ -2,6 +2,7 @@
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -201,6 +202,83 @@ class DaemonTest(unittest.TestCase):
         d.start(wait=False)
         self.assertEqual(d.process.wait(10), 2)
         self.assertIn(f"{path} line 1", d.log_text())
+
+    def test_postgreys_policy_test_replays_a_mail_log(self):
+        if not os.path.exists("/usr/sbin/policy-test"):
+            self.fail("postgrey's policy-test is missing (scripts/install-deps.sh test installs postgrey)")
+        d = self.daemon().start()
+        log = os.path.join(d.tmp.name, "mail.log")
+        line = ("{} mx postfix/smtpd[42]: NOQUEUE: reject: RCPT from mail.example.net[192.0.2.10]: 450 4.2.0 "
+                "<bob@example.org>: Recipient address rejected: Greylisted; from=<alice@example.net> "
+                "to=<bob@example.org> proto=ESMTP helo=<mail.example.net>\n")
+        with open(log, "w") as f:
+            f.write(line.format("Nov 29 07:00:00") + line.format("Nov 29 07:06:00"))
+        with open(log) as stdin:  # policy-test reads the log on standard input
+            r = subprocess.run(["/usr/sbin/policy-test", f"inet:127.0.0.1:{d.port}"], stdin=stdin,
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("2 requests", r.stdout + r.stderr)
+        text = d.log_text()
+        self.assertIn("action=greylist, reason=new, client_name=mail.example.net", text)
+        self.assertIn("action=pass, reason=triplet found, delay=360", text)
+
+    def test_daemonize_with_pidfile(self):
+        d = self.daemon()
+        pidfile = os.path.join(d.tmp.name, "greylightd.pid")
+        cmd = d.command() + ["-d", f"--pidfile={pidfile}"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        try:
+            self.assertNotEqual(os.getsid(pid), os.getsid(0), "a new session, away from ours")
+            c = d.client()
+            self.assertEqual(c.ask(request(policy_test_time=T)), GREY)
+            c.close()
+        finally:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(f"/proc/{pid}"))
+        self.assertFalse(os.path.exists(pidfile))
+
+    def test_drops_privileges_after_binding(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to switch users")
+        import pwd
+        import grp
+        nobody = pwd.getpwnam("nobody")
+        group = grp.getgrgid(nobody.pw_gid).gr_name
+        d = self.daemon(unix=True)
+        os.makedirs(d.dbdir)
+        os.chown(d.dbdir, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(d.tmp.name, 0o755)
+        d.args += ["--user=nobody", f"--group={group}", "--socketmode=0660"]
+        cmd = d.command()
+        cmd.remove("--user=root")
+        d.command = lambda: cmd
+        d.start()
+        # Answered once the store is open, which happens after the switch.
+        self.assertEqual(d.client(d.socket_path).ask(request(policy_test_time=T)), GREY)
+        with open(f"/proc/{d.process.pid}/status") as f:
+            status = f.read()
+        self.assertRegex(status, rf"Uid:\s+{nobody.pw_uid}\s+{nobody.pw_uid}\s+{nobody.pw_uid}")
+        self.assertRegex(status, rf"Gid:\s+{nobody.pw_gid}\s+{nobody.pw_gid}")
+        st = os.stat(d.socket_path)
+        self.assertEqual((st.st_uid, oct(st.st_mode & 0o777)), (nobody.pw_uid, "0o660"))
+        self.assertEqual(d.client(d.socket_path).ask(request(policy_test_time=T)), GREY)
+        self.assertEqual(os.stat(os.path.join(d.dbdir, "greylight.lmdb")).st_uid, nobody.pw_uid)
+
+    def test_refuses_to_run_as_root_by_default(self):
+        d = self.daemon()
+        cmd = [c for c in d.command() if c != "--user=root"] + ["--user=greylight-no-such-user"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("unknown user: greylight-no-such-user", r.stderr)
 
     def test_second_daemon_on_same_dbdir_is_refused(self):
         first = self.daemon().start()
