@@ -6,9 +6,9 @@ set -euo pipefail
 
 build_packages=(cmake g++ make pkg-config liblmdb-dev lmdb-utils libasio-dev libpcre2-dev
                 libfmt-dev libssl-dev libsystemd-dev libhiredis-dev
-                libdb5.3-dev)
+                libdb5.3-dev libpsl-dev libc-ares-dev publicsuffix)
 test_packages=(libgtest-dev libgmock-dev libbenchmark-dev python3 postgrey redis-server redis-sentinel db5.3-util prometheus clang libclang-rt-14-dev
-               postfix swaks systemd groff-base man-db file dpkg-dev)
+               postfix swaks systemd groff-base man-db file dpkg-dev unbound)
 
 case "${1:-}" in
   build) packages=("${build_packages[@]}") ;;

@@ -4,6 +4,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 
 
@@ -78,6 +79,24 @@ constexpr OptionSpec kDaemonOptions[] = {
      "err, warning, notice, info or debug (-q is warning, -v is info)", "greylight"},
     {"--summary-interval", Arity::kValue, "SECONDS", "3600",
      "log a one-line summary of the counters this often; 0 disables", "greylight"},
+    {"--lookup-by", Arity::kValue, "subnet|host|domain|smart", "subnet",
+     "how clients are grouped in keys: subnet (postgrey), host (--lookup-by-host), domain "
+     "(registrable domain of a verified client name) or smart (domain, except generic or "
+     "unverified names, which use the subnet)",
+     "greylight"},
+    {"--dnswl", Arity::kRepeated, "ZONE[=CODES]", "",
+     "never greylist clients this DNS allow list lists (reason dnswl); CODES: answers that "
+     "count, e.g. 127.0.[0..255].[2..3] or 127.0.0.2,127.0.0.3 (repeatable)",
+     "greylight"},
+    {"--dnsbl", Arity::kRepeated, "ZONE[=CODES]", "",
+     "DNS block list consulted with --greylist-only-listed (repeatable)", "greylight"},
+    {"--greylist-only-listed", Arity::kFlag, "", "",
+     "greylist only clients a --dnsbl lists; pass the others (reason not listed)", "greylight"},
+    {"--dns-timeout", Arity::kValue, "MS", "1000",
+     "longest wait for the DNS lists; a list that has not answered counts as not listing",
+     "greylight"},
+    {"--dns-servers", Arity::kValue, "HOST:PORT[,...]", "the resolvers of /etc/resolv.conf",
+     "DNS servers to ask for the lists", "greylight"},
     {"--max-line-length", Arity::kValue, "BYTES", "8192",
      "longest request line accepted; a longer one closes the connection", "greylight"},
     {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request",
@@ -195,6 +214,33 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   e.store_error_action = std::string(o.Last("store-error-action", "DUNNO"));
   if (Status s = CheckAction("store-error-action", e.store_error_action); !s.ok()) return s;
   e.allow_policy_test_time = o.Has("allow-policy-test-time");
+  if (o.Has("lookup-by")) {
+    auto lookup_by = reputation::ParseLookupBy(o.Last("lookup-by"));
+    if (!lookup_by.ok()) {
+      return Status::InvalidArgument(fmt::format("--lookup-by: {}", lookup_by.status().message()));
+    }
+    e.lookup_by = *lookup_by;
+  } else if (e.keys.lookup_by_host) {
+    e.lookup_by = reputation::LookupBy::kHost;
+  }
+  e.greylist_only_listed = o.Has("greylist-only-listed");
+  for (auto [option, kind] : {std::pair{"dnswl", reputation::ListKind::kAllow},
+                              std::pair{"dnsbl", reputation::ListKind::kBlock}}) {
+    for (const std::string& spec : o.All(option)) {
+      auto list = reputation::DnsList::Parse(kind, spec);
+      if (!list.ok()) {
+        return Status::InvalidArgument(fmt::format("--{}: {}", option, list.status().message()));
+      }
+      c.dns.lists.push_back(*list);
+    }
+  }
+  if (e.greylist_only_listed && c.dns.lists.end() == std::find_if(c.dns.lists.begin(), c.dns.lists.end(), [](const reputation::DnsList& l) { return l.kind == reputation::ListKind::kBlock; })) {
+    return Status::InvalidArgument("--greylist-only-listed needs at least one --dnsbl");
+  }
+  auto dns_timeout = ParseInteger<long long>("dns-timeout", o.Last("dns-timeout", "1000"), 1, 60000);
+  if (!dns_timeout.ok()) return dns_timeout.status();
+  c.dns.timeout = std::chrono::milliseconds(*dns_timeout);
+  c.dns.servers = std::string(o.Last("dns-servers"));
 
   auto commit = ParseInteger<long long>("commit-interval", o.Last("commit-interval", "50"), 0, 10000);
   if (!commit.ok()) return commit.status();

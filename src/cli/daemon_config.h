@@ -11,6 +11,7 @@
 #include "cli/policy_config.h"
 #include "engine/greylister.h"
 #include "policy/greylist_state.h"
+#include "reputation/dns_lists.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -31,6 +32,7 @@ struct DaemonConfig {
   std::chrono::milliseconds commit_interval{50};
 
   std::optional<server::ListenAddress> metrics_listen;
+  reputation::DnsListOptions dns;  // lists empty: no DNS step
 
   bool daemonize = false;
   std::string pidfile;

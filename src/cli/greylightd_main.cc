@@ -125,7 +125,26 @@ int Run(const std::vector<std::string>& args) {
   }
   std::unique_ptr<store::Store> store = std::move(store_or.value());
   metrics_store = store.get();
-  engine::Greylister greylister(config.policy.engine, *store);
+  std::unique_ptr<const reputation::Psl> psl;
+  if (config.policy.engine.lookup_by == reputation::LookupBy::kDomain ||
+      config.policy.engine.lookup_by == reputation::LookupBy::kSmart) {
+    auto loaded = reputation::Psl::LoadSystem();
+    if (!loaded.ok()) return Fatal(kExitConfig, loaded.status().message());
+    psl = std::move(loaded.value());
+    log::Notice("grouping clients by {} (public suffix list: {})",
+                reputation::LookupByName(config.policy.engine.lookup_by), psl->source());
+  }
+  engine::Greylister greylister(config.policy.engine, *store, psl.get());
+  std::unique_ptr<reputation::DnsListChecker> dns_lists;
+  if (!config.dns.lists.empty()) {
+    auto checker = reputation::DnsListChecker::Create(io, config.dns, clock);
+    if (!checker.ok()) return Fatal(kExitConfig, checker.status().message());
+    dns_lists = std::move(checker.value());
+    greylister.SetListLookup([&dns_lists](const policy::IpAddress& client,
+                                          reputation::ListCallback done) {
+      dns_lists->Lookup(client, std::move(done));
+    });
+  }
 
   greylister.SetWhitelists(whitelists);
   server.metrics().WhitelistsLoaded(true, whitelists->client_entry_count(),

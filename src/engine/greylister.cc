@@ -29,7 +29,9 @@ std::string_view OutcomeAction(Outcome outcome) {
     case Outcome::kPassTriplet:
     case Outcome::kClientWhitelist:
     case Outcome::kRecipientWhitelist:
-    case Outcome::kClientAwl: return "pass";
+    case Outcome::kClientAwl:
+    case Outcome::kDnswl:
+    case Outcome::kNotListed: return "pass";
     case Outcome::kMissingAttribute:
     case Outcome::kBadClientAddress:
     case Outcome::kBadTestTime:
@@ -47,6 +49,8 @@ std::string_view OutcomeReason(Outcome outcome) {
     case Outcome::kClientWhitelist: return "client whitelist";
     case Outcome::kRecipientWhitelist: return "recipient whitelist";
     case Outcome::kClientAwl: return "client AWL";
+    case Outcome::kDnswl: return "dnswl";
+    case Outcome::kNotListed: return "not listed";
     case Outcome::kMissingAttribute: return "attribute missing";
     case Outcome::kBadClientAddress: return "bad client address";
     case Outcome::kBadTestTime: return "bad policy_test_time";
@@ -55,8 +59,8 @@ std::string_view OutcomeReason(Outcome outcome) {
   return "";
 }
 
-Greylister::Greylister(EngineOptions options, store::Store& store)
-    : options_(std::move(options)), store_(store) {}
+Greylister::Greylister(EngineOptions options, store::Store& store, const reputation::Psl* psl)
+    : options_(std::move(options)), store_(store), psl_(psl) {}
 
 void Greylister::SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists) {
   whitelists_.store(std::move(whitelists));
@@ -76,10 +80,16 @@ Decision DunnoWithWarning(Outcome outcome, std::string warning) {
 
 LogLine Greylister::ActionLog(const protocol::PolicyRequest& request, std::string_view action,
                              std::string_view reason, std::string_view number_name,
-                             long long number, std::string_view key) const {
+                             long long number, std::string_view key,
+                             std::string_view group) const {
   if (options_.log_format == EngineOptions::LogFormat::kPostgrey) {
     std::string extra =
         number_name == "delay" ? fmt::format("delay={}", number) : std::string();
+    if (!group.empty()) {
+      if (!extra.empty()) extra += ", ";
+      extra += "group=";
+      log::AppendEscaped(extra, group);
+    }
     return {log::Level::kNotice, policy::ActionLogLine(request, action, reason, extra)};
   }
   std::string json = "{\"action\":";
@@ -100,12 +110,18 @@ LogLine Greylister::ActionLog(const protocol::PolicyRequest& request, std::strin
     json += ",\"key\":";
     log::AppendJsonString(json, key);
   }
+  if (!group.empty()) {
+    json += ",\"group\":";
+    log::AppendJsonString(json, group);
+  }
   json += "}";
   return {log::Level::kNotice, std::move(json)};
 }
 
-Decision Greylister::Pass(Outcome outcome, const protocol::PolicyRequest& request) const {
+Decision Greylister::Pass(Outcome outcome, const protocol::PolicyRequest& request,
+                          std::vector<LogLine> before) const {
   Decision decision;
+  decision.logs = std::move(before);
   decision.action = "DUNNO";
   decision.outcome = outcome;
   if (log::Enabled(log::Level::kNotice)) {
@@ -159,35 +175,92 @@ void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_no
     }
   }
 
+  if (!list_lookup_) {
+    DecideListed(request, *client, now, real_now, headers, nullptr, std::move(done));
+    return;
+  }
+  list_lookup_(*client, [this, &request, client = *client, now, real_now, &headers,
+                         done = std::move(done)](reputation::ListVerdict verdict) mutable {
+    DecideListed(request, client, now, real_now, headers, &verdict, std::move(done));
+  });
+}
+
+void Greylister::DecideListed(const protocol::PolicyRequest& request,
+                              const policy::IpAddress& client, UnixTime now, UnixTime real_now,
+                              HeaderTracker& headers, const reputation::ListVerdict* verdict,
+                              DecisionCallback done) const {
+  std::vector<LogLine> before;
+  if (verdict != nullptr) {
+    for (const std::string& failure : verdict->failures) {
+      // A list that cannot be asked counts as not listing the client: DNS trouble never
+      // delays mail beyond normal greylisting.
+      before.push_back({log::Level::kWarning,
+                        fmt::format("DNS list lookup for {} failed, treated as not listed: {}",
+                                    client.ToPostgreyString(), failure),
+                        /*rate_limited=*/true});
+    }
+    if (verdict->dnswl_listed()) {
+      done(Pass(Outcome::kDnswl, request, std::move(before)));
+      return;
+    }
+    if (options_.greylist_only_listed && !verdict->dnsbl_listed()) {
+      done(Pass(Outcome::kNotListed, request, std::move(before)));
+      return;
+    }
+  }
+
   store::CheckKeys keys;
-  keys.triplet = policy::TripletKey(*client, request.GetOr(attr::kSender),
-                                    request.GetOr(attr::kRecipient), options_.keys);
-  if (options_.awl_enabled) keys.client = policy::ClientKey(*client, options_.keys);
+  std::string group;
+  if (options_.lookup_by == reputation::LookupBy::kSubnet ||
+      options_.lookup_by == reputation::LookupBy::kHost || psl_ == nullptr) {
+    policy::KeyOptions key_options = options_.keys;
+    if (options_.lookup_by == reputation::LookupBy::kHost) key_options.lookup_by_host = true;
+    keys.triplet = policy::TripletKey(client, request.GetOr(attr::kSender),
+                                      request.GetOr(attr::kRecipient), key_options);
+    if (options_.awl_enabled) keys.client = policy::ClientKey(client, key_options);
+  } else {
+    reputation::ClientGroup client_group =
+        reputation::GroupClient(client, request.GetOr(attr::kClientName), options_.lookup_by,
+                                options_.keys, *psl_);
+    keys.triplet = reputation::GroupTripletKey(client_group.key, request.GetOr(attr::kSender),
+                                               request.GetOr(attr::kRecipient), options_.keys);
+    if (options_.awl_enabled) keys.client = client_group.awl_key;
+    // The logs name the key a domain mode chose, and why it fell back to the subnet.
+    group = client_group.fallback == reputation::Fallback::kNone
+                ? client_group.key
+                : fmt::format("{} ({})", client_group.key,
+                              reputation::FallbackName(client_group.fallback));
+  }
   std::string triplet_key = keys.triplet;
   store_.Check(keys, now,
-               [this, &request, client = *client, key = std::move(triplet_key), now, real_now,
-                &headers, done = std::move(done)](Result<policy::Transition> result) {
-                 done(Finish(request, client, key, now, real_now, result, headers));
+               [this, &request, client, key = std::move(triplet_key), group = std::move(group),
+                now, real_now, &headers, before = std::move(before),
+                done = std::move(done)](Result<policy::Transition> result) mutable {
+                 done(Finish(request, client, key, group, now, real_now, result, headers,
+                             std::move(before)));
                });
 }
 
 Decision Greylister::Finish(const protocol::PolicyRequest& request,
                             const policy::IpAddress& client, const std::string& key,
-                            UnixTime now, UnixTime real_now,
-                            const Result<policy::Transition>& result,
-                            HeaderTracker& headers) const {
+                            const std::string& group, UnixTime now, UnixTime real_now,
+                            const Result<policy::Transition>& result, HeaderTracker& headers,
+                            std::vector<LogLine> before) const {
   const bool want_log = log::Enabled(log::Level::kNotice);
   if (!result.ok()) {
     Decision decision;
+    decision.logs = std::move(before);
     decision.action = options_.store_error_action;
     decision.outcome = Outcome::kStoreError;
     decision.logs.push_back({log::Level::kWarning,
                              fmt::format("store error, answering {}: {}",
-                                         options_.store_error_action, result.status().message())});
+                                         options_.store_error_action, result.status().message()),
+                             /*rate_limited=*/true});
     return decision;
   }
   const policy::Transition& t = result.value();
   Decision decision;
+  decision.logs = std::move(before);
   if (t.first_corrected) {
     decision.logs.push_back({log::Level::kWarning, "correcting date for first seen in the future!"});
   }
@@ -195,7 +268,7 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
     decision.action = "DUNNO";
     decision.outcome = Outcome::kClientAwl;
     if (want_log) {
-      decision.logs.push_back(ActionLog(request, "pass", "client AWL"));
+      decision.logs.push_back(ActionLog(request, "pass", "client AWL", {}, 0, {}, group));
     }
     return decision;
   }
@@ -220,7 +293,7 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
                            : json ? std::string("early-retry")
                                   : fmt::format("early-retry ({}s missing)", t.missing.count());
       decision.logs.push_back(
-          ActionLog(request, "greylist", reason, "missing", t.missing.count(), key));
+          ActionLog(request, "greylist", reason, "missing", t.missing.count(), key, group));
     }
     return decision;
   }
@@ -236,14 +309,14 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
                                                            options_.hostname);
     if (want_log) {
       decision.logs.push_back(
-          ActionLog(request, "pass", "triplet found", "delay", delayed.count(), key));
+          ActionLog(request, "pass", "triplet found", "delay", delayed.count(), key, group));
     }
     return decision;
   }
   decision.action = "DUNNO";
   if (t.last_was_successful) decision.outcome = Outcome::kPassTriplet;
   if (want_log) {
-    decision.logs.push_back(ActionLog(request, "pass", "triplet found", {}, 0, key));
+    decision.logs.push_back(ActionLog(request, "pass", "triplet found", {}, 0, key, group));
   }
   return decision;
 }

@@ -12,6 +12,8 @@
 #include "policy/triplet_key.h"
 #include "policy/whitelist_matcher.h"
 #include "protocol/policy_request.h"
+#include "reputation/client_group.h"
+#include "reputation/dns_lists.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -36,11 +38,23 @@ struct EngineOptions {
   // with the same fields plus the triplet key and the seconds delayed or missing.
   enum class LogFormat { kPostgrey, kJson };
   LogFormat log_format = LogFormat::kPostgrey;
+  // How clients are grouped in keys (--lookup-by): subnet (postgrey's default), host, or
+  // by the registrable domain of a verified name (domain, smart). Domain modes need a Psl.
+  reputation::LookupBy lookup_by = reputation::LookupBy::kSubnet;
+  // --greylist-only-listed: clients no --dnsbl lists are passed without greylisting.
+  bool greylist_only_listed = false;
 };
+
+// Asks the DNS lists about a client; calls the callback once, later (never inline).
+using ListLookup =
+    std::function<void(const policy::IpAddress& client, reputation::ListCallback done)>;
 
 struct LogLine {
   log::Level level;
   std::string text;
+  // Repeats once per request while a dependency is down (store, DNS): the server lets one
+  // such line through per interval.
+  bool rate_limited = false;
 };
 
 // Why a request got its answer; the labels of the requests metric.
@@ -52,6 +66,8 @@ enum class Outcome {
   kClientWhitelist,
   kRecipientWhitelist,
   kClientAwl,
+  kDnswl,      // listed by a --dnswl zone
+  kNotListed,  // --greylist-only-listed and no --dnsbl zone lists the client
   kMissingAttribute,
   kBadClientAddress,
   kBadTestTime,
@@ -99,8 +115,10 @@ using DecisionCallback = std::function<void(Decision)>;
 // be called at any time (the next decision sees the new lists).
 class Greylister {
  public:
-  // `store` must outlive the Greylister.
-  Greylister(EngineOptions options, store::Store& store);
+  // `store` (and `psl`, required for the domain lookup modes) must outlive the Greylister.
+  Greylister(EngineOptions options, store::Store& store, const reputation::Psl* psl = nullptr);
+  // Enables the DNS list step (--dnswl, --dnsbl). Call before the first Decide.
+  void SetListLookup(ListLookup lookup) { list_lookup_ = std::move(lookup); }
 
   void SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists);
   std::shared_ptr<const policy::WhitelistMatcher> whitelists() const { return whitelists_.load(); }
@@ -117,14 +135,23 @@ class Greylister {
   // postgrey's "delay=N" (or, in JSON, the seconds missing); `key` goes to JSON only.
   LogLine ActionLog(const protocol::PolicyRequest& request, std::string_view action,
                     std::string_view reason, std::string_view number_name = {},
-                    long long number = 0, std::string_view key = {}) const;
-  Decision Pass(Outcome outcome, const protocol::PolicyRequest& request) const;
+                    long long number = 0, std::string_view key = {},
+                    std::string_view group = {}) const;
+  Decision Pass(Outcome outcome, const protocol::PolicyRequest& request,
+                std::vector<LogLine> before = {}) const;
+  // The part of Decide after the whitelists: DNS list verdict (if any), keys, store.
+  void DecideListed(const protocol::PolicyRequest& request, const policy::IpAddress& client,
+                    UnixTime now, UnixTime real_now, HeaderTracker& headers,
+                    const reputation::ListVerdict* verdict, DecisionCallback done) const;
   Decision Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
-                  const std::string& key, UnixTime now, UnixTime real_now,
-                  const Result<policy::Transition>& result, HeaderTracker& headers) const;
+                  const std::string& key, const std::string& group, UnixTime now,
+                  UnixTime real_now, const Result<policy::Transition>& result,
+                  HeaderTracker& headers, std::vector<LogLine> before) const;
 
   const EngineOptions options_;
   store::Store& store_;
+  const reputation::Psl* psl_;
+  ListLookup list_lookup_;
   std::atomic<std::shared_ptr<const policy::WhitelistMatcher>> whitelists_;
 };
 

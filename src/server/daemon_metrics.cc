@@ -47,7 +47,9 @@ std::string DaemonMetrics::Summary() {
       case engine::Outcome::kPassFirst:
       case engine::Outcome::kPassTriplet: passed += delta; break;
       case engine::Outcome::kClientWhitelist:
-      case engine::Outcome::kRecipientWhitelist: whitelisted += delta; break;
+      case engine::Outcome::kRecipientWhitelist:
+      case engine::Outcome::kDnswl:
+      case engine::Outcome::kNotListed: whitelisted += delta; break;
       case engine::Outcome::kClientAwl: awl += delta; break;
       default: errors += delta; break;
     }

@@ -215,15 +215,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     server_.metrics_.RecordDecision(decision, took);
     const bool json = server_.greylister_->options().log_format ==
                       engine::EngineOptions::LogFormat::kJson;
-    if (decision.store_failed()) {
-      // One warning per interval while the store is failing, not one per request.
-      auto held_back = server_.store_error_log_.Allow(std::chrono::steady_clock::now());
+    // Lines that repeat per request while a dependency is down (store, DNS): one per
+    // interval, with a count of those held back.
+    bool any_rate_limited = false;
+    for (const engine::LogLine& line : decision.logs) any_rate_limited |= line.rate_limited;
+    if (any_rate_limited) {
+      auto held_back = server_.dependency_error_log_.Allow(std::chrono::steady_clock::now());
       if (!held_back) {
-        decision.logs.clear();
+        std::erase_if(decision.logs, [](const engine::LogLine& line) { return line.rate_limited; });
       } else if (*held_back > 0) {
-        decision.logs.push_back(
-            {log::Level::kWarning,
-             fmt::format("({} more store errors not logged)", *held_back)});
+        decision.logs.push_back({log::Level::kWarning,
+                                 fmt::format("({} more store or DNS errors not logged)", *held_back)});
       }
     }
     for (engine::LogLine& line : decision.logs) {

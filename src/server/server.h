@@ -98,8 +98,8 @@ class Server {
   const engine::Greylister* greylister_ = nullptr;
   const Clock& clock_;
   DaemonMetrics metrics_;
-  static constexpr std::chrono::seconds kStoreErrorLogInterval{10};
-  log::RateLimiter store_error_log_{kStoreErrorLogInterval};
+  static constexpr std::chrono::seconds kDependencyErrorLogInterval{10};
+  log::RateLimiter dependency_error_log_{kDependencyErrorLogInterval};
   std::vector<std::unique_ptr<Listener>> listeners_;
   mutable std::mutex connections_mutex_;
   std::set<std::shared_ptr<Connection>> connections_;

@@ -1,0 +1,141 @@
+"""Sender-pool grouping (--lookup-by) and DNS lists (--dnswl, --dnsbl) against the real
+greylightd and a real unbound serving test zones on a loopback port (issue 9)."""
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from greylightd_harness import T, Daemon, free_port, request
+
+BINARY = os.environ.get("GREYLIGHTD", "build/src/greylightd")
+GREY = "DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/example.org.html"
+
+
+def udp_free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Unbound:
+    """unbound on 127.0.0.1 answering only the given local data; everything else refused."""
+
+    def __init__(self, local_lines):
+        unbound = shutil.which("unbound") or "/usr/sbin/unbound"
+        if not os.path.exists(unbound):
+            raise AssertionError("unbound is not installed (scripts/install-deps.sh test)")
+        self.dir = tempfile.mkdtemp(prefix="greylight-unbound-")
+        self.port = udp_free_port()
+        config = os.path.join(self.dir, "unbound.conf")
+        with open(config, "w") as f:
+            f.write("server:\n  interface: 127.0.0.1\n  port: %d\n  do-ip6: no\n"
+                    "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"%s\"\n"
+                    "  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  num-threads: 1\n"
+                    "  so-reuseport: no\n  access-control: 127.0.0.0/8 allow\n"
+                    "  module-config: \"iterator\"\n  outgoing-interface: 127.0.0.1\n"
+                    "  do-not-query-localhost: yes\n  local-zone: \".\" refuse\n"
+                    % (self.port, self.dir) + "".join(f"  {l}\n" for l in local_lines) +
+                    "remote-control:\n  control-enable: no\n")
+        self.process = subprocess.Popen([unbound, "-d", "-c", config], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.answers():
+                return
+            time.sleep(0.05)
+        raise AssertionError("unbound did not start")
+
+    def answers(self):
+        query = struct.pack(">HHHHHH", 1, 0x0100, 1, 0, 0, 0) + b"\x05ready\x04test\x00\x00\x01\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(query, ("127.0.0.1", self.port))
+                return len(s.recv(512)) > 12
+            except OSError:
+                return False
+
+    def cleanup(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ReputationTest(unittest.TestCase):
+    def daemon(self, *args):
+        # Empty whitelists: the shipped ones list the big providers these tests group.
+        d = Daemon(BINARY, ("--whitelist-clients=/dev/null", "--whitelist-recipients=/dev/null") + args)
+        self.addCleanup(d.cleanup)
+        return d.start()
+
+    def test_smart_grouping_passes_a_retry_from_another_address_of_the_provider(self):
+        d = self.daemon("--lookup-by=smart")
+        c = d.client()
+        first = dict(client_address="209.85.221.41", client_name="mail-wr1-f41.google.com")
+        other = dict(client_address="209.85.208.54", client_name="mail-ed1-f54.google.com")
+        self.assertEqual(c.ask(request(policy_test_time=T, **first)), GREY)
+        # The retry comes from another address (another /24) of the same provider's pool.
+        self.assertTrue(c.ask(request(policy_test_time=T + 300, **other)).startswith("PREPEND"))
+        # A generic residential name and an unverified client are keyed by their subnet.
+        self.assertEqual(c.ask(request(policy_test_time=T, client_address="203.0.113.5",
+                                       client_name="203-0-113-5.dsl.example.net")), GREY)
+        self.assertEqual(c.ask(request(policy_test_time=T + 300, client_address="203.0.114.5",
+                                       client_name="203-0-114-5.dsl.example.net")), GREY)
+        self.assertEqual(c.ask(request(policy_test_time=T, client_address="198.51.100.7",
+                                       client_name="unknown")), GREY)
+        log = d.log_text()
+        self.assertIn("group=domain:google.com", log)
+        self.assertIn("group=203.0.113.0 (", log)
+
+    def test_subnet_default_does_not_group(self):
+        d = self.daemon()
+        c = d.client()
+        self.assertEqual(c.ask(request(policy_test_time=T, client_address="209.85.221.41",
+                                       client_name="mail-wr1-f41.google.com")), GREY)
+        self.assertEqual(c.ask(request(policy_test_time=T + 300, client_address="209.85.208.54",
+                                       client_name="mail-ed1-f54.google.com")), GREY)
+        self.assertNotIn("group=", d.log_text())
+
+    def test_dns_lists(self):
+        dns = Unbound([
+            'local-zone: "ready.test." static', 'local-data: "ready.test. 60 IN A 127.0.0.1"',
+            'local-zone: "wl.test." static', 'local-data: "10.2.0.192.wl.test. 300 IN A 127.0.0.2"',
+            'local-zone: "bl.test." static', 'local-data: "20.2.0.192.bl.test. 300 IN A 127.0.0.2"',
+            'local-data: "21.2.0.192.bl.test. 300 IN A 127.0.0.9"',
+        ])
+        self.addCleanup(dns.cleanup)
+        d = self.daemon(f"--dns-servers=127.0.0.1:{dns.port}", "--dnswl=wl.test",
+                        "--dnsbl=bl.test=127.0.0.2", "--greylist-only-listed", "--dns-timeout=500")
+        c = d.client()
+        self.assertEqual(c.ask(request(policy_test_time=T, client_address="192.0.2.10")), "DUNNO")
+        self.assertEqual(c.ask(request(policy_test_time=T, client_address="192.0.2.20")), GREY)
+        # Listed with a code the list option does not accept: not listed, passed.
+        self.assertEqual(c.ask(request(policy_test_time=T, client_address="192.0.2.21")), "DUNNO")
+        self.assertEqual(c.ask(request(policy_test_time=T, client_address="192.0.2.30")), "DUNNO")
+        log = d.log_text()
+        self.assertIn("action=pass, reason=dnswl, client_name=mail.example.net, client_address=192.0.2.10", log)
+        self.assertIn("action=greylist, reason=new, client_name=mail.example.net, client_address=192.0.2.20", log)
+        self.assertIn("action=pass, reason=not listed, client_name=mail.example.net, client_address=192.0.2.30", log)
+
+    def test_dns_failure_never_blocks_mail(self):
+        # Nothing answers on this port: every list times out, counts as not listed.
+        d = self.daemon(f"--dns-servers=127.0.0.1:{udp_free_port()}", "--dnswl=wl.test",
+                        "--dns-timeout=300")
+        c = d.client()
+        started = time.monotonic()
+        self.assertEqual(c.ask(request(policy_test_time=T)), GREY)
+        self.assertLess(time.monotonic() - started, 2.0)
+        self.assertIn("treated as not listed", d.log_text())
+        self.assertIsNone(d.process.poll())
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        BINARY = sys.argv.pop(1)
+    unittest.main(verbosity=2, warnings="ignore")
