@@ -446,6 +446,7 @@ TEST_F(RedisStoreTest, WarningsAreRateLimited) {
   ASSERT_TRUE(CheckSucceeds(*store, {"k", ""}, T));
   server_->Kill();
   testing::internal::CaptureStderr();
+  auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < 100; ++i) EXPECT_FALSE(CheckSucceeds(*store, {"k", ""}, T));
   auto later = std::chrono::steady_clock::now() + options.warning_interval + 50ms;
   while (std::chrono::steady_clock::now() < later) {
@@ -453,8 +454,11 @@ TEST_F(RedisStoreTest, WarningsAreRateLimited) {
   }
   std::string logged = testing::internal::GetCapturedStderr();
   size_t lines = std::count(logged.begin(), logged.end(), '\n');
+  // At most one warning per interval (the first at once): a loaded machine stretches the
+  // window, so the bound follows the time it actually took.
+  auto intervals = (std::chrono::steady_clock::now() - started) / options.warning_interval;
   EXPECT_GE(lines, 2u) << logged;
-  EXPECT_LE(lines, 3u) << logged;
+  EXPECT_LE(lines, static_cast<size_t>(intervals) + 2) << logged;
   EXPECT_NE(logged.find("similar warnings suppressed)"), std::string::npos) << logged;
 }
 
