@@ -11,7 +11,7 @@
 #   DURATION=10           measured seconds per row (1 to 600)
 #   GREYLIGHTD=path       greylightd binary (default: $BUILD_DIR/src/greylightd)
 #   GREYLIGHT_BENCH=path  load generator binary (default: built here)
-#   BUILD_DIR=path        CMake build tree (default: <repo>/build)
+#   BUILD_DIR=path        CMake build tree, Release (default: <repo>/build-bench)
 #   SKIP_BUILD=1          build nothing; use the binaries as they are
 #   SERVERS="null greylightd greylightd-redis postgrey"  MODES="mixed hot"  CONNECTIONS="1 8 64"
 #   HOT_SET=1000 HOT_DELAY=2 HOT_WARMUP=3 (seconds idle after priming) SEED=1
@@ -33,7 +33,7 @@ for var in DURATION GREYLIGHTD GREYLIGHT_BENCH BUILD_DIR SKIP_BUILD SERVERS MODE
 done
 
 DURATION=${DURATION:-10}
-BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 GREYLIGHTD=${GREYLIGHTD:-$BUILD_DIR/src/greylightd}
 SERVERS=${SERVERS:-null greylightd greylightd-redis postgrey}
 MODES=${MODES:-mixed hot}
