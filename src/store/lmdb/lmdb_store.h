@@ -27,7 +27,7 @@ struct LmdbOptions {
   // updates and never corrupts the database. Zero commits every request durably before
   // answering it, as postgrey does.
   static constexpr std::chrono::milliseconds kDefaultCommitInterval{50};
-  static constexpr size_t kDefaultExpiryBatch = 2000;  // records examined per commit
+  static constexpr size_t kDefaultExpiryBatch = 5000;  // records examined per expiry step
   static constexpr size_t kDefaultInitialMapBytes = size_t{64} << 20;
 
   std::filesystem::path dbdir;
