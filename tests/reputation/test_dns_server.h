@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/child_process.h"
 #include "support/redis_server.h"  // WaitUntil, FindProgram
 #include "support/temp_dir.h"
 #include "util/status.h"
@@ -251,30 +252,9 @@ class UnboundServer {
   Status Spawn() {
     std::string config = (dir_.path() / "unbound.conf").string();
     std::vector<std::string> args{"unbound", "-d", "-c", config};
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    std::string log_path = (dir_.path() / "unbound.log").string();
-    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (log_fd < 0) return Status::IoError("open " + log_path + ": " + std::strerror(errno));
-    const pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      ::close(log_fd);
-      return Status::IoError(std::string("fork: ") + std::strerror(errno));
-    }
-    if (pid == 0) {
-      // Only async-signal-safe calls between fork and exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
-      if (::getppid() != parent) ::_exit(127);
-      ::dup2(log_fd, STDOUT_FILENO);
-      ::dup2(log_fd, STDERR_FILENO);
-      ::syscall(SYS_close_range, 3U, ~0U, 0U);
-      ::execv(program_.c_str(), argv.data());
-      ::_exit(127);
-    }
-    ::close(log_fd);
-    pid_ = pid;
+    auto pid = SpawnWithLog(program_, std::move(args), (dir_.path() / "unbound.log").string());
+    if (!pid.ok()) return pid.status();
+    pid_ = *pid;
     return Status::Ok();
   }
 

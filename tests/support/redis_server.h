@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/child_process.h"
 #include "support/temp_dir.h"
 #include "util/status.h"
 
@@ -386,31 +387,9 @@ class RedisServer {
                    "--appendonly", "no", "--daemonize", "no", "--dir", dir_.path().string()});
       args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     }
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    std::string log_path = (dir_.path() / "redis.log").string();
-    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (log_fd < 0) return Status::IoError("open " + log_path + ": " + std::strerror(errno));
-    const pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      ::close(log_fd);
-      return Status::IoError(std::string("fork: ") + std::strerror(errno));
-    }
-    if (pid == 0) {
-      // Only async-signal-safe calls between fork and exec (the test process has threads).
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
-      if (::getppid() != parent) ::_exit(127);
-      ::dup2(log_fd, STDOUT_FILENO);
-      ::dup2(log_fd, STDERR_FILENO);
-      // Do not leak the test's sockets (e.g. a store's connections) into the server.
-      ::syscall(SYS_close_range, 3U, ~0U, 0U);
-      ::execv(program_.c_str(), argv.data());
-      ::_exit(127);
-    }
-    ::close(log_fd);
-    pid_ = pid;
+    auto pid = SpawnWithLog(program_, std::move(args), (dir_.path() / "redis.log").string());
+    if (!pid.ok()) return pid.status();
+    pid_ = *pid;
     return Status::Ok();
   }
 
