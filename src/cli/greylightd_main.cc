@@ -150,12 +150,16 @@ int Run(const std::vector<std::string>& args) {
   server.metrics().WhitelistsLoaded(true, whitelists->client_entry_count(),
                                     whitelists->recipient_entry_count(), clock.Now());
 
+  // Set by the stop handler. Periodic handlers check it rather than rely on cancel(): a
+  // timer that has already expired has its handler queued, and cancel() cannot stop it
+  // from re-arming, which would keep the event loop (and the process) alive.
+  bool stopping = false;
   asio::steady_timer log_flush_timer(io);
   std::function<void()> schedule_log_flush = [&] {
     log_flush_timer.expires_after(log::kFlushInterval);
     log_flush_timer.async_wait([&](std::error_code ec) {
       log::Flush();
-      if (!ec) schedule_log_flush();
+      if (!ec && !stopping) schedule_log_flush();
     });
   };
   schedule_log_flush();
@@ -165,7 +169,7 @@ int Run(const std::vector<std::string>& args) {
     if (config.summary_interval.count() == 0) return;
     summary_timer.expires_after(config.summary_interval);
     summary_timer.async_wait([&](std::error_code ec) {
-      if (ec) return;
+      if (ec || stopping) return;
       log::Notice("{}", server.metrics().Summary());
       schedule_summary();
     });
@@ -174,6 +178,7 @@ int Run(const std::vector<std::string>& args) {
 
   stop_signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
+    stopping = true;
     log::Notice("Server closing!");
     sd_notify(0, "STOPPING=1");
     reload_signals.cancel();
@@ -184,7 +189,7 @@ int Run(const std::vector<std::string>& args) {
   });
   std::function<void()> wait_reload = [&] {
     reload_signals.async_wait([&](std::error_code ec, int) {
-      if (ec) return;
+      if (ec || stopping) return;
       log::Warning("HUP received: reloading whitelists...");
       sd_notify(0, "RELOADING=1");
       // Built completely before the swap: a file with an error keeps the lists in force.
