@@ -198,23 +198,12 @@ class UnboundServer {
 
   // SIGTERM, then SIGKILL if it has not exited within kStopTimeout.
   void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    bool exited =
-        WaitUntil([this] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; }, kStopTimeout);
-    if (!exited) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    StopChild(pid_, std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout));
     pid_ = -1;
   }
 
   std::string LogTail(size_t max_bytes = 2000) const {
-    std::ifstream in(dir_.path() / "unbound.log");
-    std::stringstream content;
-    content << in.rdbuf();
-    std::string text = content.str();
-    return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
+    return FileTail((dir_.path() / "unbound.log").string(), max_bytes);
   }
 
  private:

@@ -6,9 +6,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "util/status.h"
@@ -45,6 +51,32 @@ inline Result<pid_t> SpawnWithLog(const std::string& program, std::vector<std::s
   }
   ::close(log_fd);
   return pid;
+}
+
+// Stops a child started by SpawnWithLog: SIGTERM (and SIGCONT, for a suspended one), then
+// SIGKILL if it has not exited within `timeout`; reaps it either way.
+inline void StopChild(pid_t pid, std::chrono::milliseconds timeout) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGTERM);
+  ::kill(pid, SIGCONT);  // a suspended process handles SIGTERM only once resumed
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (::waitpid(pid, nullptr, WNOHANG) != pid) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// The last `max_bytes` of a child's log file, for failure messages.
+inline std::string FileTail(const std::string& path, size_t max_bytes = 2000) {
+  std::ifstream in(path);
+  std::stringstream content;
+  content << in.rdbuf();
+  std::string text = content.str();
+  return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
 }
 
 }  // namespace greylight::testing_support

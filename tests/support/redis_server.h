@@ -322,25 +322,13 @@ class RedisServer {
 
   // Stops the process: SIGTERM, then SIGKILL if it has not exited within kStopTimeout.
   void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::kill(pid_, SIGCONT);  // a suspended process handles SIGTERM only once resumed
-    bool exited =
-        WaitUntil([this] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; }, kStopTimeout);
-    if (!exited) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    StopChild(pid_, std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout));
     pid_ = -1;
   }
 
   // The last lines of the process' output, for failure messages.
   std::string LogTail(size_t max_bytes = 2000) const {
-    std::ifstream in(dir_.path() / "redis.log");
-    std::stringstream content;
-    content << in.rdbuf();
-    std::string text = content.str();
-    return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
+    return FileTail((dir_.path() / "redis.log").string(), max_bytes);
   }
 
  private:
