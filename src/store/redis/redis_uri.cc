@@ -9,6 +9,13 @@
 namespace greylight::store {
 namespace {
 
+// "<rest>?<query>" -> {rest, query}; the query is empty without a '?'.
+std::pair<std::string_view, std::string_view> SplitQuery(std::string_view uri_tail) {
+  size_t q = uri_tail.find('?');
+  if (q == std::string_view::npos) return {uri_tail, {}};
+  return {uri_tail.substr(0, q), uri_tail.substr(q + 1)};
+}
+
 constexpr std::string_view kTcpScheme = "redis://";
 constexpr std::string_view kUnixScheme = "redis+unix://";
 constexpr std::string_view kSentinelScheme = "redis+sentinel://";
@@ -139,12 +146,7 @@ Status ApplyQuery(std::string_view uri, std::string_view query,
 Result<RedisEndpoint> ParseTcp(std::string_view uri) {
   RedisEndpoint endpoint;
   endpoint.kind = RedisEndpoint::Kind::kTcp;
-  std::string_view rest = uri.substr(kTcpScheme.size());
-  std::string_view query;
-  if (size_t q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
+  auto [rest, query] = SplitQuery(uri.substr(kTcpScheme.size()));
   std::string_view path;
   if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
     path = rest.substr(slash + 1);
@@ -183,12 +185,7 @@ Result<RedisEndpoint> ParseTcp(std::string_view uri) {
 Result<RedisEndpoint> ParseUnix(std::string_view uri) {
   RedisEndpoint endpoint;
   endpoint.kind = RedisEndpoint::Kind::kUnix;
-  std::string_view rest = uri.substr(kUnixScheme.size());
-  std::string_view query;
-  if (size_t q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
+  auto [rest, query] = SplitQuery(uri.substr(kUnixScheme.size()));
   if (rest.empty()) return Invalid(uri, "missing socket path (redis+unix:///path/to/socket)");
   if (rest.front() != '/') {
     return Invalid(uri, "the socket path must be absolute (redis+unix:///path/to/socket)");
@@ -205,12 +202,7 @@ Result<RedisEndpoint> ParseUnix(std::string_view uri) {
 Result<RedisEndpoint> ParseSentinel(std::string_view uri) {
   RedisEndpoint endpoint;
   endpoint.kind = RedisEndpoint::Kind::kSentinel;
-  std::string_view rest = uri.substr(kSentinelScheme.size());
-  std::string_view query;
-  if (size_t q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
+  auto [rest, query] = SplitQuery(uri.substr(kSentinelScheme.size()));
   size_t slash = rest.find('/');
   std::string_view hosts = rest.substr(0, slash);
   std::string_view master =
