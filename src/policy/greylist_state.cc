@@ -1,8 +1,35 @@
 #include "policy/greylist_state.h"
 
+#include <algorithm>
+
 namespace greylight::policy {
 
-Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing) {
+namespace {
+
+// A trapped client is greylisted for the time left on its trap; `first` is reported for
+// the log line only.
+Transition TrappedTransition(const PriorState& prior, const TrapRecord& trap, UnixTime now) {
+  Transition t;
+  t.trapped = true;
+  t.first = prior.triplet ? std::min(prior.triplet->first, now) : now;
+  t.missing = std::max(trap.until - now, Seconds(1));
+  return t;
+}
+
+}  // namespace
+
+Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
+                  bool trap_hit) {
+  if (trap_hit) {
+    UnixTime until = now + timing.trap_ttl;
+    if (prior.trap) until = std::max(until, prior.trap->until);
+    TrapRecord trap{until, now};
+    Transition t = TrappedTransition(prior, trap, now);
+    t.trap_write = trap;
+    return t;
+  }
+  if (prior.trap && now < prior.trap->until) return TrappedTransition(prior, *prior.trap, now);
+
   Transition t;
   const bool awl_enabled = timing.awl_threshold > 0;
   if (awl_enabled && prior.client && prior.client->count >= timing.awl_threshold) {
@@ -54,6 +81,11 @@ std::optional<ClientRecord> Live(std::optional<ClientRecord> record, UnixTime no
   return record;
 }
 
+std::optional<TrapRecord> Live(std::optional<TrapRecord> record, UnixTime now) {
+  if (record && Expired(*record, now)) return std::nullopt;
+  return record;
+}
+
 bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& timing) {
   if (now - record.last > timing.max_age) return true;
   return record.last - record.first < timing.delay && now - record.last > timing.retry_window;
@@ -62,5 +94,7 @@ bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& ti
 bool Expired(const ClientRecord& record, UnixTime now, const GreylistTiming& timing) {
   return now - record.last > timing.max_age;
 }
+
+bool Expired(const TrapRecord& record, UnixTime now) { return now >= record.until; }
 
 }  // namespace greylight::policy

@@ -15,11 +15,13 @@ struct GreylistTiming {
   static constexpr int kDefaultAwlThreshold = 5;
   // postgrey counts at most one success per client per hour toward the auto-whitelist.
   static constexpr Seconds kAwlCountInterval{3600};
+  static constexpr Seconds kDefaultTrapTtl{86400};
 
   Seconds delay = kDefaultDelay;
   Seconds max_age = kDefaultMaxAge;
   Seconds retry_window = kDefaultRetryWindow;
   int awl_threshold = kDefaultAwlThreshold;  // 0 disables the client auto-whitelist
+  Seconds trap_ttl = kDefaultTrapTtl;        // how long a greytrap hit traps the client
 };
 
 // What the store holds for one request before it is decided. Records older than max-age
@@ -27,6 +29,7 @@ struct GreylistTiming {
 struct PriorState {
   std::optional<ClientRecord> client;    // absent, or AWL disabled
   std::optional<TripletRecord> triplet;  // absent
+  std::optional<TrapRecord> trap;        // absent, not trapped (any more), or no greytraps
 };
 
 // The pure state transition of one request (postgrey 4.2 steps 6-11): what to answer and
@@ -40,12 +43,20 @@ struct Transition {
   bool first_corrected = false;      // stored first sighting was in the future
   bool awl_threshold_reached = false;  // this request made the client auto-whitelisted
   Seconds missing{0};                // delay - (now - first); > 0 means greylist
+  // Greytraps: the client is on the trap list (after this request), so it is greylisted
+  // for the time left on the trap and nothing else is written: no triplet is created or
+  // advanced and the auto-whitelist is neither honoured nor counted.
+  bool trapped = false;
+  std::optional<TrapRecord> trap_write;  // a trap hit's new record
 
   bool greylisted() const { return !client_awl_pass && missing > Seconds(0); }
 };
 
+// `trap_hit`: the request goes to a greytrap address, so the client is put on the trap
+// list until max(its current end, now + trap_ttl); a hit never shortens a trap.
 // REQUIRES: `prior` holds only live records (see Live()).
-Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing);
+Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
+                  bool trap_hit = false);
 
 // max-age is enforced at lookup time (a fix over postgrey, which only enforced it in its
 // nightly cleanup): a record last seen more than max-age ago is treated as absent.
@@ -53,9 +64,12 @@ std::optional<TripletRecord> Live(std::optional<TripletRecord> record, UnixTime 
                                   const GreylistTiming& timing);
 std::optional<ClientRecord> Live(std::optional<ClientRecord> record, UnixTime now,
                                  const GreylistTiming& timing);
+// A trap record is live while it traps.
+std::optional<TrapRecord> Live(std::optional<TrapRecord> record, UnixTime now);
 
 // The background expiry rules (postgrey section 7): true if the record may be deleted.
 bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& timing);
 bool Expired(const ClientRecord& record, UnixTime now, const GreylistTiming& timing);
+bool Expired(const TrapRecord& record, UnixTime now);
 
 }  // namespace greylight::policy

@@ -46,4 +46,14 @@ std::optional<ClientRecord> DecodeClient(std::string_view value) {
   return ClientRecord{pair->first, FromUnixSeconds(pair->second)};
 }
 
+std::string EncodeTrap(const TrapRecord& record) {
+  return fmt::format("{},{}", ToUnixSeconds(record.until), ToUnixSeconds(record.last_hit));
+}
+
+std::optional<TrapRecord> DecodeTrap(std::string_view value) {
+  auto pair = ParsePair(value, /*allow_third_field=*/false);
+  if (!pair) return std::nullopt;
+  return TrapRecord{FromUnixSeconds(pair->first), FromUnixSeconds(pair->second)};
+}
+
 }  // namespace greylight::policy

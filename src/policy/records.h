@@ -22,11 +22,21 @@ struct ClientRecord {
   friend bool operator==(const ClientRecord&, const ClientRecord&) = default;
 };
 
+// A greytrap-list entry (not in postgrey): value "<until>,<last_hit>". The client is
+// trapped while now < until.
+struct TrapRecord {
+  UnixTime until;
+  UnixTime last_hit;  // the last request to a trap address
+  friend bool operator==(const TrapRecord&, const TrapRecord&) = default;
+};
+
 // The codec for postgrey's value formats. Decoding tolerates the optional third field of
 // old postgrey triplet values; anything else malformed yields nullopt.
 std::string EncodeTriplet(const TripletRecord& record);
 std::optional<TripletRecord> DecodeTriplet(std::string_view value);
 std::string EncodeClient(const ClientRecord& record);
 std::optional<ClientRecord> DecodeClient(std::string_view value);
+std::string EncodeTrap(const TrapRecord& record);
+std::optional<TrapRecord> DecodeTrap(std::string_view value);
 
 }  // namespace greylight::policy

@@ -31,5 +31,14 @@ TEST(RecordsTest, MalformedValuesAreRejected) {
   EXPECT_FALSE(DecodeClient("1,2,3").has_value());
 }
 
+TEST(RecordsTest, TrapRoundTripAndRejectsMalformed) {
+  TrapRecord record{FromUnixSeconds(1700086400), FromUnixSeconds(1700000000)};
+  EXPECT_EQ(EncodeTrap(record), "1700086400,1700000000");
+  EXPECT_EQ(DecodeTrap("1700086400,1700000000"), record);
+  for (std::string_view bad : {"", "1", "1,", ",1", "1,2,3", "-1,2", "a,1", "1, 2", "1,2x"}) {
+    EXPECT_FALSE(DecodeTrap(bad).has_value()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace greylight::policy

@@ -2,26 +2,12 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 
 #include "whitelist/whitelist.h"
 
 namespace greylight::reputation {
-namespace {
-
-std::optional<long long> ParseSeconds(std::string_view text) {
-  long long value = 0;
-  if (text.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
-  return value;
-}
-
-}  // namespace
-
 Greytraps::Greytraps(std::shared_ptr<const whitelist::Whitelists> lists)
     : lists_(std::move(lists)) {}
 
@@ -67,41 +53,5 @@ std::optional<policy::WhitelistHit> Greytraps::Match(std::string_view recipient)
 }
 
 size_t Greytraps::entry_count() const { return lists_->recipient_entry_count(); }
-
-std::string EncodeTrap(const TrapRecord& record) {
-  return std::to_string(ToUnixSeconds(record.until)) + "," +
-         std::to_string(ToUnixSeconds(record.last_hit));
-}
-
-std::optional<TrapRecord> DecodeTrap(std::string_view value) {
-  size_t comma = value.find(',');
-  if (comma == std::string_view::npos) return std::nullopt;
-  auto until = ParseSeconds(value.substr(0, comma));
-  auto last_hit = ParseSeconds(value.substr(comma + 1));
-  if (!until || !last_hit) return std::nullopt;
-  return TrapRecord{FromUnixSeconds(*until), FromUnixSeconds(*last_hit)};
-}
-
-TrapRecord RecordTrapHit(const std::optional<TrapRecord>& prior, UnixTime now, Seconds ttl) {
-  UnixTime until = now + ttl;
-  if (prior) until = std::max(until, prior->until);
-  return TrapRecord{until, now};
-}
-
-bool Trapped(const std::optional<TrapRecord>& record, UnixTime now) {
-  return record.has_value() && now < record->until;
-}
-
-bool TrapExpired(const TrapRecord& record, UnixTime now) { return now >= record.until; }
-
-policy::Transition TrappedTransition(const policy::PriorState& prior, const TrapRecord& trap,
-                                     UnixTime now) {
-  policy::Transition t;
-  t.client_awl_pass = false;
-  t.first = prior.triplet ? prior.triplet->first : now;
-  t.last_was_successful = false;
-  t.missing = std::max(trap.until - now, Seconds(1));
-  return t;
-}
 
 }  // namespace greylight::reputation

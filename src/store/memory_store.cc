@@ -15,7 +15,7 @@ void MemoryStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done)
       return std::string_view(it->second);
     };
     policy::PriorState prior = ReadPrior(keys, now, timing_, read);
-    transition = policy::Decide(prior, now, timing_);
+    transition = DecideFor(keys, prior, now, timing_);
     ApplyTransition(keys, transition, [this](Table table, const std::string& key,
                                              std::string value) {
       TableFor(table)[key] = std::move(value);
@@ -57,7 +57,7 @@ Status MemoryStore::ForEach(Table table, const VisitFunction& visit) {
 Result<size_t> MemoryStore::ExpireSome(UnixTime now, size_t max_records) {
   std::lock_guard lock(mutex_);
   size_t deleted = 0;
-  for (Table table : {Table::kTriplets, Table::kClients}) {
+  for (Table table : kAllTables) {
     auto& map = TableFor(table);
     for (auto it = map.begin(); it != map.end() && deleted < max_records;) {
       if (ShouldExpire(table, it->second, now, timing_)) {

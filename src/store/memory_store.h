@@ -23,14 +23,12 @@ class MemoryStore final : public Store {
   Status Flush() override { return Status::Ok(); }
 
  private:
-  std::map<std::string, std::string, std::less<>>& TableFor(Table table) {
-    return table == Table::kTriplets ? triplets_ : clients_;
-  }
+  using Map = std::map<std::string, std::string, std::less<>>;
+  Map& TableFor(Table table) { return tables_[TableIndex(table)]; }
 
   const policy::GreylistTiming timing_;
   std::mutex mutex_;
-  std::map<std::string, std::string, std::less<>> triplets_;
-  std::map<std::string, std::string, std::less<>> clients_;
+  std::array<Map, kAllTables.size()> tables_;
 };
 
 }  // namespace greylight::store

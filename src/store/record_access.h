@@ -21,8 +21,11 @@ std::optional<Record> DecodeOrWarn(Table table, std::string_view key,
   std::optional<Record> record;
   if constexpr (std::is_same_v<Record, policy::TripletRecord>) {
     record = policy::DecodeTriplet(*value);
-  } else {
+  } else if constexpr (std::is_same_v<Record, policy::ClientRecord>) {
     record = policy::DecodeClient(*value);
+  } else {
+    static_assert(std::is_same_v<Record, policy::TrapRecord>);
+    record = policy::DecodeTrap(*value);
   }
   if (!record) {
     log::Warning("ignoring corrupt {} record {}: '{}'", TableName(table), log::Escaped(key),
@@ -46,7 +49,18 @@ policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
       DecodeOrWarn<policy::TripletRecord>(Table::kTriplets, keys.triplet,
                                           read(Table::kTriplets, keys.triplet)),
       now, timing);
+  if (!keys.trap.empty()) {
+    prior.trap = policy::Live(
+        DecodeOrWarn<policy::TrapRecord>(Table::kTraps, keys.trap, read(Table::kTraps, keys.trap)),
+        now);
+  }
   return prior;
+}
+
+// policy::Decide for `keys` over `prior`.
+inline policy::Transition DecideFor(const CheckKeys& keys, const policy::PriorState& prior,
+                                    UnixTime now, const policy::GreylistTiming& timing) {
+  return policy::Decide(prior, now, timing, keys.trap_hit && !keys.trap.empty());
 }
 
 // Writes the records a transition produced through `write(table, key, encoded_value)`.
@@ -59,18 +73,30 @@ void ApplyTransition(const CheckKeys& keys, const policy::Transition& transition
   if (transition.triplet_write) {
     write(Table::kTriplets, keys.triplet, policy::EncodeTriplet(*transition.triplet_write));
   }
+  if (transition.trap_write && !keys.trap.empty()) {
+    write(Table::kTraps, keys.trap, policy::EncodeTrap(*transition.trap_write));
+  }
 }
 
 // True if the stored `value` of `table` may be deleted by the background expiry:
 // malformed, or expired by policy::Expired().
 inline bool ShouldExpire(Table table, std::string_view value, UnixTime now,
                          const policy::GreylistTiming& timing) {
-  if (table == Table::kTriplets) {
-    auto record = policy::DecodeTriplet(value);
-    return !record || policy::Expired(*record, now, timing);
+  switch (table) {
+    case Table::kTriplets: {
+      auto record = policy::DecodeTriplet(value);
+      return !record || policy::Expired(*record, now, timing);
+    }
+    case Table::kClients: {
+      auto record = policy::DecodeClient(value);
+      return !record || policy::Expired(*record, now, timing);
+    }
+    case Table::kTraps: {
+      auto record = policy::DecodeTrap(value);
+      return !record || policy::Expired(*record, now);
+    }
   }
-  auto record = policy::DecodeClient(value);
-  return !record || policy::Expired(*record, now, timing);
+  return false;
 }
 
 }  // namespace greylight::store

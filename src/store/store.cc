@@ -3,7 +3,19 @@
 namespace greylight::store {
 
 std::string_view TableName(Table table) {
-  return table == Table::kTriplets ? "triplets" : "clients";
+  switch (table) {
+    case Table::kTriplets: return "triplets";
+    case Table::kClients: return "clients";
+    case Table::kTraps: return "traps";
+  }
+  return "";
+}
+
+std::optional<Table> TableNamed(std::string_view name) {
+  for (Table table : kAllTables) {
+    if (TableName(table) == name) return table;
+  }
+  return std::nullopt;
 }
 
 }  // namespace greylight::store

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <functional>
 #include <optional>
 #include <string>
@@ -14,14 +15,22 @@
 namespace greylight::store {
 
 // The two tables postgrey keeps: triplets ("first,last") and the client auto-whitelist
-// ("count,last"). Keys and values use postgrey's formats (policy/records.h).
-enum class Table { kTriplets, kClients };
+// ("count,last"), in postgrey's key and value formats (policy/records.h); and greylight's
+// greytrap list ("until,last_hit", keyed by the client's address).
+enum class Table { kTriplets, kClients, kTraps };
+inline constexpr std::array<Table, 3> kAllTables = {Table::kTriplets, Table::kClients,
+                                                    Table::kTraps};
+constexpr size_t TableIndex(Table table) { return static_cast<size_t>(table); }
 std::string_view TableName(Table table);
+// The table called `name` ("triplets", "clients", "traps").
+std::optional<Table> TableNamed(std::string_view name);
 
-// The keys one request touches. `client` is empty when the auto-whitelist is disabled.
+// The keys one request touches.
 struct CheckKeys {
   std::string triplet;
-  std::string client;
+  std::string client;     // empty when the auto-whitelist is disabled
+  std::string trap = {};  // the client's trap-list key; empty when greytraps are disabled
+  bool trap_hit = false;  // the recipient is a greytrap: put the client on the trap list
 };
 
 // Counts a backend can report cheaply, for metrics and `greylight stats`. Unknown values
@@ -29,6 +38,7 @@ struct CheckKeys {
 struct StoreStats {
   std::optional<uint64_t> triplets;
   std::optional<uint64_t> clients;
+  std::optional<uint64_t> traps;
   uint64_t expired_total = 0;  // records removed by the background expiry so far
 };
 
@@ -46,7 +56,8 @@ class Store {
   virtual ~Store() = default;
 
   // Reads the live records for `keys` (malformed and max-age-expired ones count as
-  // absent), applies policy::Decide at `now` and writes the transition's records.
+  // absent), applies policy::Decide at `now` (with keys.trap_hit) and writes the
+  // transition's records.
   // Calls `done` exactly once: before returning (embedded backends) or later from a
   // backend thread (network backends). On a backend fault `done` gets a non-ok Status and
   // nothing is written.

@@ -67,6 +67,41 @@ TEST_P(StoreConformanceTest, NoClientKeyMeansNoClientRecord) {
   EXPECT_FALSE(any);
 }
 
+// A trap hit puts the client on the trap list; while it is there every triplet is
+// greylisted (even one that passed) and nothing but the trap record is written.
+TEST_P(StoreConformanceTest, GreytrapHitTrapsTheClientUntilTheTtl) {
+  policy::GreylistTiming timing;
+  timing.trap_ttl = Seconds(3600);
+  auto store = Create(timing);
+  const CheckKeys keys{"k", "1.2.3.4", "1.2.3.4"};
+  CheckNow(*store, keys, T);
+  EXPECT_FALSE(CheckNow(*store, keys, T + 300).greylisted());
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "k"), "1800000000,1800000300");
+
+  CheckKeys hit{"to-trap", "1.2.3.4", "1.2.3.4", /*trap_hit=*/true};
+  policy::Transition t = CheckNow(*store, hit, T + 400);
+  EXPECT_TRUE(t.trapped);
+  EXPECT_TRUE(t.greylisted());
+  EXPECT_EQ(t.missing, Seconds(3600));
+  EXPECT_EQ(GetValue(*store, Table::kTraps, "1.2.3.4"), "1800004000,1800000400");
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "to-trap"), std::nullopt);
+
+  t = CheckNow(*store, keys, T + 500);
+  EXPECT_TRUE(t.trapped);
+  EXPECT_EQ(t.missing, Seconds(3500));
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "k"), "1800000000,1800000300");  // untouched
+  EXPECT_EQ(GetValue(*store, Table::kClients, "1.2.3.4"), "1,1800000300");
+
+  // Another client is not affected; without a trap key nothing is trapped.
+  EXPECT_FALSE(CheckNow(*store, {"k", "1.2.3.4"}, T + 600).trapped);
+  EXPECT_FALSE(CheckNow(*store, {"k5", "5.5.5.5", "5.5.5.5"}, T + 600).trapped);
+
+  t = CheckNow(*store, keys, T + 4000);
+  EXPECT_FALSE(t.trapped);
+  EXPECT_FALSE(t.greylisted());
+  EXPECT_TRUE(t.last_was_successful);
+}
+
 TEST_P(StoreConformanceTest, RawAccessRoundTrip) {
   auto store = Create();
   ASSERT_TRUE(store->Put(Table::kTriplets, "a", "1,2").ok());
@@ -122,13 +157,15 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
   ASSERT_TRUE(store->Put(Table::kTriplets, "malformed", "x").ok());
   ASSERT_TRUE(store->Put(Table::kClients, "1.1.1.1", fmt::format("3,{}", T - 36 * day)).ok());
   ASSERT_TRUE(store->Put(Table::kClients, "2.2.2.2", fmt::format("3,{}", T - day)).ok());
+  ASSERT_TRUE(store->Put(Table::kTraps, "3.3.3.3", fmt::format("{},{}", T, T - day)).ok());
+  ASSERT_TRUE(store->Put(Table::kTraps, "4.4.4.4", fmt::format("{},{}", T + 60, T - 60)).ok());
   size_t deleted = 0;
   for (int step = 0; step < 20; ++step) {  // small batches must still cover everything
     auto n = store->ExpireSome(FromUnixSeconds(T), 2);
     ASSERT_TRUE(n.ok()) << n.status().message();
     deleted += *n;
   }
-  EXPECT_EQ(deleted, 4u);
+  EXPECT_EQ(deleted, 5u);
   EXPECT_TRUE(GetValue(*store, Table::kTriplets, "live"));
   EXPECT_TRUE(GetValue(*store, Table::kTriplets, "pending"));
   EXPECT_FALSE(GetValue(*store, Table::kTriplets, "abandoned"));
@@ -136,6 +173,8 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
   EXPECT_FALSE(GetValue(*store, Table::kTriplets, "malformed"));
   EXPECT_FALSE(GetValue(*store, Table::kClients, "1.1.1.1"));
   EXPECT_TRUE(GetValue(*store, Table::kClients, "2.2.2.2"));
+  EXPECT_FALSE(GetValue(*store, Table::kTraps, "3.3.3.3"));
+  EXPECT_TRUE(GetValue(*store, Table::kTraps, "4.4.4.4"));
 }
 
 // Random traffic over a few keys must give exactly the transitions and records of the
@@ -144,6 +183,7 @@ TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
   policy::GreylistTiming timing;
   timing.retry_window = Seconds(3000);
   timing.awl_threshold = 3;
+  timing.trap_ttl = Seconds(2000);
   auto store = Create(timing);
   MemoryStore reference(timing);
   const unsigned seed = testing::UnitTest::GetInstance()->random_seed();
@@ -151,7 +191,9 @@ TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
   long long now = T;
   for (int i = 0; i < 2000; ++i) {
     now += std::uniform_int_distribution<int>(0, 900)(random);
-    CheckKeys keys{fmt::format("triplet{}", random() % 12), fmt::format("client{}", random() % 3)};
+    std::string client = fmt::format("client{}", random() % 3);
+    CheckKeys keys{fmt::format("triplet{}", random() % 12), client, client,
+                   /*trap_hit=*/random() % 40 == 0};
     policy::Transition got = CheckNow(*store, keys, now);
     policy::Transition want = CheckNow(reference, keys, now);
     ASSERT_EQ(got.greylisted(), want.greylisted()) << "seed " << seed << " step " << i;
@@ -159,8 +201,9 @@ TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
     ASSERT_EQ(got.missing, want.missing) << "seed " << seed << " step " << i;
     ASSERT_EQ(got.awl_threshold_reached, want.awl_threshold_reached) << "seed " << seed;
     ASSERT_EQ(got.last_was_successful, want.last_was_successful) << "seed " << seed;
+    ASSERT_EQ(got.trapped, want.trapped) << "seed " << seed << " step " << i;
   }
-  for (Table table : {Table::kTriplets, Table::kClients}) {
+  for (Table table : kAllTables) {
     std::map<std::string, std::string> got, want;
     ASSERT_TRUE(store->ForEach(table, [&](auto k, auto v) {
                        got[std::string(k)] = std::string(v);

@@ -126,11 +126,11 @@ Status LmdbStore::OpenEnvironment() {
 
   WriteTxn txn;
   if ((rc = txn.Begin(env_)) != 0) return LmdbError("txn_begin", rc);
-  if ((rc = mdb_dbi_open(txn.get(), "triplets", MDB_CREATE, &triplets_)) != 0) {
-    return LmdbError("open triplets", rc);
-  }
-  if ((rc = mdb_dbi_open(txn.get(), "clients", MDB_CREATE, &clients_)) != 0) {
-    return LmdbError("open clients", rc);
+  for (Table table : kAllTables) {
+    std::string name(TableName(table));
+    if ((rc = mdb_dbi_open(txn.get(), name.c_str(), MDB_CREATE, &dbis_[TableIndex(table)])) != 0) {
+      return LmdbError("open " + name, rc);
+    }
   }
   if ((rc = txn.Commit()) != 0) return LmdbError("commit", rc);
   return Status::Ok();
@@ -257,7 +257,7 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
     };
     policy::PriorState prior = ReadPrior(keys, now, options_.timing, read);
     if (failure.ok()) {
-      transition = policy::Decide(prior, now, options_.timing);
+      transition = DecideFor(keys, prior, now, options_.timing);
       ApplyTransition(keys, transition, [this](Table table, const std::string& key, std::string value) {
         pending_[TableIndex(table)][key] = std::move(value);
       });
@@ -285,7 +285,7 @@ Status LmdbStore::CommitPending() {
     committing_.swap(pending_);
   }
   Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
-    for (Table table : {Table::kTriplets, Table::kClients}) {
+    for (Table table : kAllTables) {
       for (const auto& [key, value] : committing_[TableIndex(table)]) {
         MDB_val k = ToVal(key);
         int rc;
@@ -343,8 +343,11 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
   Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
     deleted = 0;
     size_t examined = 0;
-    for (Table table : {Table::kTriplets, Table::kClients}) {
-      std::optional<std::string>& resume = expiry_resume_[table == Table::kTriplets ? 0 : 1];
+    // One table at a time, from where the last step stopped, moving on when it wraps: a
+    // big triplet table must not starve the others of the batch.
+    for (size_t turn = 0; turn < kAllTables.size() && examined < max_records; ++turn) {
+      Table table = kAllTables[expiry_table_];
+      std::optional<std::string>& resume = expiry_resume_[TableIndex(table)];
       MDB_cursor* cursor = nullptr;
       int rc = mdb_cursor_open(txn, Dbi(table), &cursor);
       if (rc != 0) return rc;
@@ -373,7 +376,8 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
       if (rc == 0) {
         resume = std::string(FromVal(k));
       } else if (rc == MDB_NOTFOUND) {
-        resume.reset();  // wrapped around: the next step starts at the beginning
+        resume.reset();  // wrapped around: the table starts at the beginning next time
+        expiry_table_ = (expiry_table_ + 1) % kAllTables.size();
       } else {
         mdb_cursor_close(cursor);
         return rc;
@@ -393,8 +397,9 @@ StoreStats LmdbStore::Stats() {
   ReadTxn txn;
   if (txn.Begin(env_) != 0) return stats;
   MDB_stat stat;
-  if (mdb_stat(txn.get(), triplets_, &stat) == 0) stats.triplets = stat.ms_entries;
-  if (mdb_stat(txn.get(), clients_, &stat) == 0) stats.clients = stat.ms_entries;
+  if (mdb_stat(txn.get(), Dbi(Table::kTriplets), &stat) == 0) stats.triplets = stat.ms_entries;
+  if (mdb_stat(txn.get(), Dbi(Table::kClients), &stat) == 0) stats.clients = stat.ms_entries;
+  if (mdb_stat(txn.get(), Dbi(Table::kTraps), &stat) == 0) stats.traps = stat.ms_entries;
   return stats;
 }
 

@@ -45,7 +45,7 @@ struct LmdbOptions {
 };
 
 // The embedded default store: one LMDB environment <dbdir>/greylight.lmdb with the named
-// databases "triplets" and "clients", values in postgrey's formats. LMDB quirks (map
+// databases "triplets", "clients" and "traps" (TableName()), values in postgrey's formats. LMDB quirks (map
 // growth, stale readers, resizes by other processes) stay inside this class.
 class LmdbStore final : public Store {
  public:
@@ -80,10 +80,11 @@ class LmdbStore final : public Store {
   using Overlay =
       std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;
   // One overlay per table, indexed by TableIndex().
-  using Overlays = std::array<Overlay, 2>;
-  static size_t TableIndex(Table table) { return table == Table::kTriplets ? 0 : 1; }
+  using Overlays = std::array<Overlay, kAllTables.size()>;
   static size_t PendingCount(const Overlays& overlays) {
-    return overlays[0].size() + overlays[1].size();
+    size_t count = 0;
+    for (const Overlay& overlay : overlays) count += overlay.size();
+    return count;
   }
 
   explicit LmdbStore(LmdbOptions options);
@@ -97,13 +98,12 @@ class LmdbStore final : public Store {
   // Reads `key` through the overlays, then LMDB. REQUIRES: mutex_ held.
   Result<std::optional<std::string_view>> ReadLocked(Table table, const std::string& key);
   Status GrowMap();
-  MDB_dbi Dbi(Table table) const { return table == Table::kTriplets ? triplets_ : clients_; }
+  MDB_dbi Dbi(Table table) const { return dbis_[TableIndex(table)]; }
 
   const LmdbOptions options_;
   int lock_fd_ = -1;
   MDB_env* env_ = nullptr;
-  MDB_dbi triplets_ = 0;
-  MDB_dbi clients_ = 0;
+  std::array<MDB_dbi, kAllTables.size()> dbis_{};
 
   mutable std::mutex mutex_;        // guards everything below and map resizes
   MDB_txn* read_txn_ = nullptr;     // reused (reset/renew) for Check reads
@@ -112,7 +112,9 @@ class LmdbStore final : public Store {
   std::string read_buffer_;         // value copy for reads from the overlays
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
-  std::optional<std::string> expiry_resume_[2];  // where the next expiry step starts
+  // Where the next expiry step starts, per table.
+  std::array<std::optional<std::string>, kAllTables.size()> expiry_resume_;
+  size_t expiry_table_ = 0;  // index into kAllTables of the table being expired
 
   std::atomic<uint64_t> expired_total_{0};
 

@@ -6,7 +6,7 @@ namespace greylight::store {
 namespace {
 
 // The script is policy::Decide() and policy::Live() (src/policy/greylist_state.cc)
-// transcribed statement by statement, plus the TTLs. It is not a second source of truth:
+// transcribed statement by statement, greytraps included, plus the TTLs. It is not a second source of truth:
 // the store reruns policy::Decide in C++ on the prior values the script returns and
 // refuses any answer where the two disagree, and the store conformance suite compares the
 // whole store with the in-memory reference on random traffic.
@@ -20,7 +20,8 @@ namespace {
 // of policy::Expired(): a triplet that passed is dead max_age after its last update; one
 // still pending is dead once retry_window has passed since its last update (policy::Decide
 // would start it over, exactly as if it were absent) or max_age, whichever comes first;
-// a client entry max_age after its last update. One second of margin keeps a record alive
+// a client entry max_age after its last update; a trap entry when it stops trapping. One
+// second of margin keeps a record alive
 // through the whole second in which the policy still reads it.
 constexpr std::string_view kCheckScript = R"lua(
 local now = tonumber(ARGV[1])
@@ -29,8 +30,12 @@ local max_age = tonumber(ARGV[3])
 local retry_window = tonumber(ARGV[4])
 local awl_threshold = tonumber(ARGV[5])
 local awl_interval = tonumber(ARGV[6])
+local trap_ttl = tonumber(ARGV[7])
+local has_client = ARGV[8] == '1'
+local trap_mode = ARGV[9]
 local max_exact = 9007199254740991
-local has_client = #KEYS >= 2
+local has_trap = trap_mode ~= '0'
+local trap_key = KEYS[#KEYS]
 
 local function field(text)
   if string.sub(text, 1, 1) == '-' then
@@ -75,6 +80,26 @@ if has_client then
   if c_count and now - c_last > max_age then c_count, c_last = nil, nil end
 end
 
+local raw_trap = false
+local trap_until = nil
+if has_trap then
+  raw_trap = read(trap_key)
+  local u = decode(raw_trap, false)
+  if u and now < u then trap_until = u end
+end
+
+local written_trap = false
+if trap_mode == '2' then
+  local until_time = now + trap_ttl
+  if trap_until and trap_until > until_time then until_time = trap_until end
+  trap_until = until_time
+  written_trap = string.format('%d,%d', until_time, now)
+  redis.call('SET', trap_key, written_trap, 'EX', until_time - now + 1)
+end
+if trap_until then
+  return {raw_triplet, raw_client, false, false, raw_trap, written_trap}
+end
+
 local awl_enabled = awl_threshold > 0
 local new_triplet, new_client = nil, nil
 if awl_enabled and c_count and c_count >= awl_threshold then
@@ -112,7 +137,7 @@ if new_client and has_client then
   written_client = string.format('%d,%d', new_client[1], new_client[2])
   redis.call('SET', KEYS[2], written_client, 'EX', max_age + 1)
 end
-return {raw_triplet, raw_client, written_triplet, written_client}
+return {raw_triplet, raw_client, written_triplet, written_client, raw_trap, false}
 )lua";
 
 constexpr std::string_view kDeleteIfUnchangedScript = R"lua(

@@ -14,11 +14,14 @@ struct RedisScript {
 };
 
 // The greylisting check, one atomic read-decide-write:
-//   KEYS[1] triplet key, KEYS[2] client key (absent: no client record for this request)
-//   ARGV    now, delay, max_age, retry_window, awl_threshold, awl_count_interval (seconds)
+//   KEYS[1] triplet key, then the client key if ARGV[8] is "1", then the trap-list key if
+//     ARGV[9] is not "0"
+//   ARGV    now, delay, max_age, retry_window, awl_threshold, awl_count_interval, trap_ttl
+//     (seconds), client key present ("1"/"0"), trap ("0" none, "1" check, "2" trap hit)
 // Returns {prior triplet value, prior client value, written triplet value, written client
-// value}, each a bulk string or nil. The prior values are returned raw (possibly malformed
-// or expired) so that the caller can rerun policy::Decide on exactly what the script saw.
+// value, prior trap value, written trap value}, each a bulk string or nil. The prior values
+// are returned raw (possibly malformed or expired) so that the caller can rerun
+// policy::Decide on exactly what the script saw.
 const RedisScript& CheckScript();
 
 // Compare-and-delete for expiry: KEYS[1], ARGV[1] the value seen. Deletes the key only if

@@ -22,7 +22,14 @@ constexpr size_t kMaxBatchJobs = 512;
 // SCAN's COUNT hint: slots examined per round trip by ForEach and ExpireSome.
 constexpr size_t kScanCount = 1000;
 
-std::string_view TablePrefix(Table table) { return table == Table::kTriplets ? "t:" : "c:"; }
+std::string_view TablePrefix(Table table) {
+  switch (table) {
+    case Table::kTriplets: return "t:";
+    case Table::kClients: return "c:";
+    case Table::kTraps: return "g:";
+  }
+  return "";
+}
 
 // Escapes the glob characters of SCAN MATCH, so a prefix is matched literally.
 std::string GlobEscape(std::string_view text) {
@@ -53,16 +60,28 @@ std::optional<std::string_view> WithinLuaRange(Table table, std::string_view key
                                                std::optional<std::string_view> value) {
   if (!value) return value;
   long long a = 0, b = 0;
-  if (table == Table::kTriplets) {
-    auto record = policy::DecodeTriplet(*value);
-    if (!record) return value;  // malformed either way; ReadPrior warns
-    a = ToUnixSeconds(record->first);
-    b = ToUnixSeconds(record->last);
-  } else {
-    auto record = policy::DecodeClient(*value);
-    if (!record) return value;
-    a = record->count;
-    b = ToUnixSeconds(record->last);
+  switch (table) {
+    case Table::kTriplets: {
+      auto record = policy::DecodeTriplet(*value);
+      if (!record) return value;  // malformed either way; ReadPrior warns
+      a = ToUnixSeconds(record->first);
+      b = ToUnixSeconds(record->last);
+      break;
+    }
+    case Table::kClients: {
+      auto record = policy::DecodeClient(*value);
+      if (!record) return value;
+      a = record->count;
+      b = ToUnixSeconds(record->last);
+      break;
+    }
+    case Table::kTraps: {
+      auto record = policy::DecodeTrap(*value);
+      if (!record) return value;
+      a = ToUnixSeconds(record->until);
+      b = ToUnixSeconds(record->last_hit);
+      break;
+    }
   }
   if (a <= kMaxExactLuaInteger && b <= kMaxExactLuaInteger) return value;
   log::Warning("ignoring {} record {} with a field beyond 2^53: '{}'", TableName(table),
@@ -80,17 +99,28 @@ std::optional<std::string_view> ReplyValue(const RedisReply& reply) {
 std::optional<std::chrono::seconds> TtlFor(Table table, std::string_view value, UnixTime now,
                                            const policy::GreylistTiming& timing) {
   UnixTime dies;
-  if (table == Table::kTriplets) {
-    auto record = policy::DecodeTriplet(value);
-    if (!record) return std::nullopt;
-    bool passed = record->last - record->first >= timing.delay;
-    dies = record->last +
-           (passed ? timing.max_age : std::min(timing.max_age, timing.retry_window)) +
-           std::chrono::seconds(1);
-  } else {
-    auto record = policy::DecodeClient(value);
-    if (!record) return std::nullopt;
-    dies = record->last + timing.max_age + std::chrono::seconds(1);
+  switch (table) {
+    case Table::kTriplets: {
+      auto record = policy::DecodeTriplet(value);
+      if (!record) return std::nullopt;
+      bool passed = record->last - record->first >= timing.delay;
+      dies = record->last +
+             (passed ? timing.max_age : std::min(timing.max_age, timing.retry_window)) +
+             std::chrono::seconds(1);
+      break;
+    }
+    case Table::kClients: {
+      auto record = policy::DecodeClient(value);
+      if (!record) return std::nullopt;
+      dies = record->last + timing.max_age + std::chrono::seconds(1);
+      break;
+    }
+    case Table::kTraps: {
+      auto record = policy::DecodeTrap(value);
+      if (!record) return std::nullopt;
+      dies = record->until + std::chrono::seconds(1);
+      break;
+    }
   }
   if (dies <= now) return std::nullopt;
   return dies - now;
@@ -138,7 +168,8 @@ RedisStore::RedisStore(RedisOptions options)
   const policy::GreylistTiming& t = options_.timing;
   check_arguments_ = {SecondsArgument(t.delay), SecondsArgument(t.max_age),
                       SecondsArgument(t.retry_window), std::to_string(t.awl_threshold),
-                      SecondsArgument(policy::GreylistTiming::kAwlCountInterval)};
+                      SecondsArgument(policy::GreylistTiming::kAwlCountInterval),
+                      SecondsArgument(t.trap_ttl)};
 }
 
 Result<std::unique_ptr<RedisStore>> RedisStore::Open(RedisOptions options) {
@@ -200,15 +231,19 @@ RedisStore::Job RedisStore::MakeJob(std::vector<RedisCommand> commands, JobCallb
 
 void RedisStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
   const bool has_client = !keys.client.empty();
+  const bool has_trap = !keys.trap.empty();
   RedisCommand command;
-  command.reserve(11);
+  command.reserve(14);
   command.push_back("EVALSHA");
   command.push_back(CheckScript().sha1);
-  command.push_back(has_client ? "2" : "1");
+  command.push_back(std::to_string(1 + int{has_client} + int{has_trap}));
   command.push_back(RedisKey(Table::kTriplets, keys.triplet));
   if (has_client) command.push_back(RedisKey(Table::kClients, keys.client));
+  if (has_trap) command.push_back(RedisKey(Table::kTraps, keys.trap));
   command.push_back(std::to_string(ToUnixSeconds(now)));
   command.insert(command.end(), check_arguments_.begin(), check_arguments_.end());
+  command.push_back(has_client ? "1" : "0");
+  command.push_back(!has_trap ? "0" : keys.trap_hit ? "2" : "1");
 
   // Why rerun the decision here: the script is a transcription of policy::Decide, which
   // stays the one definition of greylisting. Rebuilding the Transition from the records the
@@ -225,31 +260,39 @@ void RedisStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) 
       done(Status::Unavailable("redis: " + reply.str));
       return;
     }
-    if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 4) {
+    if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 6) {
       done(Status::Corruption("redis: unexpected reply to the check script"));
       return;
     }
+    // Where each table's prior and written values sit in the reply.
+    auto prior_index = [](Table table) -> size_t {
+      return table == Table::kTriplets ? 0 : table == Table::kClients ? 1 : 4;
+    };
+    auto written_index = [](Table table) -> size_t {
+      return table == Table::kTriplets ? 2 : table == Table::kClients ? 3 : 5;
+    };
     auto read = [&](Table table, const std::string& key) -> std::optional<std::string_view> {
-      const RedisReply& prior = reply.elements[table == Table::kTriplets ? 0 : 1];
-      return WithinLuaRange(table, key, ReplyValue(prior));
+      return WithinLuaRange(table, key, ReplyValue(reply.elements[prior_index(table)]));
     };
     policy::PriorState prior = ReadPrior(keys, now, options_.timing, read);
-    policy::Transition transition = policy::Decide(prior, now, options_.timing);
-    std::optional<std::string> want_triplet, want_client;
+    policy::Transition transition = DecideFor(keys, prior, now, options_.timing);
+    std::array<std::optional<std::string>, kAllTables.size()> want;
     ApplyTransition(keys, transition, [&](Table table, const std::string&, std::string value) {
-      (table == Table::kTriplets ? want_triplet : want_client) = std::move(value);
+      want[TableIndex(table)] = std::move(value);
     });
-    auto got_triplet = ReplyValue(reply.elements[2]);
-    auto got_client = ReplyValue(reply.elements[3]);
-    if (want_triplet != got_triplet || want_client != got_client) {
-      std::string message = fmt::format(
-          "redis: the check script and policy::Decide disagree on triplet {}: script wrote "
-          "'{}' and '{}', Decide wants '{}' and '{}'",
-          log::Escaped(keys.triplet), got_triplet.value_or("-"), got_client.value_or("-"),
-          want_triplet.value_or("-"), want_client.value_or("-"));
-      log::Error("{}", message);
-      done(Status::Corruption(std::move(message)));
-      return;
+    for (Table table : kAllTables) {
+      auto got = ReplyValue(reply.elements[written_index(table)]);
+      const std::optional<std::string>& wanted = want[TableIndex(table)];
+      if (wanted != got) {
+        std::string message = fmt::format(
+            "redis: the check script and policy::Decide disagree on the {} record of triplet "
+            "{}: script wrote '{}', Decide wants '{}'",
+            TableName(table), log::Escaped(keys.triplet), got.value_or("-"),
+            wanted.value_or("-"));
+        log::Error("{}", message);
+        done(Status::Corruption(std::move(message)));
+        return;
+      }
     }
     done(std::move(transition));
   };
@@ -318,8 +361,8 @@ Result<size_t> RedisStore::ExpireSome(UnixTime now, size_t max_records) {
 // REQUIRES: expiry_mutex_ held.
 Result<size_t> RedisStore::ExpireBatch(UnixTime now, size_t max_records) {
   size_t deleted = 0;
-  for (Table table : {Table::kTriplets, Table::kClients}) {
-    ExpiryScan& scan = expiry_[table == Table::kTriplets ? 0 : 1];
+  for (Table table : kAllTables) {
+    ExpiryScan& scan = expiry_[TableIndex(table)];
     bool cycle_done = false;
     while (deleted < max_records) {
       if (scan.backlog.empty()) {

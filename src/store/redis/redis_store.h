@@ -165,7 +165,7 @@ class RedisStore final : public Store {
   std::thread io_thread_;
 
   std::mutex expiry_mutex_;  // serialises ExpireSome
-  ExpiryScan expiry_[2];
+  std::array<ExpiryScan, kAllTables.size()> expiry_;
 
   std::mutex sweep_mutex_;
   std::condition_variable sweep_wake_;

@@ -1,0 +1,86 @@
+#include "policy/greylist_state.h"
+
+#include <gtest/gtest.h>
+
+namespace greylight::policy {
+namespace {
+
+using namespace std::chrono_literals;
+
+const UnixTime T0 = FromUnixSeconds(1'700'000'000);
+
+// The whole life of a trap on a fake timeline: hit, trapped, extended, expired.
+TEST(GreytrapRulesTest, AHitTrapsTheClientUntilTheTtlRunsOut) {
+  GreylistTiming timing;
+  timing.trap_ttl = 3600s;
+  PriorState prior;
+
+  Transition hit = Decide(prior, T0, timing, /*trap_hit=*/true);
+  ASSERT_TRUE(hit.trap_write.has_value());
+  EXPECT_EQ(*hit.trap_write, (TrapRecord{T0 + 3600s, T0}));
+  EXPECT_TRUE(hit.trapped);
+  EXPECT_TRUE(hit.greylisted());
+  EXPECT_EQ(hit.missing, 3600s);
+  EXPECT_FALSE(hit.triplet_write.has_value());
+
+  prior.trap = Live(hit.trap_write, T0 + 3599s);
+  ASSERT_TRUE(prior.trap.has_value());
+  Transition trapped = Decide(prior, T0 + 3599s, timing);
+  EXPECT_TRUE(trapped.trapped);
+  EXPECT_EQ(trapped.missing, 1s);
+  EXPECT_FALSE(trapped.trap_write.has_value());
+  EXPECT_FALSE(Expired(*prior.trap, T0 + 3599s));
+  EXPECT_TRUE(Expired(*prior.trap, T0 + 3600s));
+  EXPECT_FALSE(Live(hit.trap_write, T0 + 3600s).has_value());
+
+  // Another hit later extends the trap; a hit with a shorter ttl never shortens it.
+  prior.trap = TrapRecord{T0 + 3600s, T0};
+  Transition again = Decide(prior, T0 + 1000s, timing, true);
+  EXPECT_EQ(*again.trap_write, (TrapRecord{T0 + 4600s, T0 + 1000s}));
+  GreylistTiming short_ttl = timing;
+  short_ttl.trap_ttl = 10s;
+  prior.trap = again.trap_write;
+  Transition shorter = Decide(prior, T0 + 1001s, short_ttl, true);
+  EXPECT_EQ(*shorter.trap_write, (TrapRecord{T0 + 4600s, T0 + 1001s}));
+}
+
+// A trapped client is greylisted even for a triplet that passed and even though its
+// auto-whitelist count is far over the threshold, and the request writes nothing, so it
+// cannot earn the auto-whitelist while trapped.
+TEST(GreytrapRulesTest, TrappedClientsAreGreylistedForPassedTripletsAndNeverAutoWhitelisted) {
+  GreylistTiming timing;
+  PriorState prior;
+  prior.triplet = TripletRecord{T0 - 86400s, T0 - 60s};  // passed long ago
+  prior.client = ClientRecord{50, T0 - 60s};             // auto-whitelisted
+  ASSERT_TRUE(Decide(prior, T0, timing).client_awl_pass);  // without the trap
+
+  prior.trap = TrapRecord{T0 + 3500s, T0 - 100s};
+  Transition t = Decide(prior, T0, timing);
+  EXPECT_TRUE(t.trapped);
+  EXPECT_TRUE(t.greylisted());
+  EXPECT_FALSE(t.client_awl_pass);
+  EXPECT_FALSE(t.awl_threshold_reached);
+  EXPECT_FALSE(t.client_write.has_value());
+  EXPECT_FALSE(t.triplet_write.has_value());
+  EXPECT_EQ(t.missing, 3500s);
+  EXPECT_EQ(t.first, prior.triplet->first);
+
+  // A triplet that would pass now (waited the delay) stays greylisted and is not advanced,
+  // so the client earns no auto-whitelist count.
+  prior.client.reset();
+  prior.triplet = TripletRecord{T0 - 400s, T0 - 400s};
+  t = Decide(prior, T0, timing);
+  EXPECT_TRUE(t.greylisted());
+  EXPECT_FALSE(t.client_write.has_value());
+  EXPECT_FALSE(t.triplet_write.has_value());
+
+  // Once the trap has expired the normal rules apply again.
+  prior.trap = Live(prior.trap, T0 + 3500s);
+  EXPECT_FALSE(prior.trap.has_value());
+  Transition after = Decide(prior, T0 + 3500s, timing);
+  EXPECT_FALSE(after.trapped);
+  EXPECT_FALSE(after.greylisted());
+}
+
+}  // namespace
+}  // namespace greylight::policy
