@@ -79,11 +79,6 @@ constexpr OptionSpec kDaemonOptions[] = {
      "err, warning, notice, info or debug (-q is warning, -v is info)", "greylight"},
     {"--summary-interval", Arity::kValue, "SECONDS", "3600",
      "log a one-line summary of the counters this often; 0 disables", "greylight"},
-    {"--lookup-by", Arity::kValue, "subnet|host|domain|smart", "subnet",
-     "how clients are grouped in keys: subnet (postgrey), host (--lookup-by-host), domain "
-     "(registrable domain of a verified client name) or smart (domain, except generic or "
-     "unverified names, which use the subnet)",
-     "greylight"},
     {"--dnswl", Arity::kRepeated, "ZONE[=CODES]", "",
      "never greylist clients this DNS allow list lists (reason dnswl); CODES: answers that "
      "count, e.g. 127.0.[0..255].[2..3] or 127.0.0.2,127.0.0.3 (repeatable)",
@@ -214,15 +209,6 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   e.store_error_action = std::string(o.Last("store-error-action", "DUNNO"));
   if (Status s = CheckAction("store-error-action", e.store_error_action); !s.ok()) return s;
   e.allow_policy_test_time = o.Has("allow-policy-test-time");
-  if (o.Has("lookup-by")) {
-    auto lookup_by = reputation::ParseLookupBy(o.Last("lookup-by"));
-    if (!lookup_by.ok()) {
-      return Status::InvalidArgument(fmt::format("--lookup-by: {}", lookup_by.status().message()));
-    }
-    e.lookup_by = *lookup_by;
-  } else if (e.keys.lookup_by_host) {
-    e.lookup_by = reputation::LookupBy::kHost;
-  }
   e.greylist_only_listed = o.Has("greylist-only-listed");
   for (auto [option, kind] : {std::pair{"dnswl", reputation::ListKind::kAllow},
                               std::pair{"dnsbl", reputation::ListKind::kBlock}}) {

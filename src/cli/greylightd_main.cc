@@ -73,6 +73,8 @@ int Run(const std::vector<std::string>& args) {
   auto whitelists_or = LoadAndReportWhitelists(config.policy);
   if (!whitelists_or.ok()) return Fatal(kExitConfig, whitelists_or.status().message());
   std::shared_ptr<const whitelist::Whitelists> whitelists = *whitelists_or;
+  auto greytraps_or = cli::LoadGreytraps(config.policy);
+  if (!greytraps_or.ok()) return Fatal(kExitConfig, greytraps_or.status().message());
 
   SystemClock clock;
   asio::io_context io(1);
@@ -147,6 +149,11 @@ int Run(const std::vector<std::string>& args) {
   }
 
   greylister.SetWhitelists(whitelists);
+  greylister.SetGreytraps(*greytraps_or);
+  if (*greytraps_or) {
+    log::Notice("greytraps: {} addresses, clients that write to one are trapped for {}s",
+                (*greytraps_or)->entry_count(), config.policy.timing.trap_ttl.count());
+  }
   server.metrics().WhitelistsLoaded(true, whitelists->client_entry_count(),
                                     whitelists->recipient_entry_count(), clock.Now());
 
@@ -202,6 +209,16 @@ int Run(const std::vector<std::string>& args) {
         log::Error("whitelists not reloaded, keeping the previous lists: {}",
                    reloaded.status().message());
         server.metrics().WhitelistsLoaded(false, 0, 0, clock.Now());
+      }
+      if (!config.policy.greytrap_recipients.empty()) {
+        auto greytraps = cli::LoadGreytraps(config.policy);
+        if (greytraps.ok()) {
+          greylister.SetGreytraps(*greytraps);
+          log::Notice("greytraps reloaded: {} addresses", (*greytraps)->entry_count());
+        } else {
+          log::Error("greytraps not reloaded, keeping the previous list: {}",
+                     greytraps.status().message());
+        }
       }
       sd_notify(0, "READY=1");
       wait_reload();

@@ -45,6 +45,11 @@ constexpr OptionSpec kPolicyOptions[] = {
      "postgrey"},
     {"--lookup-by-host", Arity::kFlag, "", "", "key triplets by the client's full address",
      "postgrey"},
+    {"--lookup-by", Arity::kValue, "subnet|host|domain|smart", "subnet",
+     "how clients are grouped in keys: subnet (postgrey), host (--lookup-by-host), domain "
+     "(registrable domain of a verified client name) or smart (domain, except generic or "
+     "unverified names, which use the subnet)",
+     "greylight"},
     {"--ipv4cidr", Arity::kValue, "BITS", "24", "prefix length of an IPv4 client's network (1 to 32)",
      "postgrey"},
     {"--ipv6cidr", Arity::kValue, "BITS", "64",
@@ -56,6 +61,13 @@ constexpr OptionSpec kPolicyOptions[] = {
      "client whitelist file (repeatable; replaces the default files)", "postgrey"},
     {"--whitelist-recipients", Arity::kRepeated, "FILE", "/etc/greylight/whitelist_recipients",
      "recipient whitelist file (repeatable; replaces the default files)", "postgrey"},
+    {"--greytrap-recipients", Arity::kRepeated, "FILE", "",
+     "greytrap addresses, in the recipient whitelist syntax: a client that writes to one is "
+     "greylisted for every triplet for --greytrap-ttl and not auto-whitelisted (reason "
+     "greytrap; repeatable)",
+     "greylight"},
+    {"--greytrap-ttl", Arity::kValue, "SECONDS", "86400",
+     "how long a greytrap hit keeps the client on the trap list (60 to 31536000)", "greylight"},
     {"--privacy", Arity::kFlag, "", "", "store SHA-1 digests of keys instead of addresses",
      "postgrey"},
     {"--hostname", Arity::kValue, "NAME", "the system host name",
@@ -128,6 +140,10 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   auto retry_window = ParseRetryWindow(o.Last("retry-window", "2"));
   if (!retry_window.ok()) return retry_window.status();
   c.timing.retry_window = *retry_window;
+  auto trap_ttl = ParseInteger<long long>("greytrap-ttl", o.Last("greytrap-ttl", "86400"), 60,
+                                          365 * 86400);
+  if (!trap_ttl.ok()) return trap_ttl.status();
+  c.timing.trap_ttl = Seconds(*trap_ttl);
   if (o.Has("auto-whitelist-clients")) {
     std::string_view value = o.Last("auto-whitelist-clients");
     auto threshold =
@@ -145,6 +161,15 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   e.keys.ipv6_cidr = *ipv6;
   e.keys.lookup_by_host = o.Has("lookup-by-host");
   e.keys.privacy = o.Has("privacy");
+  if (o.Has("lookup-by")) {
+    auto lookup_by = reputation::ParseLookupBy(o.Last("lookup-by"));
+    if (!lookup_by.ok()) {
+      return Status::InvalidArgument(fmt::format("--lookup-by: {}", lookup_by.status().message()));
+    }
+    e.lookup_by = *lookup_by;
+  } else if (e.keys.lookup_by_host) {
+    e.lookup_by = reputation::LookupBy::kHost;
+  }
   e.awl_enabled = c.timing.awl_threshold > 0;
   e.greylist_action = std::string(o.Last("greylist-action", policy::kDefaultGreylistAction));
   if (Status s = CheckAction("greylist-action", e.greylist_action); !s.ok()) return s;
@@ -165,12 +190,21 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   c.store.timing = c.timing;
   c.whitelist_clients = o.All("whitelist-clients");
   c.whitelist_recipients = o.All("whitelist-recipients");
+  c.greytrap_recipients = o.All("greytrap-recipients");
+  for (const std::string& file : c.greytrap_recipients) {
+    if (file.empty()) return Status::InvalidArgument("--greytrap-recipients: empty path");
+  }
   return Status::Ok();
 }
 
 Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const PolicyConfig& config) {
   return whitelist::Whitelists::Load(
       whitelist::ResolveWhitelistFiles(config.whitelist_clients, config.whitelist_recipients));
+}
+
+Result<std::shared_ptr<const reputation::Greytraps>> LoadGreytraps(const PolicyConfig& config) {
+  if (config.greytrap_recipients.empty()) return std::shared_ptr<const reputation::Greytraps>();
+  return reputation::Greytraps::Load(config.greytrap_recipients);
 }
 
 }  // namespace greylight::cli

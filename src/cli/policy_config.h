@@ -29,6 +29,7 @@ struct PolicyConfig {
   store::StoreConfig store;
   std::vector<std::string> whitelist_clients;     // as given; empty means the defaults
   std::vector<std::string> whitelist_recipients;  // as given; empty means the defaults
+  std::vector<std::string> greytrap_recipients;   // empty: greytraps disabled
 };
 
 // Fills `config` from the options of PolicyOptionTable() in `options`.
@@ -37,6 +38,10 @@ Status ParsePolicyConfig(const ParsedOptions& options, PolicyConfig& config);
 // Resolves the whitelist files (given ones, else greylight's, else postgrey's) and loads
 // them. Warnings (missing files) are returned in the lists' warnings().
 Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const PolicyConfig& config);
+
+// Loads the --greytrap-recipients files; nullptr when none are configured. A missing or
+// malformed file is an error (a trap list that silently went empty would go unnoticed).
+Result<std::shared_ptr<const reputation::Greytraps>> LoadGreytraps(const PolicyConfig& config);
 
 // Validation helpers shared by the option parsers.
 template <typename Integer>

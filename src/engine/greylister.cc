@@ -24,7 +24,8 @@ bool HeaderTracker::TakeNew(std::optional<std::string_view> instance) {
 std::string_view OutcomeAction(Outcome outcome) {
   switch (outcome) {
     case Outcome::kGreylistNew:
-    case Outcome::kGreylistEarlyRetry: return "greylist";
+    case Outcome::kGreylistEarlyRetry:
+    case Outcome::kGreytrap: return "greylist";
     case Outcome::kPassFirst:
     case Outcome::kPassTriplet:
     case Outcome::kClientWhitelist:
@@ -51,6 +52,7 @@ std::string_view OutcomeReason(Outcome outcome) {
     case Outcome::kClientAwl: return "client AWL";
     case Outcome::kDnswl: return "dnswl";
     case Outcome::kNotListed: return "not listed";
+    case Outcome::kGreytrap: return "greytrap";
     case Outcome::kMissingAttribute: return "attribute missing";
     case Outcome::kBadClientAddress: return "bad client address";
     case Outcome::kBadTestTime: return "bad policy_test_time";
@@ -60,10 +62,17 @@ std::string_view OutcomeReason(Outcome outcome) {
 }
 
 Greylister::Greylister(EngineOptions options, store::Store& store, const reputation::Psl* psl)
-    : options_(std::move(options)), store_(store), psl_(psl) {}
+    : options_(std::move(options)),
+      store_(store),
+      key_scheme_{options_.keys, options_.lookup_by, psl} {}
 
 void Greylister::SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists) {
   whitelists_.store(std::move(whitelists));
+}
+
+void Greylister::SetGreytraps(std::shared_ptr<const reputation::Greytraps> greytraps) {
+  if (greytraps && greytraps->entry_count() == 0) greytraps.reset();
+  greytraps_.store(std::move(greytraps));
 }
 
 namespace {
@@ -209,43 +218,40 @@ void Greylister::DecideListed(const protocol::PolicyRequest& request,
     }
   }
 
+  RequestKeys request_keys =
+      BuildRequestKeys(client, request.GetOr(attr::kClientName), request.GetOr(attr::kSender),
+                       request.GetOr(attr::kRecipient), key_scheme_);
   store::CheckKeys keys;
-  std::string group;
-  if (options_.lookup_by == reputation::LookupBy::kSubnet ||
-      options_.lookup_by == reputation::LookupBy::kHost || psl_ == nullptr) {
-    policy::KeyOptions key_options = options_.keys;
-    if (options_.lookup_by == reputation::LookupBy::kHost) key_options.lookup_by_host = true;
-    keys.triplet = policy::TripletKey(client, request.GetOr(attr::kSender),
-                                      request.GetOr(attr::kRecipient), key_options);
-    if (options_.awl_enabled) keys.client = policy::ClientKey(client, key_options);
-  } else {
-    reputation::ClientGroup client_group =
-        reputation::GroupClient(client, request.GetOr(attr::kClientName), options_.lookup_by,
-                                options_.keys, *psl_);
-    keys.triplet = reputation::GroupTripletKey(client_group.key, request.GetOr(attr::kSender),
-                                               request.GetOr(attr::kRecipient), options_.keys);
-    if (options_.awl_enabled) keys.client = client_group.awl_key;
-    // The logs name the key a domain mode chose, and why it fell back to the subnet.
-    group = client_group.fallback == reputation::Fallback::kNone
-                ? client_group.key
-                : fmt::format("{} ({})", client_group.key,
-                              reputation::FallbackName(client_group.fallback));
+  keys.triplet = request_keys.triplet;
+  if (options_.awl_enabled) keys.client = request_keys.client;
+  if (std::shared_ptr<const reputation::Greytraps> greytraps = greytraps_.load()) {
+    keys.trap = request_keys.trap;
+    if (auto hit = greytraps->Match(request.GetOr(attr::kRecipient))) {
+      keys.trap_hit = true;
+      before.push_back({log::Level::kNotice,
+                        fmt::format("greytrap hit: {}[{}] sent to {} ({}: {})",
+                                    log::Escaped(request.GetOr(attr::kClientName)),
+                                    client.ToPostgreyString(),
+                                    log::Escaped(request.GetOr(attr::kRecipient)), hit->source,
+                                    log::Escaped(hit->entry))});
+    }
   }
-  std::string triplet_key = keys.triplet;
   store_.Check(keys, now,
-               [this, &request, client, key = std::move(triplet_key), group = std::move(group),
-                now, real_now, &headers, before = std::move(before),
+               [this, &request, client, request_keys = std::move(request_keys), now, real_now,
+                &headers, before = std::move(before),
                 done = std::move(done)](Result<policy::Transition> result) mutable {
-                 done(Finish(request, client, key, group, now, real_now, result, headers,
+                 done(Finish(request, client, request_keys, now, real_now, result, headers,
                              std::move(before)));
                });
 }
 
 Decision Greylister::Finish(const protocol::PolicyRequest& request,
-                            const policy::IpAddress& client, const std::string& key,
-                            const std::string& group, UnixTime now, UnixTime real_now,
+                            const policy::IpAddress& client, const RequestKeys& keys,
+                            UnixTime now, UnixTime real_now,
                             const Result<policy::Transition>& result, HeaderTracker& headers,
                             std::vector<LogLine> before) const {
+  const std::string& key = keys.triplet;
+  const std::string& group = keys.group;
   const bool want_log = log::Enabled(log::Level::kNotice);
   if (!result.ok()) {
     Decision decision;
@@ -263,6 +269,18 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
   decision.logs = std::move(before);
   if (t.first_corrected) {
     decision.logs.push_back({log::Level::kWarning, "correcting date for first seen in the future!"});
+  }
+  if (t.trapped) {
+    decision.action = policy::GreylistAction(
+        options_.greylist_action, options_.greylist_text,
+        request.Get(attr::kEtrnDomain).has_value(), t.missing, request.GetOr(attr::kRecipient));
+    decision.outcome = Outcome::kGreytrap;
+    decision.trap_hit = t.trap_write.has_value();
+    if (want_log) {
+      decision.logs.push_back(
+          ActionLog(request, "greylist", "greytrap", "missing", t.missing.count(), key, group));
+    }
+    return decision;
   }
   if (t.client_awl_pass) {
     decision.action = "DUNNO";

@@ -12,8 +12,10 @@
 #include "policy/triplet_key.h"
 #include "policy/whitelist_matcher.h"
 #include "protocol/policy_request.h"
+#include "engine/request_keys.h"
 #include "reputation/client_group.h"
-#include "reputation/dns_lists.h"
+#include "reputation/greytrap.h"
+#include "reputation/list_verdict.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -68,6 +70,7 @@ enum class Outcome {
   kClientAwl,
   kDnswl,      // listed by a --dnswl zone
   kNotListed,  // --greylist-only-listed and no --dnsbl zone lists the client
+  kGreytrap,   // the client is on the greytrap list (this request may have put it there)
   kMissingAttribute,
   kBadClientAddress,
   kBadTestTime,
@@ -86,6 +89,7 @@ struct Decision {
   Outcome outcome = Outcome::kPassTriplet;
   Seconds delayed{0};          // kPassFirst: how long the sender took to come back
   bool client_whitelisted = false;  // this request made the client auto-whitelisted
+  bool trap_hit = false;            // this request went to a greytrap address
   bool store_failed() const { return outcome == Outcome::kStoreError; }
 };
 
@@ -122,6 +126,9 @@ class Greylister {
 
   void SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists);
   std::shared_ptr<const policy::WhitelistMatcher> whitelists() const { return whitelists_.load(); }
+  // Enables greytraps (--greytrap-recipients); nullptr or an empty list disables them. May
+  // be called at any time, like SetWhitelists.
+  void SetGreytraps(std::shared_ptr<const reputation::Greytraps> greytraps);
 
   // Decides `request` received at real time `now`. Calls `done` exactly once, before
   // returning or later from a store thread. `headers` must outlive that call.
@@ -144,15 +151,16 @@ class Greylister {
                     UnixTime now, UnixTime real_now, HeaderTracker& headers,
                     const reputation::ListVerdict* verdict, DecisionCallback done) const;
   Decision Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
-                  const std::string& key, const std::string& group, UnixTime now,
-                  UnixTime real_now, const Result<policy::Transition>& result,
-                  HeaderTracker& headers, std::vector<LogLine> before) const;
+                  const RequestKeys& keys, UnixTime now, UnixTime real_now,
+                  const Result<policy::Transition>& result, HeaderTracker& headers,
+                  std::vector<LogLine> before) const;
 
   const EngineOptions options_;
   store::Store& store_;
-  const reputation::Psl* psl_;
+  const KeyScheme key_scheme_;
   ListLookup list_lookup_;
   std::atomic<std::shared_ptr<const policy::WhitelistMatcher>> whitelists_;
+  std::atomic<std::shared_ptr<const reputation::Greytraps>> greytraps_;
 };
 
 }  // namespace greylight::engine

@@ -20,6 +20,7 @@ void DaemonMetrics::RecordDecision(const engine::Decision& decision,
     retry_delay_seconds_.Observe(static_cast<double>(decision.delayed.count()));
   }
   if (decision.client_whitelisted) clients_auto_whitelisted_.Add();
+  if (decision.trap_hit) greytrap_hits_.Add();
 }
 
 void DaemonMetrics::WhitelistsLoaded(bool ok, size_t client_entries, size_t recipient_entries,
@@ -43,7 +44,8 @@ std::string DaemonMetrics::Summary() {
     total += delta;
     switch (static_cast<engine::Outcome>(i)) {
       case engine::Outcome::kGreylistNew:
-      case engine::Outcome::kGreylistEarlyRetry: greylisted += delta; break;
+      case engine::Outcome::kGreylistEarlyRetry:
+      case engine::Outcome::kGreytrap: greylisted += delta; break;
       case engine::Outcome::kPassFirst:
       case engine::Outcome::kPassTriplet: passed += delta; break;
       case engine::Outcome::kClientWhitelist:
@@ -94,6 +96,10 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
                "Requests answered with --store-error-action because the store failed.");
   RenderSample(out, "greylight_store_errors_total", "",
                static_cast<double>(requests_[static_cast<int>(engine::Outcome::kStoreError)].value()));
+  RenderHeader(out, "greylight_greytrap_hits_total", "counter",
+               "Requests to a greytrap address (each puts or keeps its client on the trap list).");
+  RenderSample(out, "greylight_greytrap_hits_total", "",
+               static_cast<double>(greytrap_hits_.value()));
   if (store.triplets) {
     RenderHeader(out, "greylight_triplets_stored", "gauge", "Triplet records in the store.");
     RenderSample(out, "greylight_triplets_stored", "", static_cast<double>(*store.triplets));
@@ -102,6 +108,11 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
     RenderHeader(out, "greylight_clients_stored", "gauge",
                  "Client auto-whitelist records in the store.");
     RenderSample(out, "greylight_clients_stored", "", static_cast<double>(*store.clients));
+  }
+  if (store.traps) {
+    RenderHeader(out, "greylight_traps_stored", "gauge",
+                 "Greytrap-list records in the store (expired ones until the expiry removes them).");
+    RenderSample(out, "greylight_traps_stored", "", static_cast<double>(*store.traps));
   }
   RenderHeader(out, "greylight_expired_records_total", "counter",
                "Records removed by the background expiry.");

@@ -40,6 +40,7 @@ class DaemonMetrics {
   metrics::Histogram decision_seconds_;
   metrics::Histogram retry_delay_seconds_;
   metrics::Counter clients_auto_whitelisted_;
+  metrics::Counter greytrap_hits_;
   metrics::Gauge open_connections_;
   metrics::Counter refused_connections_;
   metrics::Counter protocol_errors_;
