@@ -374,5 +374,88 @@ TEST_F(GreylisterTest, WhitelistsPassWithPostgreysReasons) {
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), std::nullopt);
 }
 
+std::shared_ptr<const reputation::Greytraps> TestTraps() {
+  auto traps = reputation::Greytraps::FromText("traps", "spamtrap@example.org\nold-staff@\n");
+  EXPECT_TRUE(traps.ok()) << traps.status().message();
+  return traps.ok() ? *traps : nullptr;
+}
+
+// The trap-list line is logged before the decision; it names the trap entry that matched.
+std::string TrapHitLine(const Decision& decision) {
+  for (const LogLine& line : decision.logs) {
+    if (line.text.starts_with("greytrap hit: ")) return line.text;
+  }
+  return "";
+}
+
+TEST_F(GreylisterTest, GreytrapHitTrapsTheClientForEveryTriplet) {
+  GreylistTiming timing;
+  timing.trap_ttl = Seconds(7200);
+  Configure(timing);
+  greylister_->SetGreytraps(TestTraps());
+  Ask(T);
+  ASSERT_TRUE(Ask(T + 300).action.starts_with("PREPEND"));  // the triplet passed
+
+  Decision hit = Ask(T + 400, {{"recipient", "spamtrap@example.org"}});
+  EXPECT_EQ(hit.outcome, Outcome::kGreytrap);
+  EXPECT_TRUE(hit.trap_hit);
+  EXPECT_EQ(hit.action,
+            "DEFER_IF_PERMIT 4.2.0 Greylisted, see "
+            "http://postgrey.schweikert.ch/help/example.org.html");
+  EXPECT_EQ(TrapHitLine(hit),
+            "greytrap hit: mail.example.net[192.0.2.10] sent to spamtrap@example.org (traps:1: "
+            "spamtrap@example.org)");
+  EXPECT_EQ(NoticeLine(hit).substr(0, TrapHitLine(hit).size()), TrapHitLine(hit));
+  EXPECT_EQ(Stored(store::Table::kTraps, "192.0.2.10"), "1800007600,1800000400");
+  EXPECT_EQ(Stored(store::Table::kTriplets, "192.0.2.0/alice@example.net/spamtrap@example.org"),
+            std::nullopt);
+
+  // The triplet that passed is greylisted now, and not advanced.
+  Decision trapped = Ask(T + 500, {{"instance", "i2"}});
+  EXPECT_EQ(trapped.outcome, Outcome::kGreytrap);
+  EXPECT_FALSE(trapped.trap_hit);
+  bool logged = false;
+  for (const LogLine& line : trapped.logs) {
+    logged |= line.text == "action=greylist, reason=greytrap" + kTail;
+  }
+  EXPECT_TRUE(logged);
+  EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000300");
+
+  // Another address of the same /24 is not trapped: the list is per address.
+  EXPECT_NE(Ask(T + 500, {{"client_address", "192.0.2.11"}}).outcome, Outcome::kGreytrap);
+
+  // After the ttl the client passes again.
+  Decision after = Ask(T + 400 + 7200, {{"instance", "i3"}});
+  EXPECT_EQ(after.outcome, Outcome::kPassTriplet);
+}
+
+TEST_F(GreylisterTest, TrappedClientIsNeitherAutoWhitelistedNorCounted) {
+  GreylistTiming timing;
+  timing.awl_threshold = 1;
+  Configure(timing);
+  greylister_->SetGreytraps(TestTraps());
+  Ask(T);
+  Ask(T + 300);  // count 1: auto-whitelisted
+  EXPECT_EQ(Ask(T + 400, {{"recipient", "new@example.org"}}).outcome, Outcome::kClientAwl);
+
+  Ask(T + 500, {{"recipient", "old-staff@example.org"}});
+  Decision d = Ask(T + 600, {{"recipient", "new2@example.org"}});
+  EXPECT_EQ(d.outcome, Outcome::kGreytrap) << "the auto-whitelist does not apply while trapped";
+  EXPECT_EQ(Stored(store::Table::kClients, "192.0.2.10"), "1,1800000300");
+}
+
+TEST_F(GreylisterTest, WhitelistedClientsAndDisabledTrapsAreNotTrapped) {
+  greylister_->SetWhitelists(std::make_shared<FixedWhitelist>());
+  greylister_->SetGreytraps(TestTraps());
+  Decision d = Ask(T, {{"client_name", "ok.example"}, {"recipient", "spamtrap@example.org"}});
+  EXPECT_EQ(d.outcome, Outcome::kClientWhitelist);
+  EXPECT_EQ(Stored(store::Table::kTraps, "192.0.2.10"), std::nullopt);
+
+  greylister_->SetGreytraps(nullptr);
+  d = Ask(T, {{"recipient", "spamtrap@example.org"}});
+  EXPECT_EQ(d.outcome, Outcome::kGreylistNew);
+  EXPECT_EQ(Stored(store::Table::kTraps, "192.0.2.10"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace greylight::engine

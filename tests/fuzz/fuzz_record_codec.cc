@@ -1,4 +1,4 @@
-// libFuzzer target: the postgrey record codec. Whatever decodes must re-encode to a value
+// libFuzzer target: the record codec (postgrey's triplet and client values, trap entries). Whatever decodes must re-encode to a value
 // that decodes to the same record.
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +15,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto client = greylight::policy::DecodeClient(value)) {
     auto again = greylight::policy::DecodeClient(greylight::policy::EncodeClient(*client));
     if (!again || !(*again == *client)) abort();
+  }
+  if (auto trap = greylight::policy::DecodeTrap(value)) {
+    auto again = greylight::policy::DecodeTrap(greylight::policy::EncodeTrap(*trap));
+    if (!again || !(*again == *trap)) abort();
   }
   return 0;
 }

@@ -90,6 +90,29 @@ class MetricsTest(unittest.TestCase):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
         self.assertEqual(missing.exception.code, 404)
 
+    def test_greytrap_counters(self):
+        port = free_port()
+        d = Daemon(BINARY, [f"--metrics-listen=127.0.0.1:{port}"])
+        traps = os.path.join(d.tmp.name, "traps")
+        with open(traps, "w") as f:
+            f.write("spamtrap@example.org\n")
+        d.args.append(f"--greytrap-recipients={traps}")
+        self.addCleanup(d.cleanup)
+        d.start()
+        c = d.client()
+        c.ask(request(policy_test_time=T, recipient="spamtrap@example.org"))  # hit
+        c.ask(request(policy_test_time=T + 10))                               # trapped
+        c.ask(request(policy_test_time=T + 20, client_address="198.51.100.9"))  # new
+        text = scrape(port)
+        self.assertEqual(sample(text, "greylight_requests_total", 'action="greylist",reason="greytrap"'), 2)
+        self.assertEqual(sample(text, "greylight_requests_total", 'action="greylist",reason="new"'), 1)
+        self.assertEqual(sample(text, "greylight_greytrap_hits_total"), 1)
+        deadline = time.monotonic() + 5
+        while sample(text, "greylight_traps_stored") != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            text = scrape(port)
+        self.assertEqual(sample(text, "greylight_traps_stored"), 1)
+
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):

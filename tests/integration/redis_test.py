@@ -96,6 +96,23 @@ class RedisTest(unittest.TestCase):
         ttl = int(self.redis.command("TTL", "greylight:t:192.0.2.0/alice@example.net/bob@example.org"))
         self.assertGreater(ttl, 34 * 86400)
 
+    def test_greytrap_hit_on_one_mx_traps_the_client_on_the_other(self):
+        traps = os.path.join(self.redis.dir, "traps")
+        with open(traps, "w") as f:
+            f.write("spamtrap@example.org\n")
+        mx1 = self.daemon(f"--greytrap-recipients={traps}", "--greytrap-ttl=3600")
+        mx2 = self.daemon(f"--greytrap-recipients={traps}", "--greytrap-ttl=3600")
+        c1, c2 = mx1.client(), mx2.client()
+        self.assertEqual(c2.ask(request(policy_test_time=T)), GREY)
+        self.assertEqual(c1.ask(request(policy_test_time=T + 10, recipient="spamtrap@example.org")), GREY)
+        self.assertEqual(self.redis.command("GET", "greylight:g:192.0.2.10"), "1800003610,1800000010")
+        ttl = int(self.redis.command("TTL", "greylight:g:192.0.2.10"))
+        self.assertTrue(3500 < ttl <= 3601, ttl)
+        # On the other MX the retry after the delay is still greylisted: the client is trapped.
+        self.assertEqual(c2.ask(request(policy_test_time=T + 300)), GREY)
+        self.assertIn("action=greylist, reason=greytrap", mx2.log_text())
+        self.assertTrue(c2.ask(request(policy_test_time=T + 3610)).startswith("PREPEND"))
+
     def test_store_prefix_keeps_sites_apart(self):
         a = self.daemon("--store-prefix=siteA:")
         b = self.daemon("--store-prefix=siteB:")

@@ -2,6 +2,7 @@
 greylightd and a real unbound serving test zones on a loopback port (issue 9)."""
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -10,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from greylightd_harness import T, Daemon, free_port, request
+from greylightd_harness import T, Daemon, free_port, request, run
 
 BINARY = os.environ.get("GREYLIGHTD", "build/src/greylightd")
 GREY = "DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/example.org.html"
@@ -133,6 +134,85 @@ class ReputationTest(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 2.0)
         self.assertIn("treated as not listed", d.log_text())
         self.assertIsNone(d.process.poll())
+
+
+class GreytrapTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="greylight-traps-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.traps = os.path.join(self.dir, "traps")
+        with open(self.traps, "w") as f:
+            f.write("# trap addresses\nspamtrap@example.org\nold-staff@\n")
+
+    def daemon(self, *args, dbdir=None):
+        d = Daemon(BINARY, ("--whitelist-clients=/dev/null", "--whitelist-recipients=/dev/null",
+                            f"--greytrap-recipients={self.traps}") + args, dbdir=dbdir)
+        self.addCleanup(d.cleanup)
+        return d.start()
+
+    def test_trap_hit_greylists_every_triplet_until_the_ttl_and_survives_a_restart(self):
+        d = self.daemon("--greytrap-ttl=3600", "--auto-whitelist-clients=1")
+        c = d.client()
+        self.assertEqual(c.ask(request(policy_test_time=T)), GREY)
+        self.assertTrue(c.ask(request(policy_test_time=T + 300)).startswith("PREPEND"))
+        # Auto-whitelisted after one delivery: a new triplet passes at once.
+        self.assertEqual(c.ask(request(policy_test_time=T + 400, recipient="new@example.org")), "DUNNO")
+        self.assertEqual(c.ask(request(policy_test_time=T + 500, recipient="old-staff@example.org")), GREY)
+        # Trapped: the passed triplet and the auto-whitelist no longer help.
+        self.assertEqual(c.ask(request(policy_test_time=T + 600, instance="i2")), GREY)
+        self.assertEqual(c.ask(request(policy_test_time=T + 600, recipient="new2@example.org")), GREY)
+        # Another address of the same network is not trapped.
+        self.assertEqual(c.ask(request(policy_test_time=T + 600, client_address="192.0.2.11",
+                                       instance="i3")), "DUNNO")
+        log = d.log_text()
+        self.assertIn("greytrap hit: mail.example.net[192.0.2.10] sent to old-staff@example.org "
+                      f"({self.traps}:3: old-staff@)", log)
+        self.assertIn("action=greylist, reason=greytrap, client_name=mail.example.net, "
+                      "client_address=192.0.2.10, sender=alice@example.net, recipient=bob@example.org", log)
+        self.assertEqual(d.stop(), 0)
+
+        # The trap list is in the database: a restarted daemon still traps, until the ttl ends.
+        again = self.daemon("--greytrap-ttl=3600", "--auto-whitelist-clients=1", dbdir=d.dbdir)
+        c = again.client()
+        self.assertEqual(c.ask(request(policy_test_time=T + 4099, instance="i4")), GREY)
+        self.assertEqual(c.ask(request(policy_test_time=T + 4100, instance="i5")), "DUNNO")
+
+    def test_sighup_reloads_the_trap_list_and_keeps_it_on_error(self):
+        d = self.daemon()
+        c = d.client()
+        self.assertEqual(c.ask(request(policy_test_time=T)), GREY)
+        self.assertTrue(c.ask(request(policy_test_time=T + 300)).startswith("PREPEND"))
+        with open(self.traps, "a") as f:
+            f.write("honeypot@example.org\n")
+        d.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "greytraps reloaded: 3 addresses" not in d.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn("greytraps reloaded: 3 addresses", d.log_text())
+        self.assertEqual(c.ask(request(policy_test_time=T + 400, recipient="honeypot@example.org")), GREY)
+        self.assertEqual(c.ask(request(policy_test_time=T + 500, instance="i2")), GREY)
+        # A broken file keeps the previous list.
+        with open(self.traps, "a") as f:
+            f.write("/unclosed(regex/\n")
+        d.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "greytraps not reloaded" not in d.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn("greytraps not reloaded, keeping the previous list", d.log_text())
+        self.assertEqual(c.ask(request(policy_test_time=T + 600, client_address="198.51.100.9",
+                                       recipient="honeypot@example.org")), GREY)
+        self.assertIn("greytrap hit: mail.example.net[198.51.100.9]", d.log_text())
+        self.assertIsNone(d.process.poll())
+
+    def test_missing_trap_file_is_a_configuration_error(self):
+        result = run(BINARY, "--dbdir=" + os.path.join(self.dir, "db"), "--user=root",
+                     "--inet=127.0.0.1:%d" % free_port(),
+                     "--greytrap-recipients=" + os.path.join(self.dir, "absent"))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("can't open greytrap file", result.stderr)
+        result = run(BINARY, "--greytrap-ttl=10", "--user=root", "--inet=127.0.0.1:%d" % free_port())
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("--greytrap-ttl", result.stderr)
 
 
 if __name__ == "__main__":
