@@ -2,6 +2,11 @@
 // large-database benchmarks (startup time, memory, throughput with 10 million triplets).
 //
 //   greylight-fill --dbdir DIR --triplets N [--clients M] [--store URI] [--seed S]
+//                  [--age-days A]
+//
+// --age-days A makes every record last seen A to A+30 days ago: with A above --max-age
+// (35 days) the whole database is expired, so the background expiry deletes while a
+// benchmark runs.
 
 #include <fmt/format.h>
 
@@ -18,8 +23,10 @@ namespace {
 constexpr size_t kBatch = 100000;
 
 int Usage() {
-  std::fputs("usage: greylight-fill --dbdir DIR --triplets N [--clients M] [--store URI] [--seed S]\n",
-             stderr);
+  std::fputs(
+      "usage: greylight-fill --dbdir DIR --triplets N [--clients M] [--store URI] [--seed S] "
+      "[--age-days A]\n",
+      stderr);
   return 2;
 }
 
@@ -33,6 +40,7 @@ int main(int argc, char** argv) {
   config.commit_interval = std::chrono::milliseconds(0);
   size_t triplets = 0, clients = 0;
   unsigned seed = 1;
+  long long age_days = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string option = argv[i], value = argv[i + 1];
     if (option == "--dbdir") config.dbdir = value;
@@ -40,6 +48,7 @@ int main(int argc, char** argv) {
     else if (option == "--triplets") triplets = std::stoull(value);
     else if (option == "--clients") clients = std::stoull(value);
     else if (option == "--seed") seed = static_cast<unsigned>(std::stoul(value));
+    else if (option == "--age-days") age_days = std::stoll(value);
     else return Usage();
   }
   if (argc % 2 == 0 || triplets == 0 || (config.dbdir.empty() && config.uri == "lmdb:")) return Usage();
@@ -50,7 +59,8 @@ int main(int argc, char** argv) {
   }
   std::mt19937_64 random(seed);
   const long long now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+                            std::chrono::system_clock::now().time_since_epoch()).count() -
+                        age_days * 86400;
   auto started = std::chrono::steady_clock::now();
   std::vector<std::pair<std::string, std::string>> batch;
   batch.reserve(kBatch);
@@ -62,7 +72,8 @@ int main(int argc, char** argv) {
     batch.clear();
   };
   for (size_t i = 0; i < triplets; ++i) {
-    // Passed triplets seen within the last 30 days: live for max-age, so nothing expires.
+    // Passed triplets seen within 30 days before `now`: with --age-days 0 live for max-age,
+    // so nothing expires.
     long long last = now - static_cast<long long>(random() % (30 * 86400));
     long long first = last - 300 - static_cast<long long>(random() % 86400);
     uint64_t r = random();

@@ -16,6 +16,8 @@
 #   SERVERS="null greylightd greylightd-redis postgrey"  MODES="mixed hot"  CONNECTIONS="1 8 64"
 #   HOT_SET=1000 HOT_DELAY=2 HOT_WARMUP=3 (seconds idle after priming) SEED=1
 #   LARGE_TRIPLETS=10000000 (0 skips the large-database section)
+#   BACKGROUND_RECORDS=1000000 (0 skips the background-work section: greylightd with and
+#                         without whitelists, and beside live or expiring stored records)
 #   GREYLIGHTD_ARGS, POSTGREY_ARGS  extra arguments for every run of that server
 #   OUTPUT=path           where to write the report (default: <repo>/BENCHMARKS.md)
 #   KEEP_TMP=1            keep the temporary directory (server logs, databases, JSON)
@@ -28,7 +30,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COMMAND_LINE="bench/run.sh${*:+ $*}"
 for var in DURATION GREYLIGHTD GREYLIGHT_BENCH BUILD_DIR SKIP_BUILD SERVERS MODES CONNECTIONS \
-  HOT_SET HOT_DELAY HOT_WARMUP SEED GREYLIGHTD_ARGS POSTGREY_ARGS OUTPUT; do
+  HOT_SET HOT_DELAY HOT_WARMUP SEED GREYLIGHTD_ARGS POSTGREY_ARGS OUTPUT LARGE_TRIPLETS \
+  BACKGROUND_RECORDS; do
   if [[ -n ${!var+x} ]]; then COMMAND_LINE="$var=${!var@Q} $COMMAND_LINE"; fi
 done
 
@@ -45,6 +48,7 @@ SEED=${SEED:-1}
 # Triplets in the large-database runs (0 skips them): startup time, memory, size and
 # throughput of greylightd with this many stored triplets, against an empty database.
 LARGE_TRIPLETS=${LARGE_TRIPLETS:-10000000}
+BACKGROUND_RECORDS=${BACKGROUND_RECORDS:-1000000}
 GREYLIGHT_FILL=${GREYLIGHT_FILL:-$BUILD_DIR/bench/greylight-fill}
 GREYLIGHTD_ARGS=${GREYLIGHTD_ARGS:-}
 POSTGREY_ARGS=${POSTGREY_ARGS:-}
@@ -344,6 +348,86 @@ for server in $SERVERS; do
   done
 done
 
+# --- Background work and whitelists -------------------------------------------------------
+
+# Issue 6: whitelist lookups and the background expiry must not move the figures by more
+# than 10%. greylightd, mode mixed, 64 connections, one row per variant, run back to back:
+#   baseline    default settings, fresh database (the shipped whitelists)
+#   whitelists  no whitelist entries at all (--whitelist-*=/dev/null)
+#   live        BACKGROUND_RECORDS live records stored: expiry walks them, deletes none
+#   expiring    BACKGROUND_RECORDS expired records: expiry deletes throughout the run
+BACKGROUND_SECTION=$WORK/background.md
+: >"$BACKGROUND_SECTION"
+if ((BACKGROUND_RECORDS > 0)) && [[ -x $GREYLIGHTD && -x $GREYLIGHT_FILL ]]; then
+  declare -A background_rps background_p99 background_expired
+  for variant in baseline whitelists live expiring; do
+    row_dir=$WORK/background-$variant
+    mkdir -p "$row_dir/db"
+    chmod 755 "$row_dir" "$row_dir/db"
+    extra=""
+    case $variant in
+      whitelists) extra="--whitelist-clients=/dev/null --whitelist-recipients=/dev/null" ;;
+      live | expiring)
+        age=0
+        if [[ $variant == expiring ]]; then age=40; fi
+        timeout 600 "$GREYLIGHT_FILL" --dbdir "$row_dir/db" --triplets "$BACKGROUND_RECORDS" \
+          --age-days "$age" >"$row_dir/fill.log" 2>&1 ||
+          note "greylight-fill for the $variant row failed: $(tail -n 2 "$row_dir/fill.log")"
+        ;;
+    esac
+    port=$(free_port)
+    metrics_port=$(free_port)
+    extra="$extra --metrics-listen=127.0.0.1:$metrics_port"
+    log "greylightd, background variant $variant, port $port"
+    if ! GREYLIGHTD_ARGS="$GREYLIGHTD_ARGS $extra" start_server greylightd mixed "$port" "$row_dir"; then
+      note "greylightd did not start for background variant $variant: $(tail -n 3 "$row_dir/server.log" | tr '\n' ' ')"
+      continue
+    fi
+    if timeout $((DURATION + 60)) "$BENCH" --connect "127.0.0.1:$port" --connections 64 \
+      --duration "$DURATION" --mode mixed --seed "$SEED" --json >"$row_dir/result.json" \
+      2>"$row_dir/bench.log"; then
+      background_rps[$variant]=$(jq '.rps | floor' "$row_dir/result.json")
+      background_p99[$variant]=$(jq '.p99_ms' "$row_dir/result.json")
+    else
+      note "background variant $variant: the load generator failed: $(tr '\n' ' ' <"$row_dir/bench.log")"
+    fi
+    # Records the background expiry removed during the run (greylightd's own counter).
+    background_expired[$variant]=$(python3 -c '
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+print(next(int(float(l.split()[1])) for l in text.splitlines() if l.startswith("greylight_expired_records_total ")))
+' "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
+    stop_server "$SERVER_PID"
+    SERVER_PID=""
+    tail -n 50 "$row_dir/server.log" >"$row_dir/server.log.tail" 2>/dev/null || true
+    rm -rf "$row_dir/server.log" "$row_dir/db"
+  done
+  base=${background_rps[baseline]:-0}
+  {
+    echo
+    echo "## Background work and whitelists"
+    echo
+    echo "greylightd, mode mixed, 64 connections, $DURATION s per row, run back to back. Target"
+    echo "(issue 6): whitelist lookups and the background expiry change the figures by at most 10%."
+    echo
+    echo "| variant | req/s | p99 ms | vs baseline | records expired during the run |"
+    echo "|---|---:|---:|---:|---:|"
+    for variant in baseline whitelists live expiring; do
+      rps=${background_rps[$variant]:-}
+      [[ -n $rps ]] || continue
+      ratio="n/a"
+      if ((base > 0)); then ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.2f", a / b}'); fi
+      case $variant in
+        baseline) label="baseline: default settings, postgrey's shipped whitelists" ;;
+        whitelists) label="no whitelists (--whitelist-clients=/dev/null --whitelist-recipients=/dev/null)" ;;
+        live) label="$BACKGROUND_RECORDS live triplets stored (expiry walks them, deletes none)" ;;
+        expiring) label="$BACKGROUND_RECORDS expired triplets stored (expiry deleting)" ;;
+      esac
+      echo "| $label | $rps | ${background_p99[$variant]} | $ratio | ${background_expired[$variant]:-n/a} |"
+    done
+  } >"$BACKGROUND_SECTION"
+fi
+
 # --- Large database -------------------------------------------------------------------------
 
 # kB of a /proc/PID/status field.
@@ -497,6 +581,7 @@ avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | 
   echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 | redis: / postgrey | redis: / null | redis: p99 / null p99 |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   if [[ -n $ratios ]]; then echo "$ratios"; fi
+  cat "$BACKGROUND_SECTION"
   cat "$LARGE_SECTION"
   if [[ -s $NOTES ]]; then
     echo
