@@ -683,6 +683,68 @@ TEST(WhitelistStringIndexTest, AgreesWithPostgreysRegexes) {
   RecordProperty("recipient_hits", recipient_hits);
 }
 
+// Regexes are skipped without a call when the subject lacks the literal text every match
+// must end with. That shortcut must never change an answer: random patterns built from
+// atoms that stress it (escapes, quantifiers after literals, alternation, classes, a
+// character given by code, '$' or not at the end) against random names, compared with a
+// plain regex search. Prints the seed; set GREYLIGHT_TEST_SEED to replay.
+TEST(WhitelistRegexShortcutTest, AgreesWithPlainRegexSearch) {
+  uint32_t seed = std::random_device{}();
+  if (const char* given = getenv("GREYLIGHT_TEST_SEED")) seed = static_cast<uint32_t>(atoll(given));
+  SCOPED_TRACE("GREYLIGHT_TEST_SEED=" + std::to_string(seed));
+  std::mt19937 random(seed);
+  const std::vector<std::string> atoms = {"a", "b", "B", "\\.", ".", "\\d", "1", "-",
+                                          "+", "?", "*", "[ab]", "(?:a|b)", "|", "\\x41",
+                                          "\\-", "x"};
+  int matched = 0;
+  for (int pattern_number = 0; pattern_number < 400; ++pattern_number) {
+    std::string pattern = random() % 2 ? "^" : "";
+    for (size_t n = 1 + random() % 6; n > 0; --n) {
+      const std::string& atom = atoms[random() % atoms.size()];
+      // A quantifier needs an atom before it.
+      if ((atom == "+" || atom == "?" || atom == "*") &&
+          (pattern.empty() || pattern.back() == '^' || pattern.back() == '|' ||
+           pattern.back() == '+' || pattern.back() == '?' || pattern.back() == '*')) {
+        continue;
+      }
+      pattern += atom;
+    }
+    if (random() % 4 != 0) pattern += "$";
+    std::regex oracle;
+    try {
+      oracle = std::regex(pattern, std::regex::ECMAScript | std::regex::icase);
+    } catch (const std::regex_error&) {
+      continue;
+    }
+    WhitelistBuilder builder;
+    builder.AddClientText("clients", "/" + pattern + "/\n");
+    auto lists = builder.Build();
+    if (!lists.ok()) continue;  // PCRE2 refuses what ECMAScript accepted: nothing to compare
+    for (int i = 0; i < 50; ++i) {
+      std::string name(random() % 8, ' ');
+      for (char& c : name) c = "abAB.1-x"[random() % 8];
+      bool expected = std::regex_search(name, oracle);
+      ASSERT_EQ(!ClientMatch(**lists, name, "192.0.2.1").empty(), expected)
+          << "/" << pattern << "/ on '" << name << "'";
+      matched += expected ? 1 : 0;
+    }
+  }
+  EXPECT_GT(matched, 100);
+}
+
+TEST(WhitelistRegexShortcutTest, PostgreysAnchoredEntriesStillMatch) {
+  auto lists = BuildClients(
+      "/^mail\\d+\\.telekom\\.de$/\n/^ms-smtp.*\\.rr\\.com$/\n/^mta[12].siol.net$/\n"
+      "/^(?:smtp\\w*|postfix)[0-9]+-g[0-9]+\\.free\\.fr$/\n/^smtp\\d+.citigroup.com$/\n");
+  EXPECT_EQ(ClientMatch(*lists, "MAIL12.Telekom.DE", "192.0.2.1"), "/^mail\\d+\\.telekom\\.de$/");
+  EXPECT_EQ(ClientMatch(*lists, "mail12.telekom.de.evil", "192.0.2.1"), "");
+  EXPECT_EQ(ClientMatch(*lists, "ms-smtp-01.nyroc.rr.com", "192.0.2.1"), "/^ms-smtp.*\\.rr\\.com$/");
+  EXPECT_EQ(ClientMatch(*lists, "mta1xsiolxnet", "192.0.2.1"), "/^mta[12].siol.net$/");
+  EXPECT_EQ(ClientMatch(*lists, "postfix3-g7.free.fr", "192.0.2.1"),
+            "/^(?:smtp\\w*|postfix)[0-9]+-g[0-9]+\\.free\\.fr$/");
+  EXPECT_EQ(ClientMatch(*lists, "smtp4.citigroupxcom", "192.0.2.1"), "/^smtp\\d+.citigroup.com$/");
+}
+
 TEST(WhitelistConcurrencyTest, SharedListsMatchFromManyThreads) {
   auto lists = BuildClients("/^mail\\d+\\.example\\.net$/\n/^(a|b)+$/\nexample.org\n10.0.0.0/8\n");
   std::vector<std::thread> threads;
