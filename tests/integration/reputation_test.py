@@ -177,28 +177,26 @@ class GreytrapTest(unittest.TestCase):
         self.assertEqual(c.ask(request(policy_test_time=T + 4099, instance="i4")), GREY)
         self.assertEqual(c.ask(request(policy_test_time=T + 4100, instance="i5")), "DUNNO")
 
+    def append_and_reload(self, daemon, line, expected_log):
+        """Appends `line` to the trap file, sends SIGHUP and waits (bounded) for `expected_log`."""
+        with open(self.traps, "a") as f:
+            f.write(line + "\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while expected_log not in daemon.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn(expected_log, daemon.log_text())
+
     def test_sighup_reloads_the_trap_list_and_keeps_it_on_error(self):
         d = self.daemon()
         c = d.client()
         self.assertEqual(c.ask(request(policy_test_time=T)), GREY)
         self.assertTrue(c.ask(request(policy_test_time=T + 300)).startswith("PREPEND"))
-        with open(self.traps, "a") as f:
-            f.write("honeypot@example.org\n")
-        d.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while "greytraps reloaded: 3 addresses" not in d.log_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.assertIn("greytraps reloaded: 3 addresses", d.log_text())
+        self.append_and_reload(d, "honeypot@example.org", "greytraps reloaded: 3 addresses")
         self.assertEqual(c.ask(request(policy_test_time=T + 400, recipient="honeypot@example.org")), GREY)
         self.assertEqual(c.ask(request(policy_test_time=T + 500, instance="i2")), GREY)
         # A broken file keeps the previous list.
-        with open(self.traps, "a") as f:
-            f.write("/unclosed(regex/\n")
-        d.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while "greytraps not reloaded" not in d.log_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.assertIn("greytraps not reloaded, keeping the previous list", d.log_text())
+        self.append_and_reload(d, "/unclosed(regex/", "greytraps not reloaded, keeping the previous list")
         self.assertEqual(c.ask(request(policy_test_time=T + 600, client_address="198.51.100.9",
                                        recipient="honeypot@example.org")), GREY)
         self.assertIn("greytrap hit: mail.example.net[198.51.100.9]", d.log_text())
