@@ -128,8 +128,7 @@ int Run(const std::vector<std::string>& args) {
   std::unique_ptr<store::Store> store = std::move(store_or.value());
   metrics_store = store.get();
   std::unique_ptr<const reputation::Psl> psl;
-  if (config.policy.engine.lookup_by == reputation::LookupBy::kDomain ||
-      config.policy.engine.lookup_by == reputation::LookupBy::kSmart) {
+  if (reputation::GroupsByDomain(config.policy.engine.lookup_by)) {
     auto loaded = reputation::Psl::LoadSystem();
     if (!loaded.ok()) return Fatal(kExitConfig, loaded.status().message());
     psl = std::move(loaded.value());

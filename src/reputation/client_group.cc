@@ -13,7 +13,6 @@
 namespace greylight::reputation {
 namespace {
 
-constexpr std::string_view kDomainKeyPrefix = "domain:";
 constexpr size_t kMaxNameLength = 253;
 constexpr size_t kMaxLabelLength = 63;
 // Runs of this many nibbles or more that spell the client's IPv6 address make a name

@@ -62,6 +62,14 @@ class Psl {
 // --lookup-by: how the client part of the keys is built.
 enum class LookupBy { kSubnet, kHost, kDomain, kSmart };
 
+// True for the modes that group by domain and so need the public suffix list.
+constexpr bool GroupsByDomain(LookupBy lookup_by) {
+  return lookup_by == LookupBy::kDomain || lookup_by == LookupBy::kSmart;
+}
+
+// The prefix of every domain group key ("domain:google.com").
+inline constexpr std::string_view kDomainKeyPrefix = "domain:";
+
 // Parses the option value "subnet", "host", "domain" or "smart".
 Result<LookupBy> ParseLookupBy(std::string_view text);
 std::string_view LookupByName(LookupBy lookup_by);

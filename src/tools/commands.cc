@@ -15,6 +15,7 @@
 
 #include "cli/option_table.h"
 #include "cli/policy_config.h"
+#include "engine/request_keys.h"
 #include "policy/greylist_state.h"
 #include "policy/ip_address.h"
 #include "policy/records.h"
@@ -25,6 +26,7 @@
 #include "tools/output_format.h"
 #include "tools/postgrey_db.h"
 #include "tools/record_filter.h"
+#include "tools/tool_keys.h"
 #include "tools/tool_store.h"
 #include "version.h"
 
@@ -36,6 +38,8 @@ using cli::ParsedOptions;
 using Arity = OptionSpec::Arity;
 
 constexpr std::string_view kPostgreyImportTarget = "/var/lib/greylight";
+// The client_name Postfix sends for a client whose name it could not verify.
+constexpr std::string_view kUnverifiedClientName = "unknown";
 constexpr long long kMaxUnixTime = 253402300799;  // 9999-12-31T23:59:59Z
 
 // --- Option tables ------------------------------------------------------------------------
@@ -51,11 +55,19 @@ constexpr OptionSpec kAtOption = {
     "with policy_test_time)",
     "greylight"};
 
+constexpr OptionSpec kClientNameOption = {
+    "--client-name",
+    Arity::kValue,
+    "NAME",
+    "unknown",
+    "the client's verified host name, as Postfix sends it; keys depend on it with "
+    "--lookup-by=domain|smart",
+    "greylight"};
+
 constexpr OptionSpec kExplainOptions[] = {
     {"--client-address", Arity::kValue, "ADDRESS", "", "the client's IP address (required)",
      "greylight"},
-    {"--client-name", Arity::kValue, "NAME", "unknown",
-     "the client's verified host name, as Postfix sends it", "greylight"},
+    kClientNameOption,
     {"--sender", Arity::kValue, "ADDRESS", "",
      "the envelope sender (required; empty or <> for the null sender)", "greylight"},
     {"--recipient", Arity::kValue, "ADDRESS", "", "the envelope recipient (required)", "greylight"},
@@ -70,7 +82,7 @@ constexpr OptionSpec kStatsOptions[] = {
 constexpr OptionSpec kListOptions[] = {
     {"--client", Arity::kValue, "ADDRESS|NETWORK", "",
      "only triplets whose client network overlaps ADDRESS or NETWORK (e.g. 192.0.2.10, "
-     "192.0.2.0/24, 2001:db8::/32); with --clients, only those clients",
+     "192.0.2.0/24, 2001:db8::/32); with --clients or --traps, only those clients",
      "greylight"},
     {"--sender", Arity::kValue, "ADDRESS", "",
      "only triplets of this sender, compared after the key's normalisation and lowercasing "
@@ -83,11 +95,19 @@ constexpr OptionSpec kListOptions[] = {
     {"--format", Arity::kValue, "text|csv|json", "text", "output format", "greylight"},
     {"--clients", Arity::kFlag, "", "",
      "list the client auto-whitelist records instead of the triplets", "greylight"},
+    {"--traps", Arity::kFlag, "", "",
+     "list the greytrap list instead of the triplets: each client's address, until when it "
+     "is trapped and its last trap hit",
+     "greylight"},
+    {"--at", Arity::kValue, "UNIXTIME", "the current time",
+     "with --traps: judge whether a client is still trapped at this Unix time", "greylight"},
 };
 
 constexpr OptionSpec kDeleteOptions[] = {
     {"--key", Arity::kValue, "KEY", "", "the stored key of the record to delete", "greylight"},
     {"--clients", Arity::kFlag, "", "", "--key names a client auto-whitelist record, not a triplet",
+     "greylight"},
+    {"--traps", Arity::kFlag, "", "", "--key names a greytrap-list record, not a triplet",
      "greylight"},
     {"--client-address", Arity::kValue, "ADDRESS", "",
      "with --sender and --recipient: the triplet of this request", "greylight"},
@@ -95,13 +115,19 @@ constexpr OptionSpec kDeleteOptions[] = {
      "greylight"},
     {"--recipient", Arity::kValue, "ADDRESS", "", "see --client-address", "greylight"},
     {"--client", Arity::kValue, "ADDRESS", "",
-     "delete the client auto-whitelist record of this address", "greylight"},
+     "delete the client auto-whitelist record of this address (with --client-name in the "
+     "domain modes, where the record is per domain)",
+     "greylight"},
+    kClientNameOption,
+    {"--trap", Arity::kValue, "ADDRESS", "",
+     "take the client at this address off the greytrap list", "greylight"},
 };
 
 constexpr OptionSpec kPassOptions[] = {
     {"--key", Arity::kValue, "KEY", "", "the stored key of the triplet", "greylight"},
     {"--client-address", Arity::kValue, "ADDRESS", "",
      "with --sender and --recipient: the triplet of this request", "greylight"},
+    kClientNameOption,
     {"--sender", Arity::kValue, "ADDRESS", "", "see --client-address (<> is the null sender)",
      "greylight"},
     {"--recipient", Arity::kValue, "ADDRESS", "", "see --client-address", "greylight"},
@@ -150,6 +176,8 @@ struct Command {
 };
 
 struct Context {
+  Context(const Command& command, ToolEnvironment& env) : command(command), env(env) {}
+
   const Command& command;
   ToolEnvironment& env;
   cli::PolicyConfig config;
@@ -168,6 +196,34 @@ struct Context {
     return Fail(status.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitStore,
                 status.message());
   }
+
+  // The public suffix list --lookup-by=domain|smart needs (nullptr in the address modes),
+  // loaded on first use. A load failure is a configuration error (InvalidArgument).
+  Result<const reputation::Psl*> PublicSuffixList() {
+    if (!psl_loaded) {
+      auto loaded = LoadPslFor(config);
+      if (!loaded.ok()) return loaded.status();
+      psl = std::move(loaded.value());
+      psl_loaded = true;
+    }
+    return psl.get();
+  }
+  // The key scheme greylightd uses with these options.
+  Result<engine::KeyScheme> Scheme() {
+    auto loaded = PublicSuffixList();
+    if (!loaded.ok()) return loaded.status();
+    return KeySchemeFor(config, *loaded);
+  }
+  // The keys greylightd builds for a request (engine::BuildRequestKeys).
+  Result<engine::RequestKeys> Keys(const policy::IpAddress& client, std::string_view client_name,
+                                   std::string_view sender, std::string_view recipient) {
+    auto scheme = Scheme();
+    if (!scheme.ok()) return scheme.status();
+    return engine::BuildRequestKeys(client, client_name, sender, recipient, *scheme);
+  }
+
+  std::unique_ptr<const reputation::Psl> psl;
+  bool psl_loaded = false;
 };
 
 int RunExplain(const ParsedOptions& o, Context& c);
@@ -182,51 +238,67 @@ int RunImportPostgrey(const ParsedOptions& o, Context& c);
 constexpr Command kCommands[] = {
     {"explain", "--client-address=A --sender=S --recipient=R [--client-name=N] [options]",
      "what greylightd would answer for a request now, and why (read-only)",
-     "Prints the whitelist entry that matches (file:line), or the client's auto-whitelist\n"
-     "record, or the triplet's key and record (first and last seen, pending or passed, the\n"
-     "seconds left, when it expires), then the decision and the exact action greylightd\n"
-     "would send, computed as greylightd computes it but without writing anything. The\n"
-     "request is taken to come from Postfix 2.3 or later (which sends etrn_domain).\n",
+     "Prints the whitelist entry that matches (file:line), or, in greylightd's order, the\n"
+     "client group (--lookup-by=domain|smart), the greytrap entry the recipient matches and\n"
+     "the client's greytrap-list record (with --greytrap-recipients), the client's\n"
+     "auto-whitelist record, and the triplet's key and record (first and last seen, pending\n"
+     "or passed, the seconds left, when it expires); then the decision and the exact action\n"
+     "greylightd would send, computed as greylightd computes it but without writing\n"
+     "anything. The request is taken to come from Postfix 2.3 or later (which sends\n"
+     "etrn_domain).\n",
      kExplainOptions, true, RunExplain},
     {"stats", "[--format=text|json] [options]",
-     "counts of pending and passed triplets and of auto-whitelisted clients",
+     "counts of triplets, auto-whitelisted clients and trapped clients",
      "Counts pending and passed triplets (and those expired, awaiting removal), clients at\n"
-     "or above the auto-whitelist threshold and below it, and the triplets by last seen:\n"
-     "less than 1 hour, 1 day, 7 days, 35 days ago, and older.\n",
+     "or above the auto-whitelist threshold and below it, the triplets by last seen: less\n"
+     "than 1 hour, 1 day, 7 days, 35 days ago, and older, and the greytrap list: clients\n"
+     "trapped now and traps that have ended, awaiting removal.\n",
      kStatsOptions, true, RunStats},
-    {"list", "[--client=NET] [--sender=S] [--recipient=R] [--state=S] [--format=F] [--clients]",
-     "list triplets, or with --clients the auto-whitelist records",
+    {"list",
+     "[--client=NET] [--sender=S] [--recipient=R] [--state=S] [--format=F] "
+     "[--clients | --traps [--at=T]]",
+     "list triplets, or the auto-whitelist records or the greytrap list",
      "Lists triplets with their key split into client network, sender and recipient, their\n"
-     "first and last sighting and their state. With --privacy keys are SHA-1 digests: they\n"
-     "are listed as they are, and --client, --sender and --recipient cannot be used.\n",
+     "first and last sighting and their state. --clients lists the auto-whitelist records\n"
+     "(count, last seen, whitelisted or counting), --traps the greytrap list (until when\n"
+     "the client is trapped, its last trap hit, trapped or expired). With --privacy keys are\n"
+     "SHA-1 digests: they are listed as they are, and --client, --sender and --recipient\n"
+     "cannot be used.\n",
      kListOptions, true, RunList},
-    {"delete", "(--key=KEY [--clients] | --client-address=A --sender=S --recipient=R | --client=A)",
-     "delete one triplet or one auto-whitelist record",
-     "Deletes the triplet named by its key or by a request's addresses, or the auto-whitelist\n"
-     "record of a client address. Exits 1 if there is no such record.\n",
+    {"delete",
+     "(--key=KEY [--clients|--traps] | --client-address=A [--client-name=N] --sender=S "
+     "--recipient=R | --client=A [--client-name=N] | --trap=A)",
+     "delete one triplet, auto-whitelist record or greytrap-list record",
+     "Deletes the triplet named by its key or by a request's addresses, the auto-whitelist\n"
+     "record of a client (its domain's with --lookup-by=domain|smart and a verified\n"
+     "--client-name), or takes a client off the greytrap list. Exits 1 if there is no such\n"
+     "record.\n",
      kDeleteOptions, true, RunDelete},
-    {"pass", "(--key=KEY | --client-address=A --sender=S --recipient=R) [options]",
+    {"pass",
+     "(--key=KEY | --client-address=A [--client-name=N] --sender=S --recipient=R) [options]",
      "let one pending triplet through now",
      "Moves the first sighting of a pending triplet back by --delay (first = last = now -\n"
      "delay), so the next request for it is its first accepted delivery: it passes with the\n"
-     "X-Greylist header and counts toward the client auto-whitelist. Exits 1 if the triplet\n"
-     "is absent or has already passed.\n",
+     "X-Greylist header and counts toward the client auto-whitelist (unless the client is\n"
+     "on the greytrap list, which greylists it whatever its triplets say). Exits 1 if the\n"
+     "triplet is absent or has already passed.\n",
      kPassOptions, true, RunPass},
     {"report", "[--log=FILE|-] [--greylist-text=TEXT] [--format=text|json] [options]",
      "greylisted triplets that never came back, from a Postfix mail log",
      "Reads a Postfix mail log and prints what postgreyreport prints: the greylisted\n"
      "triplets (Postfix \"reject: RCPT from NAME[IP]: 450 ...\" lines with the greylist text\n"
-     "of --greylist-text, up to its first %s or %r) whose record is absent or still pending,\n"
-     "sorted by client address, one line \"ip name sender recipient\" per triplet. Then a\n"
+     "of --greylist-text, up to its first %s or %r) whose record is absent or still pending\n"
+     "(with --lookup-by=domain|smart the keys use the logged client name, as greylightd's\n"
+     "do), sorted by client address, one line \"ip name sender recipient\" per triplet. Then a\n"
      "summary: messages delayed (\"action=pass, reason=triplet found, delay=N\" decision\n"
      "lines of greylightd or postgrey in the same log) with the nearest-rank median and 90th\n"
      "percentile of N, greylisted triplets, and the share of greylisted clients none of\n"
      "whose triplets came back.\n",
      kReportOptions, true, RunReport},
     {"migrate", "--from=URI --to=URI [options]", "copy every record from one store to another",
-     "Copies every triplet and client record, values unchanged, from the store --from into\n"
-     "the store --to (created if needed; existing records with the same keys are\n"
-     "overwritten) and reports the counts. lmdb: in either means LMDB at --dbdir.\n",
+     "Copies every triplet, client and greytrap-list record, values unchanged, from the\n"
+     "store --from into the store --to (created if needed; existing records with the same\n"
+     "keys are overwritten) and reports the counts. lmdb: in either means LMDB at --dbdir.\n",
      kMigrateOptions, true, RunMigrate},
     {"import-postgrey", "--dbdir=POSTGREY_DIR [--store=URI]", "import postgrey's Berkeley DB files",
      "Reads postgrey's postgrey.db (triplets) and postgrey_clients.db (auto-whitelist) from\n"
@@ -295,10 +367,29 @@ Result<policy::IpAddress> AddressOption(const ParsedOptions& o, std::string_view
   return *address;
 }
 
-// The triplet key named by --key, or built from --client-address, --sender, --recipient.
-Result<std::string> TripletKeyOption(const ParsedOptions& o, const Context& c) {
+// What a record of `table` is called in messages.
+std::string_view RecordNoun(store::Table table) {
+  switch (table) {
+    case store::Table::kTriplets:
+      return "triplet";
+    case store::Table::kClients:
+      return "client record";
+    case store::Table::kTraps:
+      return "trap record";
+  }
+  return "record";
+}
+
+std::string_view ClientNameOption(const ParsedOptions& o) {
+  return o.Last("client-name", kUnverifiedClientName);
+}
+
+// The triplet key named by --key, or built from --client-address, --client-name, --sender
+// and --recipient as greylightd builds it.
+Result<std::string> TripletKeyOption(const ParsedOptions& o, Context& c) {
   const bool by_key = o.Has("key");
-  const bool by_request = o.Has("client-address") || o.Has("sender") || o.Has("recipient");
+  const bool by_request =
+      o.Has("client-address") || o.Has("client-name") || o.Has("sender") || o.Has("recipient");
   if (by_key == by_request) {
     return Status::InvalidArgument(
         "give either --key or all of --client-address, --sender and --recipient");
@@ -312,7 +403,9 @@ Result<std::string> TripletKeyOption(const ParsedOptions& o, const Context& c) {
   }
   auto address = AddressOption(o, "client-address");
   if (!address.ok()) return address.status();
-  return policy::TripletKey(*address, SenderOption(o), o.Last("recipient"), c.config.engine.keys);
+  auto keys = c.Keys(*address, ClientNameOption(o), SenderOption(o), o.Last("recipient"));
+  if (!keys.ok()) return keys.status();
+  return std::move(keys->triplet);
 }
 
 // --- explain ------------------------------------------------------------------------------
@@ -328,16 +421,20 @@ int RunExplain(const ParsedOptions& o, Context& c) {
   auto whitelists = cli::LoadWhitelists(c.config);
   if (!whitelists.ok()) return c.Fail(kExitUsage, whitelists.status().message());
   for (const std::string& warning : (*whitelists)->warnings()) c.Warn(warning);
+  auto greytraps = cli::LoadGreytraps(c.config);
+  if (!greytraps.ok()) return c.Fail(kExitUsage, greytraps.status().message());
+  auto psl = c.PublicSuffixList();
+  if (!psl.ok()) return c.Fail(kExitUsage, psl.status().message());
   auto store = OpenToolStore(c.store_uri, c.config);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   ExplainRequest request;
   request.client_address = std::string(o.Last("client-address"));
-  request.client_name = std::string(o.Last("client-name", "unknown"));
+  request.client_name = std::string(ClientNameOption(o));
   request.sender = SenderOption(o);
   request.recipient = std::string(o.Last("recipient"));
-  auto explanation =
-      Explain(request, *now, c.env.clock.Now(), c.config, whitelists->get(), **store);
+  ExplainInputs inputs{whitelists->get(), greytraps->get(), *psl};
+  auto explanation = Explain(request, *now, c.env.clock.Now(), c.config, inputs, **store);
   if (!explanation.ok()) return c.StoreFailure(explanation.status());
   c.env.out << explanation->text;
   return kExitOk;
@@ -395,19 +492,33 @@ int RunStats(const ParsedOptions& o, Context& c) {
     return true;
   });
   if (!walked.ok()) return c.StoreFailure(walked);
+  uint64_t trapping = 0, traps_expired = 0, traps_malformed = 0;
+  walked = (*store)->ForEach(store::Table::kTraps, [&](std::string_view, std::string_view value) {
+    std::optional<policy::TrapRecord> record = policy::DecodeTrap(value);
+    if (!record) {
+      ++traps_malformed;
+      return true;
+    }
+    ++(policy::Expired(*record, now) ? traps_expired : trapping);
+    return true;
+  });
+  if (!walked.ok()) return c.StoreFailure(walked);
 
   const uint64_t triplets = pending + passed + triplets_malformed;
   const uint64_t clients = whitelisted + below + clients_malformed;
+  const uint64_t traps = trapping + traps_expired + traps_malformed;
   std::string out;
   if (*format == OutputFormat::kJson) {
     out = fmt::format(
         "{{\"at\":{},\"triplets\":{{\"total\":{},\"pending\":{},\"passed\":{},\"expired\":{},"
         "\"malformed\":{},\"age_by_last_seen\":{{\"lt_1h\":{},\"lt_1d\":{},\"lt_7d\":{},"
         "\"lt_35d\":{},\"older\":{}}}}},\"clients\":{{\"total\":{},\"auto_whitelisted\":{},"
-        "\"below_threshold\":{},\"expired\":{},\"malformed\":{},\"threshold\":{}}}}}\n",
+        "\"below_threshold\":{},\"expired\":{},\"malformed\":{},\"threshold\":{}}},"
+        "\"traps\":{{\"total\":{},\"trapping\":{},\"expired\":{},\"malformed\":{}}}}}\n",
         ToUnixSeconds(now), triplets, pending, passed, triplets_expired, triplets_malformed,
         ages.counts[0], ages.counts[1], ages.counts[2], ages.counts[3], ages.counts[4], clients,
-        whitelisted, below, clients_expired, clients_malformed, timing.awl_threshold);
+        whitelisted, below, clients_expired, clients_malformed, timing.awl_threshold, traps,
+        trapping, traps_expired, traps_malformed);
   } else {
     out += fmt::format("at: {}\n", FormatTime(now));
     out += fmt::format("triplets: {}\n", triplets);
@@ -425,6 +536,10 @@ int RunStats(const ParsedOptions& o, Context& c) {
     out += fmt::format("  below threshold: {}\n", below);
     out += fmt::format("  expired, awaiting removal: {}\n", clients_expired);
     out += fmt::format("  malformed: {}\n", clients_malformed);
+    out += fmt::format("traps: {}\n", traps);
+    out += fmt::format("  trapping now: {}\n", trapping);
+    out += fmt::format("  expired, awaiting removal: {}\n", traps_expired);
+    out += fmt::format("  malformed: {}\n", traps_malformed);
   }
   c.env.out << out;
   return kExitOk;
@@ -510,6 +625,37 @@ class ListWriter {
     ++rows_;
   }
 
+  void TrapHeader() {
+    if (format_ == OutputFormat::kText) {
+      out_ << "STATE   UNTIL                LAST HIT             CLIENT\n";
+    } else if (format_ == OutputFormat::kCsv) {
+      out_ << "client,until,last_hit,state\n";
+    } else {
+      out_ << "[";
+    }
+  }
+
+  void Trap(std::string_view key, const policy::TrapRecord& record, bool trapping) {
+    std::string_view state = trapping ? "trapped" : "expired";
+    switch (format_) {
+      case OutputFormat::kText:
+        out_ << fmt::format("{:<7} {} {} {}\n", state, FormatUtc(record.until),
+                            FormatUtc(record.last_hit), key);
+        break;
+      case OutputFormat::kCsv:
+        out_ << fmt::format("{},{},{},{}\n", CsvField(key), ToUnixSeconds(record.until),
+                            ToUnixSeconds(record.last_hit), state);
+        break;
+      case OutputFormat::kJson:
+        out_ << (rows_ == 0 ? "\n" : ",\n");
+        out_ << fmt::format("  {{\"client\":{},\"until\":{},\"last_hit\":{},\"state\":\"{}\"}}",
+                            JsonString(key), ToUnixSeconds(record.until),
+                            ToUnixSeconds(record.last_hit), state);
+        break;
+    }
+    ++rows_;
+  }
+
   void Finish() {
     if (format_ == OutputFormat::kJson) out_ << (rows_ == 0 ? "]\n" : "\n]\n");
   }
@@ -520,10 +666,37 @@ class ListWriter {
   size_t rows_ = 0;
 };
 
+// The records of `table` (clients or traps, whose keys are client addresses) that pass
+// `filter`'s client network, decoded; a malformed one is skipped with a warning.
+template <typename Record>
+Status ForEachClientRecord(store::Store& store, store::Table table, const TripletFilter& filter,
+                           Context& c,
+                           const std::function<void(std::string_view, const Record&)>& visit) {
+  return store.ForEach(table, [&](std::string_view key, std::string_view value) {
+    std::optional<Record> record = DecodeRecord<Record>(value);
+    if (!record) {
+      c.Warn(fmt::format("skipping malformed {} {}: '{}'", RecordNoun(table), Printable(key),
+                         Printable(value)));
+      return true;
+    }
+    if (filter.client) {
+      std::optional<policy::IpAddress> address = policy::IpAddress::Parse(key);
+      if (!address || !Overlaps(*filter.client, *address, address->bits())) return true;
+    }
+    visit(key, *record);
+    return true;
+  });
+}
+
 int RunList(const ParsedOptions& o, Context& c) {
   auto format = ParseOutputFormat(o.Last("format", "text"), true);
   if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
   const bool clients = o.Has("clients");
+  const bool traps = o.Has("traps");
+  if (clients && traps) return c.Fail(kExitUsage, "--clients and --traps exclude each other");
+  if (o.Has("at") && !traps) return c.Fail(kExitUsage, "--at goes with --traps");
+  auto now = TimeOption(o, c);
+  if (!now.ok()) return c.Fail(kExitUsage, now.status().message());
   TripletFilter filter;
   if (o.Has("client")) {
     auto network = ParseNetworkFilter("client", o.Last("client"));
@@ -541,8 +714,10 @@ int RunList(const ParsedOptions& o, Context& c) {
     return c.Fail(kExitUsage,
                   fmt::format("--state: '{}' is not one of pending, passed, all", state));
   }
-  if (clients && (filter.sender || filter.recipient || filter.state)) {
-    return c.Fail(kExitUsage, "--sender, --recipient and --state filter triplets, not --clients");
+  if ((clients || traps) && (filter.sender || filter.recipient || filter.state)) {
+    std::string_view listed = clients ? "--clients" : "--traps";
+    return c.Fail(kExitUsage,
+                  fmt::format("--sender, --recipient and --state filter triplets, not {}", listed));
   }
   if (c.config.engine.keys.privacy && (filter.NeedsClearKeys())) {
     return c.Fail(kExitUsage,
@@ -557,21 +732,18 @@ int RunList(const ParsedOptions& o, Context& c) {
   Status walked;
   if (clients) {
     writer.ClientHeader();
-    walked = (*store)->ForEach(
-        store::Table::kClients, [&](std::string_view key, std::string_view value) {
-          std::optional<policy::ClientRecord> record = policy::DecodeClient(value);
-          if (!record) {
-            c.Warn(fmt::format("skipping malformed client record {}: '{}'", Printable(key),
-                               Printable(value)));
-            return true;
-          }
-          if (filter.client) {
-            std::optional<policy::IpAddress> address = policy::IpAddress::Parse(key);
-            if (!address || !Overlaps(*filter.client, *address, address->bits())) return true;
-          }
-          writer.Client(key, *record,
-                        timing.awl_threshold > 0 && record->count >= timing.awl_threshold);
-          return true;
+    walked = ForEachClientRecord<policy::ClientRecord>(
+        **store, store::Table::kClients, filter, c,
+        [&](std::string_view key, const policy::ClientRecord& record) {
+          writer.Client(key, record,
+                        timing.awl_threshold > 0 && record.count >= timing.awl_threshold);
+        });
+  } else if (traps) {
+    writer.TrapHeader();
+    walked = ForEachClientRecord<policy::TrapRecord>(
+        **store, store::Table::kTraps, filter, c,
+        [&](std::string_view key, const policy::TrapRecord& record) {
+          writer.Trap(key, record, !policy::Expired(record, *now));
         });
   } else {
     writer.TripletHeader();
@@ -598,28 +770,56 @@ int RunList(const ParsedOptions& o, Context& c) {
 
 // --- delete -------------------------------------------------------------------------------
 
-int RunDelete(const ParsedOptions& o, Context& c) {
-  store::Table table = store::Table::kTriplets;
+// A stored record: its table and key.
+struct RecordRef {
+  store::Table table;
   std::string key;
-  if (o.Has("client")) {
-    if (o.Has("key") || o.Has("client-address") || o.Has("sender") || o.Has("recipient") ||
-        o.Has("clients")) {
-      return c.Fail(kExitUsage, "--client cannot be combined with --key or a triplet's addresses");
-    }
-    auto address = AddressOption(o, "client");
-    if (!address.ok()) return c.Fail(kExitUsage, address.status().message());
-    table = store::Table::kClients;
-    key = policy::ClientKey(*address, c.config.engine.keys);
-  } else {
-    auto triplet = TripletKeyOption(o, c);
-    if (!triplet.ok()) return c.Fail(kExitUsage, triplet.status().message());
-    if (o.Has("clients")) {
-      if (!o.Has("key")) return c.Fail(kExitUsage, "--clients goes with --key");
-      table = store::Table::kClients;
-    }
-    key = std::move(*triplet);
+};
+
+// The record `delete` names: by --key (a triplet, or with --clients or --traps a record of
+// that table), by a request's addresses, by --client (its auto-whitelist record) or by
+// --trap (its greytrap-list record).
+Result<RecordRef> DeleteTarget(const ParsedOptions& o, Context& c) {
+  const bool by_request = o.Has("client-address") || o.Has("sender") || o.Has("recipient");
+  if (o.Has("key") + by_request + o.Has("client") + o.Has("trap") != 1) {
+    return Status::InvalidArgument(
+        "give one of --key, --client-address with --sender and --recipient, --client or --trap");
   }
-  std::string_view what = table == store::Table::kTriplets ? "triplet" : "client record";
+  if ((o.Has("clients") || o.Has("traps")) && !o.Has("key")) {
+    return Status::InvalidArgument("--clients and --traps go with --key");
+  }
+  if (o.Has("clients") && o.Has("traps")) {
+    return Status::InvalidArgument("--clients and --traps exclude each other");
+  }
+  if (o.Has("client-name") && !by_request && !o.Has("client")) {
+    return Status::InvalidArgument("--client-name goes with --client-address or --client");
+  }
+  if (o.Has("trap")) {
+    // The trap list is keyed by the client's own address in every --lookup-by mode.
+    auto address = AddressOption(o, "trap");
+    if (!address.ok()) return address.status();
+    return RecordRef{store::Table::kTraps, policy::ClientKey(*address, c.config.engine.keys)};
+  }
+  if (o.Has("client")) {
+    auto address = AddressOption(o, "client");
+    if (!address.ok()) return address.status();
+    auto keys = c.Keys(*address, ClientNameOption(o), "", "");
+    if (!keys.ok()) return keys.status();
+    return RecordRef{store::Table::kClients, std::move(keys->client)};
+  }
+  auto key = TripletKeyOption(o, c);
+  if (!key.ok()) return key.status();
+  store::Table table = o.Has("clients") ? store::Table::kClients
+                       : o.Has("traps") ? store::Table::kTraps
+                                        : store::Table::kTriplets;
+  return RecordRef{table, std::move(*key)};
+}
+
+int RunDelete(const ParsedOptions& o, Context& c) {
+  auto target = DeleteTarget(o, c);
+  if (!target.ok()) return c.Fail(kExitUsage, target.status().message());
+  const auto& [table, key] = *target;
+  std::string_view what = RecordNoun(table);
   auto store = OpenToolStore(c.store_uri, c.config);
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(table, key);
@@ -696,11 +896,13 @@ int RunReport(const ParsedOptions& o, Context& c) {
     }
     in = &file;
   }
+  auto scheme = c.Scheme();
+  if (!scheme.ok()) return c.Fail(kExitUsage, scheme.status().message());
   // The store first: no point reading a long log if it cannot be looked up.
   auto store = OpenToolStore(c.store_uri, c.config);
   if (!store.ok()) return c.StoreFailure(store.status());
 
-  MailLogScanner scanner(c.config.engine.greylist_text, c.config.engine.keys);
+  MailLogScanner scanner(c.config.engine.greylist_text, *scheme);
   std::string line;
   while (std::getline(*in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -754,10 +956,10 @@ int RunMigrate(const ParsedOptions& o, Context& c) {
   auto to = OpenToolStore(to_uri, c.config, StoreUse::kCreate);
   if (!to.ok()) return c.StoreFailure(to.status());
 
-  uint64_t counts[2] = {0, 0};
-  for (store::Table table : {store::Table::kTriplets, store::Table::kClients}) {
+  std::array<uint64_t, store::kAllTables.size()> counts{};
+  for (store::Table table : store::kAllTables) {
     Status failed;
-    uint64_t& count = counts[table == store::Table::kTriplets ? 0 : 1];
+    uint64_t& count = counts[store::TableIndex(table)];
     BatchWriter writer(**to, table);
     Status walked = (*from)->ForEach(table, [&](std::string_view key, std::string_view value) {
       failed = writer.Add(key, value);
@@ -774,8 +976,11 @@ int RunMigrate(const ParsedOptions& o, Context& c) {
     }
   }
   if (Status flushed = (*to)->Flush(); !flushed.ok()) return c.StoreFailure(flushed);
-  c.env.out << fmt::format("migrated {} triplets and {} client records from {} to {}\n", counts[0],
-                           counts[1], from_uri, to_uri);
+  c.env.out << fmt::format(
+      "migrated {} triplets, {} client records and {} trap records from {} to {}\n",
+      counts[store::TableIndex(store::Table::kTriplets)],
+      counts[store::TableIndex(store::Table::kClients)],
+      counts[store::TableIndex(store::Table::kTraps)], from_uri, to_uri);
   return kExitOk;
 }
 
@@ -892,7 +1097,7 @@ int RunTool(const std::vector<std::string>& args, ToolEnvironment& env) {
     env.err << "greylight: unknown command '" << first << "' (see greylight --help)\n";
     return kExitUsage;
   }
-  Context context{*command, env, {}, {}};
+  Context context(*command, env);
   std::vector<OptionSpec> table = OptionTableFor(*command);
   std::vector<std::string> rest(args.begin() + 1, args.end());
   auto parsed = cli::ParseOptions(table, rest);

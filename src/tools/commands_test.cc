@@ -1,13 +1,17 @@
 #include "tools/commands.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <sstream>
 
+#include "policy/ip_address.h"
 #include "policy/records.h"
+#include "policy/triplet_key.h"
 #include "store/lmdb/lmdb_store.h"
 #include "support/temp_dir.h"
 #include "tools/postgrey_test_writer.h"
@@ -44,6 +48,9 @@ class CommandsTest : public testing::Test {
                           "1800000010,1800000010")
                     .ok());
     ASSERT_TRUE((*store)->Put(store::Table::kClients, "192.0.2.10", "1,1800000300").ok());
+    // One client trapped at the clock's time (T + 400), one whose trap has ended.
+    ASSERT_TRUE((*store)->Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000").ok());
+    ASSERT_TRUE((*store)->Put(store::Table::kTraps, "198.51.100.7", "1800000100,1799990000").ok());
   }
 
   Outcome Run(std::vector<std::string> args, bool with_dbdir = true, std::string input = "") {
@@ -58,6 +65,14 @@ class CommandsTest : public testing::Test {
     ToolEnvironment env{in, out, err, clock, dir_.path()};
     int status = RunTool(args, env);
     return {status, out.str(), err.str()};
+  }
+
+  // The test's store, opened as the tool opens it.
+  std::unique_ptr<store::Store> Store() {
+    cli::PolicyConfig config;
+    auto store = OpenToolStore("lmdb:" + dbdir_.string(), config);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    return store.ok() ? std::move(store.value()) : nullptr;
   }
 
   std::optional<std::string> Stored(const std::filesystem::path& dbdir, store::Table table,
@@ -125,10 +140,179 @@ TEST_F(CommandsTest, StatsUsesTheClock) {
             "{\"at\":1800000400,\"triplets\":{\"total\":2,\"pending\":1,\"passed\":1,\"expired\":0,"
             "\"malformed\":0,\"age_by_last_seen\":{\"lt_1h\":2,\"lt_1d\":0,\"lt_7d\":0,"
             "\"lt_35d\":0,\"older\":0}},\"clients\":{\"total\":1,\"auto_whitelisted\":0,"
-            "\"below_threshold\":1,\"expired\":0,\"malformed\":0,\"threshold\":5}}\n");
+            "\"below_threshold\":1,\"expired\":0,\"malformed\":0,\"threshold\":5},"
+            "\"traps\":{\"total\":2,\"trapping\":1,\"expired\":1,\"malformed\":0}}\n");
   Outcome later = Run({"stats", "--format=json", "--at=" + std::to_string(T + 3 * 86400)});
   EXPECT_NE(later.out.find("\"expired\":1,"), std::string::npos) << later.out;
   EXPECT_NE(later.out.find("\"lt_7d\":2"), std::string::npos) << later.out;
+  EXPECT_NE(later.out.find("\"traps\":{\"total\":2,\"trapping\":0,\"expired\":2,"),
+            std::string::npos)
+      << later.out;
+}
+
+TEST_F(CommandsTest, StatsTextCountsTraps) {
+  Outcome stats = Run({"stats"});
+  EXPECT_EQ(stats.status, kExitOk) << stats.err;
+  EXPECT_TRUE(
+      stats.out.ends_with("traps: 2\n"
+                          "  trapping now: 1\n"
+                          "  expired, awaiting removal: 1\n"
+                          "  malformed: 0\n"))
+      << stats.out;
+}
+
+TEST_F(CommandsTest, ListTraps) {
+  Outcome text = Run({"list", "--traps"});
+  EXPECT_EQ(text.status, kExitOk) << text.err;
+  EXPECT_EQ(text.out,
+            "STATE   UNTIL                LAST HIT             CLIENT\n"
+            "trapped 2027-01-15T09:00:00Z 2027-01-15T08:00:00Z 192.0.2.10\n"
+            "expired 2027-01-15T08:01:40Z 2027-01-15T05:13:20Z 198.51.100.7\n");
+  Outcome csv = Run({"list", "--traps", "--format=csv", "--at=1800000050"});
+  EXPECT_EQ(csv.out,
+            "client,until,last_hit,state\n"
+            "192.0.2.10,1800003600,1800000000,trapped\n"
+            "198.51.100.7,1800000100,1799990000,trapped\n");
+  Outcome json = Run({"list", "--traps", "--format=json", "--client=198.51.100.0/24"});
+  EXPECT_EQ(json.out,
+            "[\n  {\"client\":\"198.51.100.7\",\"until\":1800000100,\"last_hit\":1799990000,"
+            "\"state\":\"expired\"}\n]\n");
+  EXPECT_EQ(Run({"list", "--traps", "--client=10.0.0.0/8", "--format=json"}).out, "[]\n");
+
+  EXPECT_EQ(Run({"list", "--traps", "--clients"}).status, kExitUsage);
+  EXPECT_EQ(Run({"list", "--traps", "--state=pending"}).status, kExitUsage);
+  Outcome at_alone = Run({"list", "--at=1800000050"});
+  EXPECT_EQ(at_alone.status, kExitUsage);
+  EXPECT_EQ(at_alone.err, "greylight list: --at goes with --traps\n");
+}
+
+TEST_F(CommandsTest, DeleteTrapTakesTheClientOffTheList) {
+  Outcome deleted = Run({"delete", "--trap=192.0.2.10"});
+  EXPECT_EQ(deleted.status, kExitOk) << deleted.err;
+  EXPECT_EQ(deleted.out, "deleted trap record 192.0.2.10 (was 1800003600,1800000000)\n");
+  EXPECT_EQ(Stored(dbdir_, store::Table::kTraps, "192.0.2.10"), std::nullopt);
+  Outcome again = Run({"delete", "--trap=192.0.2.10"});
+  EXPECT_EQ(again.status, kExitRefused);
+  EXPECT_EQ(again.err, "greylight delete: no trap record 192.0.2.10\n");
+  // The other records of that client stay.
+  EXPECT_EQ(Stored(dbdir_, store::Table::kClients, "192.0.2.10"), "1,1800000300");
+
+  // By stored key, as `list --traps` shows it.
+  Outcome by_key = Run({"delete", "--key=198.51.100.7", "--traps"});
+  EXPECT_EQ(by_key.status, kExitOk) << by_key.err;
+  EXPECT_EQ(Stored(dbdir_, store::Table::kTraps, "198.51.100.7"), std::nullopt);
+
+  // The trap key is the client's own address in every --lookup-by mode, hashed with
+  // --privacy as greylightd hashes it.
+  policy::KeyOptions private_keys;
+  private_keys.privacy = true;
+  const std::string hashed =
+      policy::ClientKey(*policy::IpAddress::Parse("2001:db8::5"), private_keys);
+  ASSERT_TRUE(Store()->Put(store::Table::kTraps, hashed, "1800003600,1800000000").ok());
+  Outcome private_trap = Run({"delete", "--trap=2001:db8::5", "--privacy", "--lookup-by=domain"});
+  EXPECT_EQ(private_trap.status, kExitOk) << private_trap.err;
+  EXPECT_EQ(private_trap.out, "deleted trap record " + hashed + " (was 1800003600,1800000000)\n");
+
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
+           {"delete", "--trap=not-an-address"},
+           {"delete", "--trap=192.0.2.10", "--client=192.0.2.10"},
+           {"delete", "--trap=192.0.2.10", "--traps"},
+           {"delete", "--key=k", "--traps", "--clients"},
+           {"delete", "--key=k", "--client-name=mail.example.net"},
+       }) {
+    EXPECT_EQ(Run(bad).status, kExitUsage) << fmt::format("{}", fmt::join(bad, " "));
+  }
+}
+
+// With --lookup-by=domain the tool builds the keys greylightd builds from the verified
+// client name: the records of the domain are found from any of its addresses.
+TEST_F(CommandsTest, DomainModeKeysFollowTheClientName) {
+  const std::string domain_key = "domain:example.net/alice@example.net/pending@example.org";
+  ASSERT_TRUE(Store()->Put(store::Table::kTriplets, domain_key, "1800000010,1800000010").ok());
+  ASSERT_TRUE(Store()->Put(store::Table::kClients, "domain:example.net", "2,1800000300").ok());
+
+  Outcome passed = Run({"pass", "--lookup-by=domain", "--client-address=198.51.100.99",
+                        "--client-name=mx2.example.net", "--sender=alice@example.net",
+                        "--recipient=pending@example.org"});
+  EXPECT_EQ(passed.status, kExitOk) << passed.err;
+  EXPECT_TRUE(passed.out.starts_with("passed triplet " + domain_key + ": ")) << passed.out;
+  EXPECT_EQ(Stored(dbdir_, store::Table::kTriplets, domain_key), "1800000100,1800000100");
+  // The subnet triplet of the same request is untouched.
+  EXPECT_EQ(
+      Stored(dbdir_, store::Table::kTriplets, "192.0.2.0/alice@example.net/pending@example.org"),
+      "1800000010,1800000010");
+
+  Outcome explained = Run({"explain", "--lookup-by=smart", "--client-address=203.0.113.1",
+                           "--client-name=mail.example.net", "--sender=alice@example.net",
+                           "--recipient=pending@example.org"});
+  EXPECT_EQ(explained.status, kExitOk) << explained.err;
+  EXPECT_NE(explained.out.find("client group: domain:example.net (--lookup-by=smart)\n"),
+            std::string::npos)
+      << explained.out;
+  EXPECT_NE(explained.out.find("client auto-whitelist: key domain:example.net (threshold 5)\n"
+                               "  stored: count 2,"),
+            std::string::npos)
+      << explained.out;
+  EXPECT_NE(explained.out.find("triplet: key " + domain_key + "\n  stored: first seen"),
+            std::string::npos)
+      << explained.out;
+
+  // Unverified (the default client name): the subnet key, as greylightd falls back to it.
+  Outcome unverified = Run({"delete", "--lookup-by=domain", "--client-address=192.0.2.99",
+                            "--sender=alice@example.net", "--recipient=pending@example.org"});
+  EXPECT_EQ(unverified.status, kExitOk) << unverified.err;
+  EXPECT_EQ(unverified.out,
+            "deleted triplet 192.0.2.0/alice@example.net/pending@example.org (was "
+            "1800000010,1800000010)\n");
+
+  Outcome client = Run(
+      {"delete", "--lookup-by=domain", "--client=198.51.100.99", "--client-name=mail.example.net"});
+  EXPECT_EQ(client.status, kExitOk) << client.err;
+  EXPECT_EQ(client.out, "deleted client record domain:example.net (was 2,1800000300)\n");
+  // In the address modes --client is the client's address whatever its name.
+  Outcome by_address = Run({"delete", "--client=192.0.2.10", "--client-name=mail.example.net"});
+  EXPECT_EQ(by_address.status, kExitOk) << by_address.err;
+  EXPECT_EQ(by_address.out, "deleted client record 192.0.2.10 (was 1,1800000300)\n");
+}
+
+TEST_F(CommandsTest, ExplainLoadsTheGreytraps) {
+  const std::filesystem::path traps = dir_.path() / "traps";
+  std::ofstream(traps) << "# trap addresses\nspamtrap@example.org\n";
+  Outcome hit =
+      Run({"explain", "--greytrap-recipients=" + traps.string(), "--client-address=198.51.100.7",
+           "--sender=a@example.com", "--recipient=spamtrap@example.org"});
+  EXPECT_EQ(hit.status, kExitOk) << hit.err;
+  EXPECT_NE(hit.out.find("greytrap recipients: " + traps.string() +
+                         ":2: spamtrap@example.org\ngreytrap list: key 198.51.100.7\n"
+                         "  stored: trapped until 2027-01-15T08:01:40Z (1800000100), last hit "
+                         "2027-01-15T05:13:20Z (1799990000)\n"
+                         "  the trap ended 2027-01-15T08:01:40Z (1800000100): greylightd treats "
+                         "it as absent (expired, awaiting removal)\n"
+                         "decision: greylist (greytrap, 86400 s (1d) missing): this request puts "
+                         "the client on the trap list until 2027-01-16T08:06:40Z (1800086800)"),
+            std::string::npos)
+      << hit.out;
+  // explain writes nothing: the trap record is as it was.
+  EXPECT_EQ(Stored(dbdir_, store::Table::kTraps, "198.51.100.7"), "1800000100,1799990000");
+
+  Outcome trapped =
+      Run({"explain", "--greytrap-recipients=" + traps.string(), "--client-address=192.0.2.10",
+           "--sender=alice@example.net", "--recipient=bob@example.org"});
+  EXPECT_EQ(trapped.status, kExitOk) << trapped.err;
+  EXPECT_TRUE(trapped.out.ends_with(
+      "decision: greylist (greytrap, 3200 s (53m 20s) missing): the client is on the trap list "
+      "until 2027-01-15T09:00:00Z (1800003600); the auto-whitelist and the triplet are not "
+      "consulted\n"
+      "action=DEFER_IF_PERMIT 4.2.0 Greylisted, see "
+      "http://postgrey.schweikert.ch/help/example.org.html\n"))
+      << trapped.out;
+
+  Outcome missing = Run({"explain", "--greytrap-recipients=" + (dir_.path() / "none").string(),
+                         "--client-address=192.0.2.10", "--sender=a@b", "--recipient=c@d"});
+  EXPECT_EQ(missing.status, kExitUsage);
+  EXPECT_NE(missing.err.find("greylight explain: "), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find((dir_.path() / "none").string()), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.out, "");
 }
 
 TEST_F(CommandsTest, PassThenRefuseASecondTime) {
@@ -166,9 +350,14 @@ TEST_F(CommandsTest, MigrateCopiesEverythingAndRefusesItself) {
   Outcome migrated = Run({"migrate", "--from=lmdb:", "--to=lmdb:" + target});
   EXPECT_EQ(migrated.status, kExitOk) << migrated.err;
   EXPECT_EQ(migrated.out,
-            "migrated 2 triplets and 1 client records from lmdb: to lmdb:" + target + "\n");
+            "migrated 2 triplets, 1 client records and 2 trap records from lmdb: "
+            "to lmdb:" +
+                target + "\n");
   EXPECT_EQ(Stored(target, store::Table::kTriplets, kKey), "1800000000,1800000300");
   EXPECT_EQ(Stored(target, store::Table::kClients, "192.0.2.10"), "1,1800000300");
+  // Trap records are copied as they are, ended ones too (greylightd's expiry removes them).
+  EXPECT_EQ(Stored(target, store::Table::kTraps, "192.0.2.10"), "1800003600,1800000000");
+  EXPECT_EQ(Stored(target, store::Table::kTraps, "198.51.100.7"), "1800000100,1799990000");
   Outcome same = Run({"migrate", "--from=lmdb:", "--to=lmdb:" + dbdir_.string() + "/."});
   EXPECT_EQ(same.status, kExitUsage);
   EXPECT_NE(same.err.find("name the same store"), std::string::npos) << same.err;

@@ -1,13 +1,15 @@
 #pragma once
 
 // `greylight explain`: what greylightd would answer for one request, and why, computed
-// the way the daemon computes it (same whitelists, same keys, policy::Live and
-// policy::Decide on the stored records) but without writing anything.
+// the way the daemon computes it (same whitelists, same keys, same greytraps,
+// policy::Live and policy::Decide on the stored records) but without writing anything.
 
 #include <string>
 
 #include "cli/policy_config.h"
 #include "policy/whitelist_matcher.h"
+#include "reputation/client_group.h"
+#include "reputation/greytrap.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/status.h"
@@ -25,16 +27,25 @@ struct ExplainRequest {
   bool etrn_domain = true;
 };
 
+// What greylightd loads besides its options. Each may be nullptr.
+struct ExplainInputs {
+  const policy::WhitelistMatcher* whitelists = nullptr;  // nullptr: no whitelists
+  // nullptr or no entries: greytraps disabled, as in greylightd (cli::LoadGreytraps).
+  const reputation::Greytraps* greytraps = nullptr;
+  // The public suffix list; required by --lookup-by=domain|smart (tools::LoadPslFor).
+  const reputation::Psl* psl = nullptr;
+};
+
 struct Explanation {
   std::string text;    // the reasoning, one fact per line, ending with the action line
   std::string action;  // the action greylightd would send (without "action=")
 };
 
-// Explains the decision for `request` at `now`. `whitelists` may be nullptr (none);
-// `real_now` is the wall-clock time for the X-Greylist header date, as in the daemon.
-// Only reads `store` (Get). Returns the store's error if a read fails.
+// Explains the decision for `request` at `now`. `real_now` is the wall-clock time for the
+// X-Greylist header date, as in the daemon. Only reads `store` (Get). Returns the store's
+// error if a read fails, and InvalidArgument if a domain --lookup-by has no `inputs.psl`.
 Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTime real_now,
-                            const cli::PolicyConfig& config,
-                            const policy::WhitelistMatcher* whitelists, store::Store& store);
+                            const cli::PolicyConfig& config, const ExplainInputs& inputs,
+                            store::Store& store);
 
 }  // namespace greylight::tools

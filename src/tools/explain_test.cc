@@ -1,5 +1,6 @@
 #include "tools/explain.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -8,6 +9,8 @@
 
 #include "engine/greylister.h"
 #include "protocol/policy_request.h"
+#include "reputation/client_group.h"
+#include "reputation/greytrap.h"
 #include "store/memory_store.h"
 #include "whitelist/whitelist.h"
 
@@ -18,10 +21,11 @@ constexpr long long T = 1800000000;  // the compat spec's base time
 constexpr std::string_view kGrey =
     "DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/example.org.html";
 const std::string kKey = "192.0.2.0/alice@example.net/bob@example.org";
+const std::string kDomainKey = "domain:example.net/alice@example.net/bob@example.org";
 
 std::map<std::string, std::string> Snapshot(store::Store& store) {
   std::map<std::string, std::string> records;
-  for (store::Table table : {store::Table::kTriplets, store::Table::kClients}) {
+  for (store::Table table : store::kAllTables) {
     EXPECT_TRUE(
         store
             .ForEach(table,
@@ -33,6 +37,22 @@ std::map<std::string, std::string> Snapshot(store::Store& store) {
             .ok());
   }
   return records;
+}
+
+// The system's public suffix list, as greylightd and the tool load it.
+const reputation::Psl& SystemPsl() {
+  static const reputation::Psl* psl = [] {
+    auto loaded = reputation::Psl::LoadSystem();
+    EXPECT_TRUE(loaded.ok()) << loaded.status().message();
+    return loaded.ok() ? loaded.value().release() : nullptr;
+  }();
+  return *psl;
+}
+
+std::shared_ptr<const reputation::Greytraps> Traps(std::string_view text) {
+  auto traps = reputation::Greytraps::FromText("traps", text);
+  EXPECT_TRUE(traps.ok()) << traps.status().message();
+  return traps.ok() ? *traps : reputation::Greytraps::Empty();
 }
 
 class ExplainTest : public testing::Test {
@@ -51,9 +71,11 @@ class ExplainTest : public testing::Test {
 
   Explanation Run(const ExplainRequest& request, long long now,
                   const policy::WhitelistMatcher* whitelists = nullptr) {
+    ExplainInputs inputs = inputs_;
+    inputs.whitelists = whitelists;
     auto before = Snapshot(*store_);
     auto result =
-        Explain(request, FromUnixSeconds(now), FromUnixSeconds(now), config_, whitelists, *store_);
+        Explain(request, FromUnixSeconds(now), FromUnixSeconds(now), config_, inputs, *store_);
     EXPECT_TRUE(result.ok()) << result.status().message();
     EXPECT_EQ(Snapshot(*store_), before) << "explain must not write";
     return result.ok() ? result.value() : Explanation{};
@@ -67,7 +89,15 @@ class ExplainTest : public testing::Test {
     return e.text.find(text) != std::string::npos;
   }
 
+  // Groups clients by domain (--lookup-by=domain or smart).
+  void LookupBy(reputation::LookupBy lookup_by) {
+    config_.engine.lookup_by = lookup_by;
+    inputs_.psl = &SystemPsl();
+  }
+
   cli::PolicyConfig config_;
+  ExplainInputs inputs_;
+  std::shared_ptr<const reputation::Greytraps> traps_ = Traps("spamtrap@example.org\nold-staff@\n");
   std::unique_ptr<store::MemoryStore> store_;
 };
 
@@ -189,27 +219,193 @@ TEST_F(ExplainTest, AwlDisabled) {
   EXPECT_TRUE(Has(e, "client auto-whitelist: disabled")) << e.text;
 }
 
+TEST_F(ExplainTest, DomainModeFindsTheRecordOfTheClientsDomain) {
+  LookupBy(reputation::LookupBy::kDomain);
+  // greylightd keyed the triplet and the auto-whitelist by the domain of the verified name
+  // when the message first came from 192.0.2.10; the retry comes from another network.
+  Put(store::Table::kTriplets, kDomainKey, "1800000000,1800000300");
+  Put(store::Table::kClients, "domain:example.net", "1,1800000300");
+  Put(store::Table::kTriplets, kKey, "1800000000,1800000000");  // the subnet key: not used
+  Explanation e = Run(Request("198.51.100.7"), T + 1000);
+  EXPECT_EQ(e.action, "DUNNO");
+  EXPECT_TRUE(Has(e,
+                  "whitelists: none loaded\n"
+                  "client group: domain:example.net (--lookup-by=domain)\n"
+                  "greytraps: none (no --greytrap-recipients)\n"))
+      << e.text;
+  EXPECT_TRUE(Has(e,
+                  "client auto-whitelist: key domain:example.net (threshold 5)\n  stored: "
+                  "count 1, last seen 2027-01-15T08:05:00Z (1800000300)\n"))
+      << e.text;
+  EXPECT_TRUE(Has(e, "triplet: key " + kDomainKey + "\n  stored: first seen")) << e.text;
+  EXPECT_TRUE(Has(e, "decision: pass (triplet found)\n")) << e.text;
+
+  // An unverified client falls back to its subnet, and says why.
+  ExplainRequest unverified = Request();
+  unverified.client_name = "unknown";
+  Explanation fallback = Run(unverified, T + 100);
+  EXPECT_TRUE(Has(fallback, "client group: 192.0.2.0 (unverified name) (--lookup-by=domain)\n"))
+      << fallback.text;
+  EXPECT_TRUE(Has(fallback, "triplet: key " + kKey + "\n")) << fallback.text;
+  EXPECT_EQ(fallback.action, kGrey);
+}
+
+TEST_F(ExplainTest, SmartModeKeysGenericNamesBySubnet) {
+  LookupBy(reputation::LookupBy::kSmart);
+  Put(store::Table::kTriplets, kDomainKey, "1800000000,1800000300");
+  ExplainRequest dynamic = Request("192.0.2.10");
+  dynamic.client_name = "dsl-192-0-2-10.example.net";
+  Explanation e = Run(dynamic, T + 1000);
+  EXPECT_TRUE(Has(e, "client group: 192.0.2.0 (name embeds address) (--lookup-by=smart)\n"))
+      << e.text;
+  EXPECT_TRUE(Has(e, "triplet: key " + kKey + "\n  stored: none\n")) << e.text;
+  EXPECT_EQ(e.action, kGrey);
+  Explanation named = Run(Request("192.0.2.10"), T + 1000);
+  EXPECT_TRUE(Has(named, "client group: domain:example.net (--lookup-by=smart)\n")) << named.text;
+  EXPECT_EQ(named.action, "DUNNO");
+}
+
+TEST_F(ExplainTest, DomainModeWithoutThePublicSuffixListIsRefused) {
+  config_.engine.lookup_by = reputation::LookupBy::kDomain;
+  auto result =
+      Explain(Request(), FromUnixSeconds(T), FromUnixSeconds(T), config_, inputs_, *store_);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(), "--lookup-by=domain needs the public suffix list");
+}
+
+TEST_F(ExplainTest, AddressModesShowNoGroup) {
+  config_.engine.lookup_by = reputation::LookupBy::kHost;
+  Explanation e = Run(Request(), T);
+  EXPECT_FALSE(Has(e, "client group:")) << e.text;
+  EXPECT_TRUE(Has(e, "triplet: key 192.0.2.10/32/alice@example.net/bob@example.org\n")) << e.text;
+}
+
+TEST_F(ExplainTest, GreytrapHitPutsTheClientOnTheTrapList) {
+  inputs_.greytraps = traps_.get();
+  Put(store::Table::kClients, "192.0.2.10", "5,1800000000");  // auto-whitelisted: not honoured
+  ExplainRequest to_trap = Request("192.0.2.10", "alice@example.net", "SpamTrap@example.org");
+  Explanation e = Run(to_trap, T + 100);
+  EXPECT_EQ(e.action, kGrey);
+  EXPECT_TRUE(Has(e,
+                  "whitelists: none loaded\n"
+                  "greytrap recipients: traps:1: spamtrap@example.org\n"
+                  "greytrap list: key 192.0.2.10\n"
+                  "  stored: none\n"
+                  "decision: greylist (greytrap, 86400 s (1d) missing): this request puts the "
+                  "client on the trap list until 2027-01-16T08:01:40Z (1800086500); the "
+                  "auto-whitelist and the triplet are not consulted\n"
+                  "action=" +
+                      std::string(kGrey) + "\n"))
+      << e.text;
+  EXPECT_FALSE(Has(e, "client auto-whitelist")) << e.text;
+
+  // A hit never shortens a trap.
+  Put(store::Table::kTraps, "192.0.2.10", "1800200000,1800000000");
+  e = Run(to_trap, T + 100);
+  EXPECT_TRUE(Has(e, "  state: trapped, 199900 s (2d 7h 31m 40s) left\n")) << e.text;
+  EXPECT_TRUE(Has(e,
+                  "this request puts the client on the trap list until 2027-01-17T15:33:20Z "
+                  "(1800200000)"))
+      << e.text;
+}
+
+TEST_F(ExplainTest, TrappedClientIsGreylistedForEveryTriplet) {
+  inputs_.greytraps = traps_.get();
+  Put(store::Table::kTriplets, kKey, "1800000000,1800000300");  // passed
+  Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000");
+  Explanation e = Run(Request(), T + 600);
+  EXPECT_EQ(e.action, kGrey);
+  EXPECT_TRUE(Has(e,
+                  "greytrap recipients: no match\n"
+                  "greytrap list: key 192.0.2.10\n"
+                  "  stored: trapped until 2027-01-15T09:00:00Z (1800003600), last hit "
+                  "2027-01-15T08:00:00Z (1800000000)\n"
+                  "  state: trapped, 3000 s (50m) left\n"
+                  "decision: greylist (greytrap, 3000 s (50m) missing): the client is on the "
+                  "trap list until 2027-01-15T09:00:00Z (1800003600); the auto-whitelist and the "
+                  "triplet are not consulted\n"))
+      << e.text;
+
+  // Another address of the same network is not trapped: the list is per address.
+  Explanation neighbour = Run(Request("192.0.2.11"), T + 600);
+  EXPECT_EQ(neighbour.action, "DUNNO") << neighbour.text;
+
+  // Once the trap has ended, the triplet decides again.
+  Explanation ended = Run(Request(), T + 3600);
+  EXPECT_EQ(ended.action, "DUNNO");
+  EXPECT_TRUE(Has(ended,
+                  "  the trap ended 2027-01-15T09:00:00Z (1800003600): greylightd treats it as "
+                  "absent (expired, awaiting removal)\nclient auto-whitelist:"))
+      << ended.text;
+  EXPECT_TRUE(Has(ended, "decision: pass (triplet found)\n")) << ended.text;
+}
+
+TEST_F(ExplainTest, TrapListIsNotConsultedWithoutGreytraps) {
+  Put(store::Table::kTriplets, kKey, "1800000000,1800000300");
+  Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000");
+  Explanation none = Run(Request("192.0.2.10", "alice@example.net", "bob@example.org"), T + 600);
+  EXPECT_EQ(none.action, "DUNNO");
+  EXPECT_TRUE(Has(none, "greytraps: none (no --greytrap-recipients)\nclient auto-whitelist:"))
+      << none.text;
+  // greylightd disables a trap list without entries.
+  auto empty = Traps("# no traps yet\n");
+  inputs_.greytraps = empty.get();
+  Explanation empty_list = Run(Request(), T + 600);
+  EXPECT_EQ(empty_list.action, "DUNNO");
+  EXPECT_TRUE(
+      Has(empty_list, "greytraps: none (the --greytrap-recipients files have no entries)\n"))
+      << empty_list.text;
+}
+
+TEST_F(ExplainTest, WhitelistedClientNeverReachesTheTrapStep) {
+  inputs_.greytraps = traps_.get();
+  whitelist::WhitelistBuilder builder;
+  builder.AddClientText("clients.txt", "example.net\n");
+  auto lists = builder.Build();
+  ASSERT_TRUE(lists.ok()) << lists.status().message();
+  Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000");
+  Explanation e =
+      Run(Request("192.0.2.10", "alice@example.net", "spamtrap@example.org"), T, lists->get());
+  EXPECT_EQ(e.action, "DUNNO");
+  EXPECT_FALSE(Has(e, "greytrap")) << e.text;
+}
+
 // The property that matters: on any state, explain predicts exactly the action the
-// daemon's engine then answers. Random traffic over a few clients, senders and
-// recipients, with whitelists, an AWL threshold of 2 and times that cross the delay, the
-// hourly AWL interval and the retry window.
-TEST_F(ExplainTest, PredictsTheEngineOnRandomTraffic) {
-  config_.timing.awl_threshold = 2;
-  config_.timing.retry_window = Seconds(6 * 3600);
-  config_.timing.max_age = Seconds(2 * 86400);
-  store_ = std::make_unique<store::MemoryStore>(config_.timing);
+// daemon's engine then answers. Random traffic over a few clients, names, senders and
+// recipients, with whitelists, greytraps, an AWL threshold of 2 and times that cross the
+// delay, the hourly AWL interval, the trap ttl and the retry window; in each --lookup-by
+// mode.
+void ExpectExplainPredictsTheEngine(reputation::LookupBy lookup_by) {
+  SCOPED_TRACE(reputation::LookupByName(lookup_by));
+  cli::PolicyConfig config;
+  config.engine.hostname = "mx.test";
+  config.engine.version = "0.1.0";
+  config.engine.lookup_by = lookup_by;
+  config.timing.awl_threshold = 2;
+  config.timing.retry_window = Seconds(6 * 3600);
+  config.timing.max_age = Seconds(2 * 86400);
+  config.timing.trap_ttl = Seconds(2 * 3600);
+  store::MemoryStore store(config.timing);
   whitelist::WhitelistBuilder builder;
   builder.AddClientText("clients", "white.example\n203.0.113.0/24\n");
   builder.AddRecipientText("recipients", "abuse@\n");
   std::shared_ptr<const whitelist::Whitelists> lists = builder.Build().value();
-  engine::EngineOptions options = config_.engine;
+  std::shared_ptr<const reputation::Greytraps> traps = Traps("trap@example.org\n");
+  const reputation::Psl* psl =
+      lookup_by == reputation::LookupBy::kDomain || lookup_by == reputation::LookupBy::kSmart
+          ? &SystemPsl()
+          : nullptr;
+  engine::EngineOptions options = config.engine;
   options.awl_enabled = true;
-  engine::Greylister greylister(options, *store_);
+  engine::Greylister greylister(options, store, psl);
   greylister.SetWhitelists(lists);
+  greylister.SetGreytraps(traps);
+  const ExplainInputs inputs{lists.get(), traps.get(), psl};
 
   const std::vector<std::string> clients = {"192.0.2.10",  "192.0.2.11",  "198.51.100.7",
                                             "2001:db8::1", "203.0.113.5", "bogus"};
-  const std::vector<std::string> names = {"mail.example.net", "unknown", "white.example"};
+  const std::vector<std::string> names = {"mail.example.net", "unknown", "white.example",
+                                          "mx2.example.net", "dsl-5.pool.example.com"};
   const std::vector<std::string> senders = {"alice@example.net", "Alice+x@Example.net", "",
                                             "bounce-12@example.com"};
   const std::vector<std::string> recipients = {"bob@example.org", "carol@example.org",
@@ -226,10 +422,12 @@ TEST_F(ExplainTest, PredictsTheEngineOnRandomTraffic) {
   std::set<engine::Outcome> seen;
   for (int i = 0; i < 5000; ++i) {
     now += i % 500 == 499 ? 3 * 86400 : pick(steps);
-    ExplainRequest request{pick(clients), pick(names), pick(senders), pick(recipients)};
+    // A trap address now and then: clients spend some of the run trapped, most not.
+    std::string recipient = random() % 40 == 0 ? "trap@example.org" : pick(recipients);
+    ExplainRequest request{pick(clients), pick(names), pick(senders), recipient};
     auto explained =
-        Explain(request, FromUnixSeconds(now), FromUnixSeconds(now), config_, lists.get(), *store_);
-    ASSERT_TRUE(explained.ok());
+        Explain(request, FromUnixSeconds(now), FromUnixSeconds(now), config, inputs, store);
+    ASSERT_TRUE(explained.ok()) << explained.status().message();
 
     protocol::PolicyRequest policy_request;
     policy_request.Add("request", "smtpd_access_policy");
@@ -238,22 +436,44 @@ TEST_F(ExplainTest, PredictsTheEngineOnRandomTraffic) {
     policy_request.Add("sender", request.sender);
     policy_request.Add("recipient", request.recipient);
     policy_request.Add("etrn_domain", "");
-    policy_request.Add("instance", "i" + std::to_string(i));
+    policy_request.Add("instance", fmt::format("i{}", i));
     std::optional<engine::Decision> decision;
     greylister.Decide(policy_request, FromUnixSeconds(now), headers,
                       [&](engine::Decision d) { decision = std::move(d); });
     ASSERT_TRUE(decision.has_value());
     ASSERT_EQ(explained->action, decision->action) << "step " << i << "\n" << explained->text;
+    // Same answer for the same reason: explain names the outcome the engine logs.
+    if (decision->outcome == engine::Outcome::kGreytrap) {
+      ASSERT_NE(explained->text.find("decision: greylist (greytrap, "), std::string::npos)
+          << "step " << i << "\n"
+          << explained->text;
+    }
     seen.insert(decision->outcome);
   }
   // The traffic reached every kind of answer.
-  for (engine::Outcome outcome :
-       {engine::Outcome::kGreylistNew, engine::Outcome::kGreylistEarlyRetry,
-        engine::Outcome::kPassFirst, engine::Outcome::kPassTriplet,
-        engine::Outcome::kClientWhitelist, engine::Outcome::kRecipientWhitelist,
-        engine::Outcome::kClientAwl, engine::Outcome::kBadClientAddress}) {
+  for (engine::Outcome outcome : {engine::Outcome::kGreylistNew,
+                                  engine::Outcome::kGreylistEarlyRetry, engine::Outcome::kPassFirst,
+                                  engine::Outcome::kPassTriplet, engine::Outcome::kClientWhitelist,
+                                  engine::Outcome::kRecipientWhitelist, engine::Outcome::kClientAwl,
+                                  engine::Outcome::kGreytrap, engine::Outcome::kBadClientAddress}) {
     EXPECT_TRUE(seen.contains(outcome)) << engine::OutcomeReason(outcome);
   }
+}
+
+TEST(ExplainPropertyTest, PredictsTheEngineOnRandomTrafficBySubnet) {
+  ExpectExplainPredictsTheEngine(reputation::LookupBy::kSubnet);
+}
+
+TEST(ExplainPropertyTest, PredictsTheEngineOnRandomTrafficByHost) {
+  ExpectExplainPredictsTheEngine(reputation::LookupBy::kHost);
+}
+
+TEST(ExplainPropertyTest, PredictsTheEngineOnRandomTrafficByDomain) {
+  ExpectExplainPredictsTheEngine(reputation::LookupBy::kDomain);
+}
+
+TEST(ExplainPropertyTest, PredictsTheEngineOnRandomTrafficSmart) {
+  ExpectExplainPredictsTheEngine(reputation::LookupBy::kSmart);
 }
 
 }  // namespace

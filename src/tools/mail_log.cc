@@ -104,7 +104,7 @@ long long NearestRankPercentile(const std::vector<long long>& sorted, int percen
   return sorted[std::max<size_t>(rank, 1) - 1];
 }
 
-MailLogScanner::MailLogScanner(std::string_view greylist_text, const policy::KeyOptions& keys)
+MailLogScanner::MailLogScanner(std::string_view greylist_text, const engine::KeyScheme& keys)
     : text_prefix_(GreylistTextPrefix(greylist_text)), keys_(keys) {}
 
 void MailLogScanner::AddLine(std::string_view line) {
@@ -113,7 +113,9 @@ void MailLogScanner::AddLine(std::string_view line) {
     return;
   }
   if (std::optional<GreylistReject> reject = ParseGreylistReject(line, text_prefix_)) {
-    std::string key = policy::TripletKey(reject->address, reject->sender, reject->recipient, keys_);
+    std::string key = engine::BuildRequestKeys(reject->address, reject->client_name, reject->sender,
+                                               reject->recipient, keys_)
+                          .triplet;
     rejects_.try_emplace({reject->address, std::move(key)}, std::move(*reject));
   }
 }

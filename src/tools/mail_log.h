@@ -18,9 +18,9 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/request_keys.h"
 #include "policy/greylist_state.h"
 #include "policy/ip_address.h"
-#include "policy/triplet_key.h"
 #include "util/status.h"
 
 namespace greylight::tools {
@@ -75,8 +75,9 @@ using TripletLookup = std::function<Result<std::optional<std::string>>(std::stri
 class MailLogScanner {
  public:
   // `greylist_text` is the --greylist-text template greylightd uses; `keys` how it builds
-  // triplet keys.
-  MailLogScanner(std::string_view greylist_text, const policy::KeyOptions& keys);
+  // triplet keys (from the logged client name too, in the domain modes). A public suffix
+  // list in `keys` must outlive the scanner.
+  MailLogScanner(std::string_view greylist_text, const engine::KeyScheme& keys);
 
   // Feeds one log line (without its line end).
   void AddLine(std::string_view line);
@@ -87,7 +88,7 @@ class MailLogScanner {
 
  private:
   std::string text_prefix_;
-  policy::KeyOptions keys_;
+  engine::KeyScheme keys_;
   // One entry per (client address, triplet key), the first rejection logged for it.
   std::map<std::pair<policy::IpAddress, std::string>, GreylistReject> rejects_;
   std::vector<long long> delays_;

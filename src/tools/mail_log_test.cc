@@ -6,6 +6,7 @@
 #include <map>
 
 #include "policy/reply_text.h"
+#include "reputation/client_group.h"
 
 namespace greylight::tools {
 namespace {
@@ -117,9 +118,17 @@ TEST(NearestRankPercentileTest, Values) {
   EXPECT_EQ(NearestRankPercentile(ten, 100), 10);
 }
 
+// A lookup in `store`, a map from key to value.
+TripletLookup LookupIn(const std::map<std::string, std::string, std::less<>>& store) {
+  return [&store](std::string_view key) -> Result<std::optional<std::string>> {
+    auto it = store.find(key);
+    if (it == store.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  };
+}
+
 TEST(MailLogScannerTest, ReportsTripletsThatNeverCameBack) {
-  policy::KeyOptions keys;
-  MailLogScanner scanner(policy::kDefaultGreylistText, keys);
+  MailLogScanner scanner(policy::kDefaultGreylistText, engine::KeyScheme{});
   // Passed: came back. Pending: never. Absent: never. A second rejection of one triplet
   // (an early retry) and one from another address in the same /24 for another triplet.
   scanner.AddLine(RejectLine("a.example[192.0.2.10]", "alice@example.net", "bob@example.org"));
@@ -134,13 +143,7 @@ TEST(MailLogScannerTest, ReportsTripletsThatNeverCameBack) {
       {"192.0.2.0/alice@example.net/bob@example.org", "1800000000,1800000300"},
       {"192.0.2.0/alice@example.net/carol@example.org", "1800000000,1800000100"},
   };
-  auto report = scanner.Finish(
-      [&](std::string_view key) -> Result<std::optional<std::string>> {
-        auto it = store.find(key);
-        if (it == store.end()) return std::optional<std::string>();
-        return std::optional<std::string>(it->second);
-      },
-      policy::GreylistTiming{});
+  auto report = scanner.Finish(LookupIn(store), policy::GreylistTiming{});
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->greylisted_triplets, 4u);
   EXPECT_EQ(report->greylisted_clients, 3u);
@@ -173,6 +176,32 @@ TEST(MailLogScannerTest, ReportsTripletsThatNeverCameBack) {
                       "\"clients_never_retried\":2,\"clients_never_retried_share\":0.6667}}"),
             std::string::npos)
       << json;
+}
+
+// With --lookup-by=domain greylightd keys a verified client by its domain, so the report
+// must too: the retry from another network of the same provider came back.
+TEST(MailLogScannerTest, DomainModeKeysTripletsByTheLoggedClientName) {
+  auto psl = reputation::Psl::LoadSystem();
+  ASSERT_TRUE(psl.ok()) << psl.status().message();
+  engine::KeyScheme scheme;
+  scheme.lookup_by = reputation::LookupBy::kDomain;
+  scheme.psl = psl->get();
+  MailLogScanner scanner(policy::kDefaultGreylistText, scheme);
+  scanner.AddLine(
+      RejectLine("mail.example.net[192.0.2.10]", "alice@example.net", "bob@example.org"));
+  scanner.AddLine(RejectLine("unknown[198.51.100.7]", "spam@example.com", "bob@example.org"));
+  std::map<std::string, std::string, std::less<>> store = {
+      {"domain:example.net/alice@example.net/bob@example.org", "1800000000,1800000300"},
+      // The subnet key of the unverified client: it did not come back either.
+      {"198.51.100.0/spam@example.com/bob@example.org", "1800000000,1800000000"},
+  };
+  auto report = scanner.Finish(LookupIn(store), policy::GreylistTiming{});
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->greylisted_triplets, 2u);
+  ASSERT_EQ(report->never_came_back.size(), 1u);
+  EXPECT_EQ(report->never_came_back[0].key, "198.51.100.0/spam@example.com/bob@example.org");
+  EXPECT_TRUE(report->never_came_back[0].stored);
+  EXPECT_EQ(report->clients_never_retried, 1u);
 }
 
 TEST(MailLogScannerTest, LookupErrorsAreReturned) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "reputation/client_group.h"
+
 namespace greylight::tools {
 namespace {
 
@@ -18,25 +20,40 @@ std::string Lowercase(std::string_view text) {
 
 }  // namespace
 
+template <>
+std::optional<policy::TripletRecord> DecodeRecord(std::string_view value) {
+  return policy::DecodeTriplet(value);
+}
+template <>
+std::optional<policy::ClientRecord> DecodeRecord(std::string_view value) {
+  return policy::DecodeClient(value);
+}
+template <>
+std::optional<policy::TrapRecord> DecodeRecord(std::string_view value) {
+  return policy::DecodeTrap(value);
+}
+
 std::optional<TripletFields> ParseTripletKey(std::string_view key,
                                              const policy::KeyOptions& options) {
   size_t slash = key.find('/');
   if (slash == std::string_view::npos) return std::nullopt;
-  std::optional<policy::IpAddress> address = policy::IpAddress::Parse(key.substr(0, slash));
-  if (!address) return std::nullopt;
   TripletFields fields;
-  fields.network = *address;
-  fields.prefix_length = address->is_v6 ? options.ipv6_cidr : options.ipv4_cidr;
-  std::string_view rest = key.substr(slash + 1);
-  // --lookup-by-host keys: postgrey printed the address object as CIDR, "/32" or "/128".
-  // A sender that is literally "32" (no '@') would be misread; real senders have a domain.
-  std::string_view host_suffix = address->is_v6 ? "128/" : "32/";
   size_t client_length = slash;
-  if (rest.starts_with(host_suffix) &&
-      rest.find('/', host_suffix.size()) != std::string_view::npos) {
-    fields.prefix_length = address->bits();
-    client_length += host_suffix.size();
-    rest.remove_prefix(host_suffix.size());
+  std::string_view rest = key.substr(slash + 1);
+  if (!key.starts_with(reputation::kDomainKeyPrefix)) {
+    std::optional<policy::IpAddress> address = policy::IpAddress::Parse(key.substr(0, slash));
+    if (!address) return std::nullopt;
+    fields.network = *address;
+    fields.prefix_length = address->is_v6 ? options.ipv6_cidr : options.ipv4_cidr;
+    // --lookup-by-host keys: postgrey printed the address object as CIDR, "/32" or "/128".
+    // A sender that is literally "32" (no '@') would be misread; real senders have a domain.
+    std::string_view host_suffix = address->is_v6 ? "128/" : "32/";
+    if (rest.starts_with(host_suffix) &&
+        rest.find('/', host_suffix.size()) != std::string_view::npos) {
+      fields.prefix_length = address->bits();
+      client_length += host_suffix.size();
+      rest.remove_prefix(host_suffix.size());
+    }
   }
   size_t last = rest.rfind('/');
   if (last == std::string_view::npos) return std::nullopt;
@@ -93,7 +110,9 @@ bool TripletFilter::Matches(const TripletFields* fields, TripletState record_sta
   if (state && *state != record_state) return false;
   if (!NeedsClearKeys()) return true;
   if (fields == nullptr) return false;
-  if (client && !Overlaps(*client, fields->network, fields->prefix_length)) return false;
+  if (client && (!fields->network || !Overlaps(*client, *fields->network, fields->prefix_length))) {
+    return false;
+  }
   if (sender && *sender != fields->sender) return false;
   if (recipient && *recipient != fields->recipient) return false;
   return true;

@@ -4,7 +4,9 @@
 //
 // A triplet key is "<client network>/<normalised sender>/<recipient>", lowercased
 // (compat spec 4.4, 4.5, 8.2); with --lookup-by-host the network carries postgrey's
-// "/32" or "/128" suffix. With --privacy keys are SHA-1 digests and cannot be read back.
+// "/32" or "/128" suffix, and with --lookup-by=domain|smart the client part of a client
+// grouped by its domain is "domain:<registrable domain>" (reputation/client_group.h).
+// With --privacy keys are SHA-1 digests and cannot be read back.
 
 #include <optional>
 #include <string>
@@ -18,20 +20,34 @@
 
 namespace greylight::tools {
 
+// The codec of policy/records.h by record type, for code generic over the tables:
+// DecodeRecord<policy::TrapRecord>(value) is policy::DecodeTrap(value).
+template <typename Record>
+std::optional<Record> DecodeRecord(std::string_view value);
+template <>
+std::optional<policy::TripletRecord> DecodeRecord(std::string_view value);
+template <>
+std::optional<policy::ClientRecord> DecodeRecord(std::string_view value);
+template <>
+std::optional<policy::TrapRecord> DecodeRecord(std::string_view value);
+
 // The parts of a clear triplet key.
 struct TripletFields {
-  std::string client;         // the client part as stored ("192.0.2.0", "10.0.0.1/32")
-  policy::IpAddress network;  // its address
-  int prefix_length = 0;      // the bits of `network` the key keeps
-  std::string sender;         // normalised and lowercased; empty for the null sender
-  std::string recipient;      // lowercased
+  // The client part as stored ("192.0.2.0", "10.0.0.1/32", "domain:example.net").
+  std::string client;
+  std::optional<policy::IpAddress> network;  // its address; absent for a domain group
+  int prefix_length = 0;                     // the bits of `network` the key keeps
+  std::string sender;                        // normalised and lowercased; empty for the null sender
+  std::string recipient;                     // lowercased
 };
 
 // Splits a clear triplet key. The prefix length is the one of postgrey's "/32" or
 // "/128" suffix (--lookup-by-host keys), else the --ipv4cidr/--ipv6cidr of `options`.
 // Both addresses may contain '/', so the split is ambiguous in theory; the recipient is
 // taken to be the part after the last '/', as recipients are the site's own addresses.
-// Returns nullopt for keys that do not start with an IP address (e.g. --privacy digests).
+// A domain group key's client part ends at the first '/' (a domain name has none).
+// Returns nullopt for keys that start with neither an IP address nor a domain group (e.g.
+// --privacy digests).
 std::optional<TripletFields> ParseTripletKey(std::string_view key,
                                              const policy::KeyOptions& options);
 
@@ -71,7 +87,7 @@ struct TripletFilter {
   // True if a filter needs the key's parts (client, sender or recipient).
   bool NeedsClearKeys() const { return client || sender || recipient; }
   // `fields` is nullptr for keys that could not be parsed; they match only filters that
-  // do not need clear keys.
+  // do not need clear keys. Domain groups match no client network.
   bool Matches(const TripletFields* fields, TripletState record_state) const;
 };
 

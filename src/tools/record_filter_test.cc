@@ -62,9 +62,29 @@ TEST(ParseTripletKeyTest, MatchesKeysBuiltByTripletKey) {
       ASSERT_TRUE(fields) << key;
       EXPECT_EQ(fields->sender, SenderKeyPart("Alice+tag@Example.NET")) << key;
       EXPECT_EQ(fields->recipient, RecipientKeyPart("Bob@Example.org")) << key;
-      EXPECT_TRUE(Ip(address).Within(fields->network, fields->prefix_length)) << key;
+      ASSERT_TRUE(fields->network) << key;
+      EXPECT_TRUE(Ip(address).Within(*fields->network, fields->prefix_length)) << key;
     }
   }
+}
+
+// --lookup-by=domain|smart: a client grouped by its domain. Its sender and recipient are
+// read back; no client network matches it.
+TEST(ParseTripletKeyTest, SplitsDomainGroupKey) {
+  auto fields = ParseTripletKey("domain:example.co.uk/alice@example.net/bob@example.org", {});
+  ASSERT_TRUE(fields);
+  EXPECT_EQ(fields->client, "domain:example.co.uk");
+  EXPECT_FALSE(fields->network);
+  EXPECT_EQ(fields->sender, "alice@example.net");
+  EXPECT_EQ(fields->recipient, "bob@example.org");
+  TripletFilter by_sender;
+  by_sender.sender = "alice@example.net";
+  EXPECT_TRUE(by_sender.Matches(&*fields, TripletState::kPending));
+  TripletFilter by_network;
+  by_network.client = ParseNetworkFilter("client", "0.0.0.0/0").value();
+  EXPECT_FALSE(by_network.Matches(&*fields, TripletState::kPending));
+  EXPECT_FALSE(ParseTripletKey("domain:example.net", {}));
+  EXPECT_FALSE(ParseTripletKey("domain:example.net/no-recipient", {}));
 }
 
 TEST(ParseTripletKeyTest, SenderWithSlashKeepsRecipientAfterLastSlash) {

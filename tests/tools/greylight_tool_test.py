@@ -103,10 +103,15 @@ class ToolTestCase(unittest.TestCase):
         with open(self.recipients_list, "w") as f:
             f.write("postmaster@\n")
         self.policy = [f"--whitelist-clients={self.clients_list}",
-                       f"--whitelist-recipients={self.recipients_list}", "--hostname=mx.test"]
+                       f"--whitelist-recipients={self.recipients_list}", "--hostname=mx.test",
+                       *self.extra_policy()]
         self.daemon = self.start_daemon()
         self.dbdir = self.daemon.dbdir
         send_traffic(self.daemon.address(), "setup")
+
+    def extra_policy(self):
+        """More options for both greylightd and the tool (subclasses; self.tmp exists)."""
+        return []
 
     def start_daemon(self, dbdir=None):
         d = Daemon(GREYLIGHTD, ["--commit-interval=0", *self.policy], dbdir=dbdir)
@@ -136,7 +141,8 @@ class ExplainTest(ToolTestCase):
                 f"recipient={recipient}\n"
                 f"time: {when(t)}\n"
                 "client whitelist: no match\n"
-                "recipient whitelist: no match\n")
+                "recipient whitelist: no match\n"
+                "greytraps: none (no --greytrap-recipients)\n")
 
     def explain(self, t, client="192.0.2.10", name="mail.example.net", sender="alice@example.net",
                 recipient="bob@example.org"):
@@ -249,6 +255,7 @@ class ExplainTest(ToolTestCase):
                          f"time: {when(t)}\n"
                          "client whitelist: no match\n"
                          "recipient whitelist: no match\n"
+                         "greytraps: none (no --greytrap-recipients)\n"
                          "client auto-whitelist: key 198.51.100.7 (threshold 5)\n"
                          f"  stored: count 5, last seen {when(T + 16300)}\n"
                          "  state: auto-whitelisted\n"
@@ -284,6 +291,10 @@ class StatsTest(ToolTestCase):
                          "  auto-whitelisted (count >= 5): 1\n"
                          "  below threshold: 1\n"
                          "  expired, awaiting removal: 0\n"
+                         "  malformed: 0\n"
+                         "traps: 0\n"
+                         "  trapping now: 0\n"
+                         "  expired, awaiting removal: 0\n"
                          "  malformed: 0\n")
         t = T + 10 * 86400  # the pending triplets are past the retry window
         stats = json.loads(self.tool("stats", f"--at={t}", "--format=json").stdout)
@@ -293,7 +304,8 @@ class StatsTest(ToolTestCase):
                          "age_by_last_seen": {"lt_1h": 0, "lt_1d": 0, "lt_7d": 0, "lt_35d": 8,
                                               "older": 0}},
             "clients": {"total": 2, "auto_whitelisted": 1, "below_threshold": 1, "expired": 0,
-                        "malformed": 0, "threshold": 5}})
+                        "malformed": 0, "threshold": 5},
+            "traps": {"total": 0, "trapping": 0, "expired": 0, "malformed": 0}})
         # The same rules as the daemon: a lower threshold makes both clients whitelisted.
         stats = json.loads(self.tool("stats", f"--at={t}", "--format=json",
                                      "--auto-whitelist-clients=1").stdout)
@@ -496,8 +508,8 @@ class MigrateTest(ToolTestCase):
     def test_lmdb_to_lmdb_round_trip(self):
         copy = os.path.join(self.tmp, "copy")
         r = self.tool("migrate", "--from=lmdb:", f"--to=lmdb:{copy}")
-        self.assertEqual(r.stdout, f"migrated 8 triplets and 2 client records from lmdb: to "
-                                   f"lmdb:{copy}\n")
+        self.assertEqual(r.stdout, f"migrated 8 triplets, 2 client records and 0 trap records "
+                                   f"from lmdb: to lmdb:{copy}\n")
         for listing in (["list", "--format=json"], ["list", "--clients", "--format=json"]):
             original = self.tool(*listing).stdout
             copied = self.tool(*listing, f"--store=lmdb:{copy}").stdout
@@ -536,6 +548,220 @@ class MigrateTest(ToolTestCase):
         self.assertIn("store redis://127.0.0.1:", r.stderr)
 
 
+TRAP = "spamtrap@example.org"
+
+
+class GreytrapTest(ToolTestCase):
+    """greylightd and the tool with --greytrap-recipients and --greytrap-ttl=3600."""
+
+    def extra_policy(self):
+        self.traps_list = os.path.join(self.tmp, "greytraps")
+        with open(self.traps_list, "w") as f:
+            f.write(f"# trap addresses\n{TRAP}\n")
+        return [f"--greytrap-recipients={self.traps_list}", "--greytrap-ttl=3600"]
+
+    def explain(self, t, recipient="bob@example.org"):
+        return self.tool("explain", "--client-address=192.0.2.10", "--client-name=mail.example.net",
+                         "--sender=alice@example.net", f"--recipient={recipient}",
+                         f"--at={t}").stdout
+
+    def head(self, t, recipient):
+        return ("request: client_address=192.0.2.10 client_name=mail.example.net "
+                f"sender=alice@example.net recipient={recipient}\n"
+                f"time: {when(t)}\n"
+                "client whitelist: no match\n"
+                "recipient whitelist: no match\n")
+
+    def hit(self, t):
+        """192.0.2.10 writes to the trap address at t: greylightd traps it until t + 3600."""
+        self.assertEqual(self.ask(t, recipient=TRAP), GREY)
+        self.assertIn(f"greytrap hit: mail.example.net[192.0.2.10] sent to {TRAP} "
+                      f"({self.traps_list}:2: {TRAP})", self.daemon.log_text())
+
+    def test_explain_trap_hit_then_trapped_client(self):
+        t = T + 20000
+        self.assertEqual(self.explain(t, recipient=TRAP),
+                         self.head(t, TRAP) +
+                         f"greytrap recipients: {self.traps_list}:2: {TRAP}\n"
+                         "greytrap list: key 192.0.2.10\n"
+                         "  stored: none\n"
+                         "decision: greylist (greytrap, 3600 s (1h) missing): this request puts "
+                         f"the client on the trap list until {when(t + 3600)}; the auto-whitelist "
+                         "and the triplet are not consulted\n"
+                         f"action={GREY}\n")
+        self.hit(t)
+        # The triplet that passed long ago is greylisted while the client is trapped.
+        self.assertEqual(self.explain(t + 100),
+                         self.head(t + 100, "bob@example.org") +
+                         "greytrap recipients: no match\n"
+                         "greytrap list: key 192.0.2.10\n"
+                         f"  stored: trapped until {when(t + 3600)}, last hit {when(t)}\n"
+                         "  state: trapped, 3500 s (58m 20s) left\n"
+                         "decision: greylist (greytrap, 3500 s (58m 20s) missing): the client is "
+                         f"on the trap list until {when(t + 3600)}; the auto-whitelist and the "
+                         "triplet are not consulted\n"
+                         f"action={GREY}\n")
+        self.assertEqual(self.ask(t + 100), GREY)
+        self.assertIn("action=greylist, reason=greytrap, client_name=mail.example.net, "
+                      "client_address=192.0.2.10", self.daemon.log_text())
+        # When the trap ends, the triplet decides again.
+        out = self.explain(t + 3600)
+        self.assertIn(f"  the trap ended {when(t + 3600)}: greylightd treats it as absent "
+                      "(expired, awaiting removal)\n", out)
+        self.assertTrue(out.endswith("decision: pass (triplet found)\naction=DUNNO\n"), out)
+        self.assertEqual(self.ask(t + 3600), "DUNNO")
+
+    def test_list_stats_and_delete_traps(self):
+        t = T + 20000
+        self.hit(t)
+        self.assertEqual(self.tool("list", "--traps", f"--at={t + 100}").stdout,
+                         "STATE   UNTIL                LAST HIT             CLIENT\n"
+                         f"trapped {iso(t + 3600)} {iso(t)} 192.0.2.10\n")
+        self.assertEqual(self.tool("list", "--traps", "--format=csv", f"--at={t + 100}").stdout,
+                         f"client,until,last_hit,state\n192.0.2.10,{t + 3600},{t},trapped\n")
+        self.assertEqual(json.loads(self.tool("list", "--traps", "--format=json",
+                                              f"--at={t + 4000}").stdout),
+                         [{"client": "192.0.2.10", "until": t + 3600, "last_hit": t,
+                           "state": "expired"}])
+        self.assertEqual(self.tool("list", "--traps", "--client=198.51.100.0/24",
+                                   "--format=json").stdout, "[]\n")
+        stats = json.loads(self.tool("stats", "--format=json", f"--at={t + 100}").stdout)
+        self.assertEqual(stats["traps"], {"total": 1, "trapping": 1, "expired": 0, "malformed": 0})
+        self.assertEqual(stats["triplets"]["total"], 8, "a trap hit writes no triplet")
+        stats = json.loads(self.tool("stats", "--format=json", f"--at={t + 4000}").stdout)
+        self.assertEqual(stats["traps"], {"total": 1, "trapping": 0, "expired": 1, "malformed": 0})
+        self.assertTrue(self.tool("stats", f"--at={t + 100}").stdout.endswith(
+            "traps: 1\n  trapping now: 1\n  expired, awaiting removal: 0\n  malformed: 0\n"))
+
+        self.assertEqual(self.ask(t + 100), GREY)
+        r = self.tool("delete", "--trap=192.0.2.10")
+        self.assertEqual(r.stdout, f"deleted trap record 192.0.2.10 (was {t + 3600},{t})\n")
+        # Off the list: the daemon passes the client's passed triplet again.
+        self.assertEqual(self.ask(t + 200), "DUNNO")
+        r = self.tool("delete", "--trap=192.0.2.10", code=1)
+        self.assertEqual(r.stderr, "greylight delete: no trap record 192.0.2.10\n")
+
+    def test_migrate_copies_the_trap_list(self):
+        t = T + 20000
+        self.hit(t)
+        traps = ["list", "--traps", "--format=json", f"--at={t + 100}"]
+        copy = os.path.join(self.tmp, "copy")
+        r = self.tool("migrate", "--from=lmdb:", f"--to=lmdb:{copy}")
+        self.assertEqual(r.stdout, f"migrated 8 triplets, 2 client records and 1 trap records "
+                                   f"from lmdb: to lmdb:{copy}\n")
+        self.assertEqual(self.tool(*traps, f"--store=lmdb:{copy}").stdout, self.tool(*traps).stdout)
+        # A daemon on the copy still traps the client.
+        d = self.start_daemon(dbdir=copy)
+        self.assertEqual(self.ask(t + 100, address=d.address()), GREY)
+        self.assertIn("reason=greytrap", d.log_text())
+        # LMDB -> Redis -> LMDB keeps the trap list too.
+        redis = Redis().start()
+        self.addCleanup(redis.cleanup)
+        uri = f"redis://127.0.0.1:{redis.port}/0"
+        r = self.tool("migrate", "--from=lmdb:", f"--to={uri}")
+        self.assertIn("and 1 trap records", r.stdout)
+        self.assertEqual(self.tool(*traps, f"--store={uri}").stdout, self.tool(*traps).stdout)
+        back = os.path.join(self.tmp, "back")
+        self.tool("migrate", f"--from={uri}", f"--to=lmdb:{back}")
+        self.assertEqual(self.tool(*traps, f"--store=lmdb:{back}").stdout, self.tool(*traps).stdout)
+        self.assertEqual(len(json.loads(self.tool(*traps).stdout)), 1)
+
+
+DOMAIN_PASSED = "domain:example.net/alice@example.net/bob@example.org"
+DOMAIN_PENDING = "domain:example.net/alice@example.net/pending@example.org"
+DOMAIN_PENDING_V6 = "domain:example.net/v6@example.net/carol@example.org"
+
+
+class DomainLookupTest(ToolTestCase):
+    """greylightd and the tool with --lookup-by=domain: mail.example.net and v6.example.net
+    share the keys of domain:example.net; the unverified 198.51.100.7 keeps its subnet's."""
+
+    def extra_policy(self):
+        return ["--lookup-by=domain"]
+
+    def test_explain_finds_the_domains_records_from_another_address(self):
+        t = T + 20000
+        other = dict(client_address="198.51.100.200", client_name="mx2.example.net")
+        out = self.tool("explain", "--client-address=198.51.100.200",
+                        "--client-name=mx2.example.net", "--sender=alice@example.net",
+                        "--recipient=bob@example.org", f"--at={t}").stdout
+        self.assertEqual(out,
+                         "request: client_address=198.51.100.200 client_name=mx2.example.net "
+                         "sender=alice@example.net recipient=bob@example.org\n"
+                         f"time: {when(t)}\n"
+                         "client whitelist: no match\n"
+                         "recipient whitelist: no match\n"
+                         "client group: domain:example.net (--lookup-by=domain)\n"
+                         "greytraps: none (no --greytrap-recipients)\n"
+                         "client auto-whitelist: key domain:example.net (threshold 5)\n"
+                         f"  stored: count 1, last seen {when(T + 300)}\n"
+                         "  state: below the threshold (4 more first deliveries, counted at most "
+                         "once per hour)\n"
+                         f"triplet: key {DOMAIN_PASSED}\n"
+                         f"  stored: first seen {when(T)}, last seen {when(T + 300)}\n"
+                         "  state: passed (it was delivered before: later deliveries are not "
+                         "delayed)\n"
+                         f"  expires: removed after {when(T + 300 + 35 * 86400)} unless seen again "
+                         "(max-age 3024000 s (35d) since last seen)\n"
+                         "decision: pass (triplet found)\n"
+                         "action=DUNNO\n")
+        self.assertEqual(self.ask(t, **other), "DUNNO")
+        self.assertIn("group=domain:example.net", self.daemon.log_text())
+        # Unverified: the subnet, where nothing was stored for this triplet.
+        out = self.tool("explain", "--client-address=192.0.2.10", "--sender=alice@example.net",
+                        "--recipient=bob@example.org", f"--at={t}").stdout
+        self.assertIn("client group: 192.0.2.0 (unverified name) (--lookup-by=domain)\n", out)
+        self.assertIn("triplet: key 192.0.2.0/alice@example.net/bob@example.org\n"
+                      "  stored: none\n  state: new\n", out)
+        self.assertEqual(self.ask(t, client_name="unknown"), GREY)
+
+    def test_pass_and_delete_by_address_and_client_name(self):
+        t = T + 5000
+        r = self.tool("pass", "--client-address=198.51.100.200", "--client-name=mx2.example.net",
+                      "--sender=alice@example.net", "--recipient=pending@example.org", f"--at={t}")
+        self.assertTrue(r.stdout.startswith(f"passed triplet {DOMAIN_PENDING}: first and last seen "
+                                            f"set to {when(t - 300)}"), r.stdout)
+        reply = self.ask(t + 1, recipient="pending@example.org")
+        self.assertTrue(reply.startswith("PREPEND X-Greylist: delayed 301 seconds by greylight-"),
+                        reply)
+        r = self.tool("delete", "--client=192.0.2.99", "--client-name=mail.example.net")
+        self.assertEqual(r.stdout, f"deleted client record domain:example.net (was 2,{t + 1})\n")
+        r = self.tool("delete", "--client-address=2001:db8::99", "--client-name=v6.example.net",
+                      "--sender=V6+x@Example.net", "--recipient=carol@example.org")
+        self.assertEqual(r.stdout, f"deleted triplet {DOMAIN_PENDING_V6} (was {T + 20},{T + 20})\n")
+        # Without the name the subnet key, which greylightd never wrote for this client.
+        r = self.tool("delete", "--client-address=192.0.2.10", "--sender=alice@example.net",
+                      "--recipient=bob@example.org", code=1)
+        self.assertEqual(r.stderr, "greylight delete: no triplet "
+                                   "192.0.2.0/alice@example.net/bob@example.org\n")
+
+    def test_list_splits_domain_keys(self):
+        self.assertEqual(json.loads(self.tool("list", "--sender=Alice@example.net",
+                                              "--format=json").stdout),
+                         [{"key": DOMAIN_PASSED, "client": "domain:example.net",
+                           "sender": "alice@example.net", "recipient": "bob@example.org",
+                           "state": "passed", "first": T, "last": T + 300},
+                          {"key": DOMAIN_PENDING, "client": "domain:example.net",
+                           "sender": "alice@example.net", "recipient": "pending@example.org",
+                           "state": "pending", "first": T + 10, "last": T + 10}])
+        # A domain group is no network: a network filter leaves it out.
+        self.assertEqual(self.tool("list", "--client=192.0.2.0/24", "--format=json").stdout,
+                         "[]\n")
+
+    def test_report_keys_by_the_logged_client_name(self):
+        path = os.path.join(self.tmp, "mail.log")
+        with open(path, "w") as f:
+            f.write(ReportTest.SYNTHETIC)
+        report = json.loads(self.tool("report", f"--log={path}", "--format=json").stdout)
+        # bob@example.org came back under the domain's key; the unverified client did not.
+        self.assertEqual([(e["client_address"], e["key"], e["stored"])
+                          for e in report["never_came_back"]],
+                         [("192.0.2.10", DOMAIN_PENDING, "pending"),
+                          ("192.0.2.55", "192.0.2.0/spam@spam.example/bob@example.org", "absent"),
+                          ("2001:db8::5", DOMAIN_PENDING_V6, "pending")])
+        self.assertEqual(report["summary"]["greylisted_triplets"], 4)
+
+
 class ErrorExitTest(unittest.TestCase):
     def run_tool(self, *args, code):
         r = subprocess.run([GREYLIGHT, *args], capture_output=True, text=True, timeout=TIMEOUT)
@@ -556,6 +782,13 @@ class ErrorExitTest(unittest.TestCase):
         self.run_tool("list", "--client=300.1.1.1", code=2)
         self.run_tool("pass", "--key=k", "--client-address=192.0.2.1", code=2)
         self.run_tool("delete", "--client=not-an-address", code=2)
+        self.run_tool("delete", "--trap=not-an-address", code=2)
+        self.run_tool("list", "--traps", "--clients", code=2)
+        r = self.run_tool("explain", "--client-address=192.0.2.1", "--sender=a@b",
+                          "--recipient=c@d", "--greytrap-recipients=/nonexistent/greytraps",
+                          code=2)
+        self.assertTrue(r.stderr.startswith("greylight explain: "), r.stderr)
+        self.assertIn("/nonexistent/greytraps", r.stderr)
         self.run_tool("migrate", "--to=lmdb:/tmp/x", code=2)
         self.run_tool("import-postgrey", code=2)
 
