@@ -222,10 +222,10 @@ void Greylister::DecideListed(const protocol::PolicyRequest& request,
       BuildRequestKeys(client, request.GetOr(attr::kClientName), request.GetOr(attr::kSender),
                        request.GetOr(attr::kRecipient), key_scheme_);
   store::CheckKeys keys;
-  keys.triplet = request_keys.triplet;
-  if (options_.awl_enabled) keys.client = request_keys.client;
+  keys.triplet = std::move(request_keys.triplet);
+  if (options_.awl_enabled) keys.client = std::move(request_keys.client);
   if (std::shared_ptr<const reputation::Greytraps> greytraps = greytraps_.load()) {
-    keys.trap = request_keys.trap;
+    keys.trap = std::move(request_keys.trap);
     if (auto hit = greytraps->Match(request.GetOr(attr::kRecipient))) {
       keys.trap_hit = true;
       before.push_back({log::Level::kNotice,
@@ -237,21 +237,19 @@ void Greylister::DecideListed(const protocol::PolicyRequest& request,
     }
   }
   store_.Check(keys, now,
-               [this, &request, client, request_keys = std::move(request_keys), now, real_now,
-                &headers, before = std::move(before),
+               [this, &request, client, key = keys.triplet, group = std::move(request_keys.group),
+                now, real_now, &headers, before = std::move(before),
                 done = std::move(done)](Result<policy::Transition> result) mutable {
-                 done(Finish(request, client, request_keys, now, real_now, result, headers,
+                 done(Finish(request, client, key, group, now, real_now, result, headers,
                              std::move(before)));
                });
 }
 
 Decision Greylister::Finish(const protocol::PolicyRequest& request,
-                            const policy::IpAddress& client, const RequestKeys& keys,
-                            UnixTime now, UnixTime real_now,
+                            const policy::IpAddress& client, const std::string& key,
+                            const std::string& group, UnixTime now, UnixTime real_now,
                             const Result<policy::Transition>& result, HeaderTracker& headers,
                             std::vector<LogLine> before) const {
-  const std::string& key = keys.triplet;
-  const std::string& group = keys.group;
   const bool want_log = log::Enabled(log::Level::kNotice);
   if (!result.ok()) {
     Decision decision;

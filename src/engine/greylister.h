@@ -150,10 +150,11 @@ class Greylister {
   void DecideListed(const protocol::PolicyRequest& request, const policy::IpAddress& client,
                     UnixTime now, UnixTime real_now, HeaderTracker& headers,
                     const reputation::ListVerdict* verdict, DecisionCallback done) const;
+  // `key` is the triplet key and `group` the domain group, both for the logs.
   Decision Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
-                  const RequestKeys& keys, UnixTime now, UnixTime real_now,
-                  const Result<policy::Transition>& result, HeaderTracker& headers,
-                  std::vector<LogLine> before) const;
+                  const std::string& key, const std::string& group, UnixTime now,
+                  UnixTime real_now, const Result<policy::Transition>& result,
+                  HeaderTracker& headers, std::vector<LogLine> before) const;
 
   const EngineOptions options_;
   store::Store& store_;
