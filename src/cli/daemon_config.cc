@@ -156,28 +156,16 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   }
   if (c.server.listen.empty()) return Status::InvalidArgument("--unix or --inet must be specified");
 
-  auto socket_mode = ParseInteger<unsigned>("socketmode", o.Last("socketmode", "0666"), 0, 07777, 8);
-  if (!socket_mode.ok()) return socket_mode.status();
-  c.server.socket_mode = *socket_mode;
-  auto backlog = ParseInteger<int>("listen-queue-size", o.Last("listen-queue-size", "1024"), 1, 65535);
-  if (!backlog.ok()) return backlog.status();
-  c.server.listen_backlog = *backlog;
+  IntegerOptions numbers(o);
+  numbers.Set("socketmode", 0u, 07777u, c.server.socket_mode, 8);
+  numbers.Set("listen-queue-size", 1, 65535, c.server.listen_backlog);
+  numbers.Set("idle-timeout", 1LL, 86400LL * 7, c.server.idle_timeout);
+  numbers.Set("request-timeout", 1LL, 3600LL, c.server.request_timeout);
+  numbers.Set("max-connections", size_t{1}, size_t{1000000}, c.server.max_connections);
+  numbers.Set("max-connections-per-peer", size_t{1}, size_t{1000000},
+              c.server.max_connections_per_peer);
+  if (!numbers.status().ok()) return numbers.status();
   c.server.close_after_reply = o.Has("exim");
-  auto idle = ParseInteger<long long>("idle-timeout", o.Last("idle-timeout", "3600"), 1, 86400 * 7);
-  if (!idle.ok()) return idle.status();
-  c.server.idle_timeout = std::chrono::seconds(*idle);
-  auto request_timeout =
-      ParseInteger<long long>("request-timeout", o.Last("request-timeout", "60"), 1, 3600);
-  if (!request_timeout.ok()) return request_timeout.status();
-  c.server.request_timeout = std::chrono::seconds(*request_timeout);
-  auto max_connections =
-      ParseInteger<size_t>("max-connections", o.Last("max-connections", "4000"), 1, 1000000);
-  if (!max_connections.ok()) return max_connections.status();
-  c.server.max_connections = *max_connections;
-  auto per_peer = ParseInteger<size_t>("max-connections-per-peer",
-                                       o.Last("max-connections-per-peer", "1000"), 1, 1000000);
-  if (!per_peer.ok()) return per_peer.status();
-  c.server.max_connections_per_peer = *per_peer;
   for (const std::string& cidr : o.All("allow-from")) {
     auto network = server::ParseNetwork(cidr);
     if (!network.ok()) {
@@ -193,16 +181,12 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
     if (metrics->size() != 1) return Status::InvalidArgument("--metrics-listen: one address only");
     c.metrics_listen = metrics->front();
   }
-  auto line = ParseInteger<size_t>("max-line-length", o.Last("max-line-length", "8192"), 256, 1 << 20);
-  if (!line.ok()) return line.status();
-  c.server.parser_limits.max_line_bytes = *line;
-  auto attributes = ParseInteger<size_t>("max-attributes", o.Last("max-attributes", "128"), 8, 4096);
-  if (!attributes.ok()) return attributes.status();
-  c.server.parser_limits.max_attributes = *attributes;
-  auto request_size =
-      ParseInteger<size_t>("max-request-size", o.Last("max-request-size", "65536"), 1024, 16 << 20);
-  if (!request_size.ok()) return request_size.status();
-  c.server.parser_limits.max_request_bytes = *request_size;
+  numbers.Set("max-line-length", size_t{256}, size_t{1} << 20,
+              c.server.parser_limits.max_line_bytes);
+  numbers.Set("max-attributes", size_t{8}, size_t{4096}, c.server.parser_limits.max_attributes);
+  numbers.Set("max-request-size", size_t{1024}, size_t{16} << 20,
+              c.server.parser_limits.max_request_bytes);
+  if (!numbers.status().ok()) return numbers.status();
 
   if (Status policy = ParsePolicyConfig(o, c.policy); !policy.ok()) return policy;
   engine::EngineOptions& e = c.policy.engine;
@@ -223,14 +207,10 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   if (e.greylist_only_listed && c.dns.lists.end() == std::find_if(c.dns.lists.begin(), c.dns.lists.end(), [](const reputation::DnsList& l) { return l.kind == reputation::ListKind::kBlock; })) {
     return Status::InvalidArgument("--greylist-only-listed needs at least one --dnsbl");
   }
-  auto dns_timeout = ParseInteger<long long>("dns-timeout", o.Last("dns-timeout", "1000"), 1, 60000);
-  if (!dns_timeout.ok()) return dns_timeout.status();
-  c.dns.timeout = std::chrono::milliseconds(*dns_timeout);
+  numbers.Set("dns-timeout", 1LL, 60000LL, c.dns.timeout);
   c.dns.servers = std::string(o.Last("dns-servers"));
 
-  auto commit = ParseInteger<long long>("commit-interval", o.Last("commit-interval", "50"), 0, 10000);
-  if (!commit.ok()) return commit.status();
-  c.commit_interval = std::chrono::milliseconds(*commit);
+  numbers.Set("commit-interval", 0LL, 10000LL, c.commit_interval);
 
   c.daemonize = o.Has("daemonize");
   c.pidfile = std::string(o.Last("pidfile"));
@@ -258,10 +238,8 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   } else if (format != "postgrey") {
     return Status::InvalidArgument(fmt::format("--log-format: '{}' is not postgrey or json", format));
   }
-  auto summary =
-      ParseInteger<long long>("summary-interval", o.Last("summary-interval", "3600"), 0, 86400 * 7);
-  if (!summary.ok()) return summary.status();
-  c.summary_interval = std::chrono::seconds(*summary);
+  numbers.Set("summary-interval", 0LL, 86400LL * 7, c.summary_interval);
+  if (!numbers.status().ok()) return numbers.status();
   std::string_view facility = o.Last("syslog-facility", "mail");
   c.syslog_facility = log::FacilityFromName(facility);
   if (c.syslog_facility < 0) {

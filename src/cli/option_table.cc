@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <optional>
 
 namespace greylight::cli {
@@ -10,6 +11,31 @@ std::string_view ParsedOptions::Last(std::string_view name, std::string_view fal
   auto it = values.find(name);
   return it == values.end() || it->second.empty() ? fallback : std::string_view(it->second.back());
 }
+
+std::string_view ParsedOptions::LastOrDefault(std::string_view name) const {
+  auto it = defaults.find(name);
+  return Last(name, it == defaults.end() ? std::string_view() : it->second);
+}
+
+template <typename Integer>
+Result<Integer> ParseInteger(std::string_view option, std::string_view text, Integer min,
+                             Integer max, int base) {
+  Integer value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    return Status::InvalidArgument(
+        fmt::format("--{}: '{}' is not a number from {} to {}", option, text, min, max));
+  }
+  return value;
+}
+template Result<int> ParseInteger<int>(std::string_view, std::string_view, int, int, int);
+template Result<unsigned> ParseInteger<unsigned>(std::string_view, std::string_view, unsigned,
+                                                 unsigned, int);
+template Result<long long> ParseInteger<long long>(std::string_view, std::string_view, long long,
+                                                   long long, int);
+template Result<size_t> ParseInteger<size_t>(std::string_view, std::string_view, size_t, size_t,
+                                             int);
 
 const std::vector<std::string>& ParsedOptions::All(std::string_view name) const {
   static const std::vector<std::string> kNone;
@@ -42,6 +68,11 @@ Result<ParsedOptions> ParseOptions(std::span<const OptionSpec> table,
     for (const std::string& spelling : Spellings(spec)) by_spelling[spelling] = &spec;
   }
   ParsedOptions parsed;
+  for (const OptionSpec& spec : table) {
+    if (spec.arity != OptionSpec::Arity::kFlag) {
+      parsed.defaults[PrimaryName(spec)] = spec.default_text;
+    }
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (arg.size() < 2 || arg[0] != '-') {

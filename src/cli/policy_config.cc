@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <charconv>
 
 #include "policy/reply_text.h"
 
@@ -99,26 +98,6 @@ std::string SystemHostname() {
 
 }  // namespace
 
-template <typename Integer>
-Result<Integer> ParseInteger(std::string_view option, std::string_view text, Integer min,
-                             Integer max, int base) {
-  Integer value{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
-      value > max) {
-    return Status::InvalidArgument(
-        fmt::format("--{}: '{}' is not a number from {} to {}", option, text, min, max));
-  }
-  return value;
-}
-template Result<int> ParseInteger<int>(std::string_view, std::string_view, int, int, int);
-template Result<unsigned> ParseInteger<unsigned>(std::string_view, std::string_view, unsigned,
-                                                 unsigned, int);
-template Result<long long> ParseInteger<long long>(std::string_view, std::string_view, long long,
-                                                   long long, int);
-template Result<size_t> ParseInteger<size_t>(std::string_view, std::string_view, size_t, size_t,
-                                             int);
-
 Status CheckAction(std::string_view option, std::string_view action) {
   if (action.empty() || action.find_first_of("\r\n") != std::string_view::npos ||
       action.find('\0') != std::string_view::npos) {
@@ -131,19 +110,14 @@ Status CheckAction(std::string_view option, std::string_view action) {
 std::span<const OptionSpec> PolicyOptionTable() { return kPolicyOptions; }
 
 Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
-  auto delay = ParseInteger<long long>("delay", o.Last("delay", "300"), 1, 86400);
-  if (!delay.ok()) return delay.status();
-  c.timing.delay = Seconds(*delay);
-  auto max_age = ParseInteger<long long>("max-age", o.Last("max-age", "35"), 1, 3650);
-  if (!max_age.ok()) return max_age.status();
-  c.timing.max_age = Seconds(*max_age * 86400);
+  IntegerOptions numbers(o);
+  numbers.Set("delay", 1LL, 86400LL, c.timing.delay);
+  numbers.Set<std::chrono::days>("max-age", 1LL, 3650LL, c.timing.max_age);
+  numbers.Set("greytrap-ttl", 60LL, 365LL * 86400, c.timing.trap_ttl);
+  if (!numbers.status().ok()) return numbers.status();
   auto retry_window = ParseRetryWindow(o.Last("retry-window", "2"));
   if (!retry_window.ok()) return retry_window.status();
   c.timing.retry_window = *retry_window;
-  auto trap_ttl = ParseInteger<long long>("greytrap-ttl", o.Last("greytrap-ttl", "86400"), 60,
-                                          365 * 86400);
-  if (!trap_ttl.ok()) return trap_ttl.status();
-  c.timing.trap_ttl = Seconds(*trap_ttl);
   if (o.Has("auto-whitelist-clients")) {
     std::string_view value = o.Last("auto-whitelist-clients");
     auto threshold =
@@ -153,12 +127,10 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   }
 
   engine::EngineOptions& e = c.engine;
-  auto ipv4 = ParseInteger<int>("ipv4cidr", o.Last("ipv4cidr", "24"), 1, 32);
-  if (!ipv4.ok()) return ipv4.status();
-  auto ipv6 = ParseInteger<int>("ipv6cidr", o.Last("ipv6cidr", "64"), 1, 128);
-  if (!ipv6.ok()) return ipv6.status();
-  e.keys.ipv4_cidr = *ipv4;
-  e.keys.ipv6_cidr = *ipv6;
+  numbers.Set("ipv4cidr", 1, 32, e.keys.ipv4_cidr);
+  numbers.Set("ipv6cidr", 1, 128, e.keys.ipv6_cidr);
+  numbers.Set("store-timeout", 1LL, 60000LL, c.store.timeout);
+  if (!numbers.status().ok()) return numbers.status();
   e.keys.lookup_by_host = o.Has("lookup-by-host");
   e.keys.privacy = o.Has("privacy");
   if (o.Has("lookup-by")) {
@@ -183,9 +155,6 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   if (c.dbdir.empty()) return Status::InvalidArgument("--dbdir: empty path");
   c.store.uri = std::string(o.Last("store", store::StoreConfig::kDefaultUri));
   c.store.prefix = std::string(o.Last("store-prefix", store::StoreConfig::kDefaultPrefix));
-  auto timeout = ParseInteger<long long>("store-timeout", o.Last("store-timeout", "200"), 1, 60000);
-  if (!timeout.ok()) return timeout.status();
-  c.store.timeout = std::chrono::milliseconds(*timeout);
   c.store.dbdir = c.dbdir;
   c.store.timing = c.timing;
   c.whitelist_clients = o.All("whitelist-clients");

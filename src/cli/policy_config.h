@@ -43,10 +43,7 @@ Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const Policy
 // malformed file is an error (a trap list that silently went empty would go unnoticed).
 Result<std::shared_ptr<const reputation::Greytraps>> LoadGreytraps(const PolicyConfig& config);
 
-// Validation helpers shared by the option parsers.
-template <typename Integer>
-Result<Integer> ParseInteger(std::string_view option, std::string_view text, Integer min,
-                             Integer max, int base = 10);
+// Checks that a Postfix action given to `option` is non-empty and on one line.
 Status CheckAction(std::string_view option, std::string_view action);
 
 }  // namespace greylight::cli

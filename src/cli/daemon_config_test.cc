@@ -1,0 +1,117 @@
+#include "cli/daemon_config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace greylight::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+Result<DaemonConfig> Parse(std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--inet=127.0.0.1:10023"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return ParseDaemonConfig(args);
+}
+
+// Every numeric option's default is the one --help shows (the option table).
+TEST(DaemonConfigTest, NumericDefaultsAreTheDocumentedOnes) {
+  auto parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const DaemonConfig& c = *parsed;
+  EXPECT_EQ(c.policy.timing.delay, Seconds(300));
+  EXPECT_EQ(c.policy.timing.max_age, Seconds(35 * 86400));
+  EXPECT_EQ(c.policy.timing.retry_window, Seconds(2 * 86400));
+  EXPECT_EQ(c.policy.timing.awl_threshold, 5);
+  EXPECT_EQ(c.policy.timing.trap_ttl, Seconds(86400));
+  EXPECT_EQ(c.policy.engine.keys.ipv4_cidr, 24);
+  EXPECT_EQ(c.policy.engine.keys.ipv6_cidr, 64);
+  EXPECT_EQ(c.policy.store.timeout, 200ms);
+  EXPECT_EQ(c.server.socket_mode, 0666u);
+  EXPECT_EQ(c.server.listen_backlog, 1024);
+  EXPECT_EQ(c.server.idle_timeout, 3600s);
+  EXPECT_EQ(c.server.request_timeout, 60s);
+  EXPECT_EQ(c.server.max_connections, 4000u);
+  EXPECT_EQ(c.server.max_connections_per_peer, 1000u);
+  EXPECT_EQ(c.server.parser_limits.max_line_bytes, 8192u);
+  EXPECT_EQ(c.server.parser_limits.max_attributes, 128u);
+  EXPECT_EQ(c.server.parser_limits.max_request_bytes, 65536u);
+  EXPECT_EQ(c.dns.timeout, 1000ms);
+  EXPECT_EQ(c.commit_interval, 50ms);
+  EXPECT_EQ(c.summary_interval, 3600s);
+}
+
+TEST(DaemonConfigTest, GivenValuesAreConvertedToTheirUnits) {
+  auto parsed = Parse({"--delay=60", "--max-age=7", "--retry-window=6h",
+                       "--auto-whitelist-clients", "--greytrap-ttl=600", "--ipv4cidr=16",
+                       "--ipv6cidr=48", "--store-timeout=50", "--socketmode=0600",
+                       "--listen-queue-size=10", "--idle-timeout=300", "--request-timeout=5",
+                       "--max-connections=10", "--max-connections-per-peer=2",
+                       "--max-line-length=1024", "--max-attributes=16",
+                       "--max-request-size=4096", "--dns-timeout=250", "--commit-interval=0",
+                       "--summary-interval=0"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const DaemonConfig& c = *parsed;
+  EXPECT_EQ(c.policy.timing.delay, Seconds(60));
+  EXPECT_EQ(c.policy.timing.max_age, Seconds(7 * 86400));
+  EXPECT_EQ(c.policy.timing.retry_window, Seconds(6 * 3600));
+  EXPECT_EQ(c.policy.timing.awl_threshold, 5);  // the option without a value
+  EXPECT_EQ(c.policy.timing.trap_ttl, Seconds(600));
+  EXPECT_EQ(c.policy.store.timing.trap_ttl, Seconds(600)) << "the store gets the same timing";
+  EXPECT_EQ(c.policy.engine.keys.ipv4_cidr, 16);
+  EXPECT_EQ(c.policy.engine.keys.ipv6_cidr, 48);
+  EXPECT_EQ(c.policy.store.timeout, 50ms);
+  EXPECT_EQ(c.server.socket_mode, 0600u);
+  EXPECT_EQ(c.server.listen_backlog, 10);
+  EXPECT_EQ(c.server.idle_timeout, 300s);
+  EXPECT_EQ(c.server.request_timeout, 5s);
+  EXPECT_EQ(c.server.max_connections, 10u);
+  EXPECT_EQ(c.server.max_connections_per_peer, 2u);
+  EXPECT_EQ(c.server.parser_limits.max_line_bytes, 1024u);
+  EXPECT_EQ(c.server.parser_limits.max_attributes, 16u);
+  EXPECT_EQ(c.server.parser_limits.max_request_bytes, 4096u);
+  EXPECT_EQ(c.dns.timeout, 250ms);
+  EXPECT_EQ(c.commit_interval, 0ms);
+  EXPECT_EQ(c.summary_interval, 0s);
+}
+
+// Out-of-range and malformed numbers are errors that name the option and its range.
+TEST(DaemonConfigTest, BadNumbersNameTheOptionAndTheRange) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--delay=0", "--delay: '0' is not a number from 1 to 86400"},
+      {"--max-age=3651", "--max-age: '3651' is not a number from 1 to 3650"},
+      {"--greytrap-ttl=59", "--greytrap-ttl: '59' is not a number from 60 to 31536000"},
+      {"--auto-whitelist-clients=-1",
+       "--auto-whitelist-clients: '-1' is not a number from 0 to 1000000"},
+      {"--ipv4cidr=33", "--ipv4cidr: '33' is not a number from 1 to 32"},
+      {"--ipv6cidr=x", "--ipv6cidr: 'x' is not a number from 1 to 128"},
+      {"--store-timeout=0", "--store-timeout: '0' is not a number from 1 to 60000"},
+      {"--socketmode=0999", "--socketmode: '0999' is not a number from 0 to 4095"},
+      {"--listen-queue-size=0", "--listen-queue-size: '0' is not a number from 1 to 65535"},
+      {"--idle-timeout=", "--idle-timeout: '' is not a number from 1 to 604800"},
+      {"--request-timeout=3601", "--request-timeout: '3601' is not a number from 1 to 3600"},
+      {"--max-connections=0", "--max-connections: '0' is not a number from 1 to 1000000"},
+      {"--max-connections-per-peer=1000001",
+       "--max-connections-per-peer: '1000001' is not a number from 1 to 1000000"},
+      {"--max-line-length=255", "--max-line-length: '255' is not a number from 256 to 1048576"},
+      {"--max-attributes=7", "--max-attributes: '7' is not a number from 8 to 4096"},
+      {"--max-request-size=1023",
+       "--max-request-size: '1023' is not a number from 1024 to 16777216"},
+      {"--dns-timeout=60001", "--dns-timeout: '60001' is not a number from 1 to 60000"},
+      {"--commit-interval=10001", "--commit-interval: '10001' is not a number from 0 to 10000"},
+      {"--summary-interval=1x", "--summary-interval: '1x' is not a number from 0 to 604800"},
+  };
+  for (const auto& [option, message] : cases) {
+    auto parsed = Parse({option});
+    ASSERT_FALSE(parsed.ok()) << option;
+    EXPECT_EQ(parsed.status().message(), message) << option;
+  }
+  auto window = Parse({"--retry-window=0"});
+  ASSERT_FALSE(window.ok());
+  EXPECT_NE(window.status().message().find("--retry-window"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace greylight::cli
