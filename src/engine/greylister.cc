@@ -71,7 +71,6 @@ void Greylister::SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> w
 }
 
 void Greylister::SetGreytraps(std::shared_ptr<const reputation::Greytraps> greytraps) {
-  if (greytraps && greytraps->entry_count() == 0) greytraps.reset();
   greytraps_.store(std::move(greytraps));
 }
 

@@ -126,8 +126,9 @@ class Greylister {
 
   void SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists);
   std::shared_ptr<const policy::WhitelistMatcher> whitelists() const { return whitelists_.load(); }
-  // Enables greytraps (--greytrap-recipients); nullptr or an empty list disables them. May
-  // be called at any time, like SetWhitelists.
+  // Enables greytraps (--greytrap-recipients); nullptr disables them. A list without
+  // entries still keeps the clients already on the trap list trapped (a trap file emptied
+  // by mistake must not release them all). May be called at any time, like SetWhitelists.
   void SetGreytraps(std::shared_ptr<const reputation::Greytraps> greytraps);
 
   // Decides `request` received at real time `now`. Calls `done` exactly once, before

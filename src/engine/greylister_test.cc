@@ -457,5 +457,18 @@ TEST_F(GreylisterTest, WhitelistedClientsAndDisabledTrapsAreNotTrapped) {
   EXPECT_EQ(Stored(store::Table::kTraps, "192.0.2.10"), std::nullopt);
 }
 
+// A reload that leaves the trap files without entries stops new hits but releases nobody.
+TEST_F(GreylisterTest, AnEmptyTrapListKeepsTrappedClientsTrapped) {
+  greylister_->SetGreytraps(TestTraps());
+  Ask(T, {{"recipient", "spamtrap@example.org"}});
+  auto empty = reputation::Greytraps::FromText("traps", "# none\n");
+  ASSERT_TRUE(empty.ok());
+  greylister_->SetGreytraps(*empty);
+  EXPECT_EQ(Ask(T + 400).outcome, Outcome::kGreytrap);
+  EXPECT_EQ(Ask(T + 400, {{"client_address", "198.51.100.1"}, {"recipient", "spamtrap@example.org"}})
+                .outcome,
+            Outcome::kGreylistNew);
+}
+
 }  // namespace
 }  // namespace greylight::engine

@@ -126,14 +126,12 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
   }
 
   // Greytraps come first in policy::Decide: a trapped client is greylisted whatever its
-  // auto-whitelist record and triplet say. greylightd disables a list without entries.
+  // auto-whitelist record and triplet say.
   policy::PriorState prior;
   bool trap_hit = false;
   const reputation::Greytraps* greytraps = inputs.greytraps;
-  if (greytraps == nullptr || greytraps->entry_count() == 0) {
-    text += greytraps == nullptr
-                ? "greytraps: none (no --greytrap-recipients)\n"
-                : "greytraps: none (the --greytrap-recipients files have no entries)\n";
+  if (greytraps == nullptr) {
+    text += "greytraps: none (no --greytrap-recipients)\n";
   } else {
     if (auto hit = greytraps->Match(request.recipient)) {
       trap_hit = true;

@@ -30,7 +30,8 @@ struct ExplainRequest {
 // What greylightd loads besides its options. Each may be nullptr.
 struct ExplainInputs {
   const policy::WhitelistMatcher* whitelists = nullptr;  // nullptr: no whitelists
-  // nullptr or no entries: greytraps disabled, as in greylightd (cli::LoadGreytraps).
+  // nullptr: greytraps disabled, as in greylightd (cli::LoadGreytraps). A list without
+  // entries still consults the trap list, as greylightd does.
   const reputation::Greytraps* greytraps = nullptr;
   // The public suffix list; required by --lookup-by=domain|smart (tools::LoadPslFor).
   const reputation::Psl* psl = nullptr;

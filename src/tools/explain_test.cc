@@ -340,21 +340,21 @@ TEST_F(ExplainTest, TrappedClientIsGreylistedForEveryTriplet) {
   EXPECT_TRUE(Has(ended, "decision: pass (triplet found)\n")) << ended.text;
 }
 
-TEST_F(ExplainTest, TrapListIsNotConsultedWithoutGreytraps) {
+TEST_F(ExplainTest, TrapListIsConsultedWheneverGreytrapsAreConfigured) {
   Put(store::Table::kTriplets, kKey, "1800000000,1800000300");
   Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000");
   Explanation none = Run(Request("192.0.2.10", "alice@example.net", "bob@example.org"), T + 600);
   EXPECT_EQ(none.action, "DUNNO");
   EXPECT_TRUE(Has(none, "greytraps: none (no --greytrap-recipients)\nclient auto-whitelist:"))
       << none.text;
-  // greylightd disables a trap list without entries.
+  // A trap file without entries (emptied by mistake) releases nobody: the client stays
+  // on the trap list until its record ends.
   auto empty = Traps("# no traps yet\n");
   inputs_.greytraps = empty.get();
   Explanation empty_list = Run(Request(), T + 600);
-  EXPECT_EQ(empty_list.action, "DUNNO");
-  EXPECT_TRUE(
-      Has(empty_list, "greytraps: none (the --greytrap-recipients files have no entries)\n"))
-      << empty_list.text;
+  EXPECT_EQ(empty_list.action, kGrey) << empty_list.text;
+  EXPECT_TRUE(Has(empty_list, "greytrap recipients: no match\n")) << empty_list.text;
+  EXPECT_TRUE(Has(empty_list, "decision: greylist (greytrap, 3000 s (50m) missing)")) << empty_list.text;
 }
 
 TEST_F(ExplainTest, WhitelistedClientNeverReachesTheTrapStep) {

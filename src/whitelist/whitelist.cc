@@ -133,13 +133,16 @@ bool Escaped(std::string_view body, size_t pos) {
 // client list has this shape (/^mail\d+\.telekom\.de$/ ends with ".telekom.de"), and a
 // suffix comparison rejects nearly every client name at a fraction of a regex call.
 // Deliberately conservative: only patterns that end in an unescaped '$' (no subject has a
-// newline: requests are split on them), without alternation, inline options other than
-// (?:...), or escapes that spell a character by code (\x41, \101, \Q...\E); the literal
+// newline: requests are split on them), without alternation, (*VERB)s, inline options other
+// than (?:...), or escapes that spell a character by code (\x41, \101, \Q...\E); the literal
 // run before '$' holds only plain characters and backslash-escaped punctuation, and stops
 // at the first metacharacter, so a quantifier (which follows its atom) is never crossed.
 std::string RequiredSuffix(std::string_view body) {
   if (body.size() < 2 || body.back() != '$' || Escaped(body, body.size() - 1)) return {};
+  // Alternation, and (*VERB)s: (*ACCEPT) ends a match early, (*UTF) folds case beyond
+  // ASCII, (*CR) and friends let '$' match before other line ends.
   if (body.find('|') != std::string_view::npos) return {};
+  if (body.find("(*") != std::string_view::npos) return {};
   for (size_t at = body.find("(?"); at != std::string_view::npos; at = body.find("(?", at + 2)) {
     if (at + 2 >= body.size() || body[at + 2] != ':') return {};
   }

@@ -745,6 +745,17 @@ TEST(WhitelistRegexShortcutTest, PostgreysAnchoredEntriesStillMatch) {
   EXPECT_EQ(ClientMatch(*lists, "smtp4.citigroupxcom", "192.0.2.1"), "/^smtp\\d+.citigroup.com$/");
 }
 
+// Verbs change what '$' and case folding mean, or end a match before '$': such patterns
+// are always run, never skipped on their literal tail.
+TEST(WhitelistRegexShortcutTest, VerbsDisableTheShortcut) {
+  auto lists = BuildClients(
+      "/^mail(*ACCEPT)\\.example\\.com$/\n/(*CR)\\.cr\\.example$/\n/(*UTF)\\.ok$/\n");
+  EXPECT_EQ(ClientMatch(*lists, "mail.other.net", "192.0.2.1"), "/^mail(*ACCEPT)\\.example\\.com$/");
+  EXPECT_EQ(ClientMatch(*lists, "a.cr.example\r", "192.0.2.1"), "/(*CR)\\.cr\\.example$/");
+  EXPECT_EQ(ClientMatch(*lists, "x.o\xE2\x84\xAA", "192.0.2.1"), "/(*UTF)\\.ok$/")
+      << "KELVIN SIGN folds to k under (*UTF)";
+}
+
 TEST(WhitelistConcurrencyTest, SharedListsMatchFromManyThreads) {
   auto lists = BuildClients("/^mail\\d+\\.example\\.net$/\n/^(a|b)+$/\nexample.org\n10.0.0.0/8\n");
   std::vector<std::thread> threads;

@@ -340,20 +340,26 @@ void LmdbStore::CommitLoop() {
 Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
   std::lock_guard commit_lock(commit_mutex_);
   size_t deleted = 0;
+  // Where this step stops, adopted only once its transaction has committed: a retried
+  // transaction (map grown) starts again from the same place.
+  std::array<std::optional<std::string>, kAllTables.size()> resume;
+  size_t table_index = 0;
   Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
     deleted = 0;
+    resume = expiry_resume_;
+    table_index = expiry_table_;
     size_t examined = 0;
     // One table at a time, from where the last step stopped, moving on when it wraps: a
     // big triplet table must not starve the others of the batch.
     for (size_t turn = 0; turn < kAllTables.size() && examined < max_records; ++turn) {
-      Table table = kAllTables[expiry_table_];
-      std::optional<std::string>& resume = expiry_resume_[TableIndex(table)];
+      Table table = kAllTables[table_index];
+      std::optional<std::string>& table_resume = resume[TableIndex(table)];
       MDB_cursor* cursor = nullptr;
       int rc = mdb_cursor_open(txn, Dbi(table), &cursor);
       if (rc != 0) return rc;
       MDB_val k, v;
-      if (resume) {
-        k = ToVal(*resume);
+      if (table_resume) {
+        k = ToVal(*table_resume);
         rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
       } else {
         rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
@@ -374,10 +380,10 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
       }
       if (rc == 0) {
-        resume = std::string(FromVal(k));
+        table_resume = std::string(FromVal(k));
       } else if (rc == MDB_NOTFOUND) {
-        resume.reset();  // wrapped around: the table starts at the beginning next time
-        expiry_table_ = (expiry_table_ + 1) % kAllTables.size();
+        table_resume.reset();  // wrapped around: the table starts at the beginning next time
+        table_index = (table_index + 1) % kAllTables.size();
       } else {
         mdb_cursor_close(cursor);
         return rc;
@@ -387,6 +393,8 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
     return deleted == 0 ? kNothingToCommit : 0;
   });
   if (!status.ok()) return status;
+  expiry_resume_ = std::move(resume);
+  expiry_table_ = table_index;
   expired_total_.fetch_add(deleted, std::memory_order_relaxed);
   return deleted;
 }

@@ -617,11 +617,18 @@ void RedisStore::SweepLoop() {
   std::unique_lock lock(sweep_mutex_);
   while (!sweep_wake_.wait_for(lock, options_.expiry_period, [this] { return sweep_stopping_; })) {
     lock.unlock();
-    // One full cycle over both tables, in batches, stopping early when the store closes.
+    // One full cycle over every table, in batches, stopping early when the store closes.
     std::unique_lock expiry_lock(expiry_mutex_);
-    const uint64_t start[2] = {expiry_[0].cycles, expiry_[1].cycles};
+    std::array<uint64_t, kAllTables.size()> start;
+    for (size_t i = 0; i < start.size(); ++i) start[i] = expiry_[i].cycles;
+    auto cycle_done = [&] {
+      for (size_t i = 0; i < start.size(); ++i) {
+        if (expiry_[i].cycles == start[i]) return false;
+      }
+      return true;
+    };
     size_t deleted = 0;
-    while (expiry_[0].cycles == start[0] || expiry_[1].cycles == start[1]) {
+    while (!cycle_done()) {
       auto n = ExpireBatch(clock_->Now(), options_.expiry_batch);
       if (!n.ok()) {
         warnings_->Warn(fmt::format("redis: expiry sweep stopped: {}", n.status().message()));
