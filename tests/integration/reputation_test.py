@@ -23,6 +23,19 @@ def udp_free_port():
         return s.getsockname()[1]
 
 
+def dns_free_port():
+    """A loopback port free for UDP and TCP: unbound listens on both."""
+    for _ in range(50):
+        port = udp_free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise AssertionError("no loopback port free for both UDP and TCP")
+
+
 class Unbound:
     """unbound on 127.0.0.1 answering only the given local data; everything else refused."""
 
@@ -31,24 +44,31 @@ class Unbound:
         if not os.path.exists(unbound):
             raise AssertionError("unbound is not installed (scripts/install-deps.sh test)")
         self.dir = tempfile.mkdtemp(prefix="greylight-unbound-")
-        self.port = udp_free_port()
-        config = os.path.join(self.dir, "unbound.conf")
-        with open(config, "w") as f:
-            f.write("server:\n  interface: 127.0.0.1\n  port: %d\n  do-ip6: no\n"
-                    "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"%s\"\n"
-                    "  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  num-threads: 1\n"
-                    "  so-reuseport: no\n  access-control: 127.0.0.0/8 allow\n"
-                    "  module-config: \"iterator\"\n  outgoing-interface: 127.0.0.1\n"
-                    "  do-not-query-localhost: yes\n  local-zone: \".\" refuse\n"
-                    % (self.port, self.dir) + "".join(f"  {l}\n" for l in local_lines) +
-                    "remote-control:\n  control-enable: no\n")
-        self.process = subprocess.Popen([unbound, "-d", "-c", config], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.answers():
-                return
-            time.sleep(0.05)
+        # Another test may take the port between the check and unbound's bind, and a busy
+        # machine may start it slowly: a few attempts, each on a fresh port.
+        for _attempt in range(3):
+            self.port = dns_free_port()
+            config = os.path.join(self.dir, "unbound.conf")
+            with open(config, "w") as f:
+                f.write("server:\n  interface: 127.0.0.1\n  port: %d\n  do-ip6: no\n"
+                        "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"%s\"\n"
+                        "  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  num-threads: 1\n"
+                        "  so-reuseport: no\n  access-control: 127.0.0.0/8 allow\n"
+                        "  module-config: \"iterator\"\n  outgoing-interface: 127.0.0.1\n"
+                        "  do-not-query-localhost: yes\n  local-zone: \".\" refuse\n"
+                        % (self.port, self.dir) + "".join(f"  {l}\n" for l in local_lines) +
+                        "remote-control:\n  control-enable: no\n")
+            self.process = subprocess.Popen([unbound, "-d", "-c", config], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if self.answers():
+                    return
+                time.sleep(0.05)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
         raise AssertionError("unbound did not start")
 
     def answers(self):
