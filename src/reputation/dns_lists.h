@@ -62,7 +62,7 @@ struct DnsList {
 };
 
 struct DnsListOptions {
-  static constexpr std::chrono::milliseconds kDefaultTimeout{2000};
+  static constexpr std::chrono::milliseconds kDefaultTimeout{1000};  // --dns-timeout
   static constexpr size_t kDefaultCacheEntries = 65536;
   static constexpr Seconds kDefaultMaxCacheTtl{3600};
   static constexpr Seconds kDefaultNegativeTtl{300};
@@ -143,7 +143,6 @@ class DnsListChecker {
   void Lookup(const policy::IpAddress& client, ListCallback done);
 
   DnsListStats Stats() const;
-  const DnsListOptions& options() const;
 
   class Impl;  // public only so that the .cc's C callbacks can name it
 

@@ -59,6 +59,7 @@ void Configure(Level level, Sink sink, std::string_view ident, int facility) {
 Level CurrentLevel() { return g_level.load(std::memory_order_relaxed); }
 
 void Write(Level level, std::string_view message) {
+  if (!Enabled(level)) return;
   if (g_sink.load(std::memory_order_relaxed) == Sink::kSyslog) {
     syslog(SyslogPriority(level), "%.*s", static_cast<int>(message.size()), message.data());
     return;

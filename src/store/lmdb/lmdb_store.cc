@@ -160,14 +160,23 @@ size_t LmdbStore::map_bytes() const {
   return info.me_mapsize;
 }
 
-Status LmdbStore::GrowMap() {
-  std::lock_guard lock(mutex_);
-  // No transaction of this process may be active during a resize; the reused read
-  // transaction is dropped and recreated by the next read.
+// No transaction of this process may be active during a resize: the reused read
+// transaction is dropped and recreated by the next read.
+void LmdbStore::DropReadTxnLocked() {
   if (read_txn_ != nullptr) {
     mdb_txn_abort(read_txn_);
     read_txn_ = nullptr;
   }
+}
+
+void LmdbStore::AdoptMapSizeLocked() {
+  DropReadTxnLocked();
+  mdb_env_set_mapsize(env_, 0);
+}
+
+Status LmdbStore::GrowMap() {
+  std::lock_guard lock(mutex_);
+  DropReadTxnLocked();
   size_t new_size = map_bytes() * 2;
   int rc = mdb_env_set_mapsize(env_, new_size);
   if (rc != 0) return LmdbError("set_mapsize", rc);
@@ -182,11 +191,7 @@ Status LmdbStore::WithWriteTxn(Body&& body) {
     int rc = txn.Begin(env_);
     if (rc == MDB_MAP_RESIZED) {  // another process grew the map: adopt its size
       std::lock_guard lock(mutex_);
-      if (read_txn_ != nullptr) {
-        mdb_txn_abort(read_txn_);
-        read_txn_ = nullptr;
-      }
-      mdb_env_set_mapsize(env_, 0);
+      AdoptMapSizeLocked();
       continue;
     }
     if (rc != 0) return LmdbError("txn_begin", rc);
@@ -215,11 +220,11 @@ Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table,
   int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
                                 : mdb_txn_renew(read_txn_);
   if (rc == MDB_MAP_RESIZED) {
-    mdb_env_set_mapsize(env_, 0);
+    AdoptMapSizeLocked();
     rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_);
   }
   if (rc != 0) {
-    read_txn_ = nullptr;
+    DropReadTxnLocked();
     return LmdbError("read txn", rc);
   }
   MDB_val k = ToVal(key), v;
@@ -452,7 +457,10 @@ Status LmdbStore::ForEach(Table table, const VisitFunction& visit) {
   ReadTxn txn;
   int rc = txn.Begin(env_);
   if (rc == MDB_MAP_RESIZED) {
-    mdb_env_set_mapsize(env_, 0);
+    {
+      std::lock_guard lock(mutex_);
+      AdoptMapSizeLocked();
+    }
     rc = txn.Begin(env_);
   }
   if (rc != 0) return LmdbError("read txn", rc);

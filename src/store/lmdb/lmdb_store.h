@@ -98,6 +98,10 @@ class LmdbStore final : public Store {
   // Reads `key` through the overlays, then LMDB. REQUIRES: mutex_ held.
   Result<std::optional<std::string_view>> ReadLocked(Table table, const std::string& key);
   Status GrowMap();
+  // REQUIRES: mutex_ held.
+  void DropReadTxnLocked();
+  // Takes the map size another process set. REQUIRES: mutex_ held.
+  void AdoptMapSizeLocked();
   MDB_dbi Dbi(Table table) const { return dbis_[TableIndex(table)]; }
 
   const LmdbOptions options_;
