@@ -190,7 +190,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
 
   if (Status policy = ParsePolicyConfig(o, c.policy); !policy.ok()) return policy;
   engine::EngineOptions& e = c.policy.engine;
-  e.store_error_action = std::string(o.Last("store-error-action", "DUNNO"));
+  e.store_error_action = std::string(o.LastOrDefault("store-error-action"));
   if (Status s = CheckAction("store-error-action", e.store_error_action); !s.ok()) return s;
   e.allow_policy_test_time = o.Has("allow-policy-test-time");
   e.greylist_only_listed = o.Has("greylist-only-listed");
@@ -215,8 +215,8 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   c.daemonize = o.Has("daemonize");
   c.pidfile = std::string(o.Last("pidfile"));
   c.user_given = o.Has("user");
-  c.user = std::string(o.Last("user", "greylight"));
-  c.group = std::string(o.Last("group", o.Has("user") ? o.Last("user") : "greylight"));
+  c.user = std::string(o.LastOrDefault("user"));
+  c.group = std::string(o.Last("group", o.LastOrDefault("user")));
   if (c.user.empty() || c.group.empty()) {
     return Status::InvalidArgument("--user and --group must not be empty");
   }
@@ -232,7 +232,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
     }
     c.log_level = *level;
   }
-  std::string_view format = o.Last("log-format", "postgrey");
+  std::string_view format = o.LastOrDefault("log-format");
   if (format == "json") {
     c.policy.engine.log_format = engine::EngineOptions::LogFormat::kJson;
   } else if (format != "postgrey") {
@@ -240,7 +240,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   }
   numbers.Set("summary-interval", 0LL, 86400LL * 7, c.summary_interval);
   if (!numbers.status().ok()) return numbers.status();
-  std::string_view facility = o.Last("syslog-facility", "mail");
+  std::string_view facility = o.LastOrDefault("syslog-facility");
   c.syslog_facility = log::FacilityFromName(facility);
   if (c.syslog_facility < 0) {
     return Status::InvalidArgument(fmt::format("--syslog-facility: unknown facility '{}'", facility));

@@ -115,7 +115,7 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   numbers.Set<std::chrono::days>("max-age", 1LL, 3650LL, c.timing.max_age);
   numbers.Set("greytrap-ttl", 60LL, 365LL * 86400, c.timing.trap_ttl);
   if (!numbers.status().ok()) return numbers.status();
-  auto retry_window = ParseRetryWindow(o.Last("retry-window", "2"));
+  auto retry_window = ParseRetryWindow(o.LastOrDefault("retry-window"));
   if (!retry_window.ok()) return retry_window.status();
   c.timing.retry_window = *retry_window;
   if (o.Has("auto-whitelist-clients")) {
@@ -151,7 +151,7 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   if (Status s = CheckAction("x-greylist-header", e.x_greylist_header); !s.ok()) return s;
   e.hostname = o.Has("hostname") ? std::string(o.Last("hostname")) : SystemHostname();
 
-  c.dbdir = std::string(o.Last("dbdir", "/var/lib/greylight"));
+  c.dbdir = std::string(o.LastOrDefault("dbdir"));
   if (c.dbdir.empty()) return Status::InvalidArgument("--dbdir: empty path");
   c.store.uri = std::string(o.Last("store", store::StoreConfig::kDefaultUri));
   c.store.prefix = std::string(o.Last("store-prefix", store::StoreConfig::kDefaultPrefix));

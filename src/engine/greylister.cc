@@ -235,8 +235,12 @@ void Greylister::DecideListed(const protocol::PolicyRequest& request,
                                     log::Escaped(hit->entry))});
     }
   }
+  // The triplet key is only logged in JSON: no copy per request otherwise.
+  std::string logged_key =
+      options_.log_format == EngineOptions::LogFormat::kJson ? keys.triplet : std::string();
   store_.Check(keys, now,
-               [this, &request, client, key = keys.triplet, group = std::move(request_keys.group),
+               [this, &request, client, key = std::move(logged_key),
+                group = std::move(request_keys.group),
                 now, real_now, &headers, before = std::move(before),
                 done = std::move(done)](Result<policy::Transition> result) mutable {
                  done(Finish(request, client, key, group, now, real_now, result, headers,

@@ -125,7 +125,6 @@ class Greylister {
   void SetListLookup(ListLookup lookup) { list_lookup_ = std::move(lookup); }
 
   void SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists);
-  std::shared_ptr<const policy::WhitelistMatcher> whitelists() const { return whitelists_.load(); }
   // Enables greytraps (--greytrap-recipients); nullptr disables them. A list without
   // entries still keeps the clients already on the trap list trapped (a trap file emptied
   // by mistake must not release them all). May be called at any time, like SetWhitelists.
@@ -151,7 +150,8 @@ class Greylister {
   void DecideListed(const protocol::PolicyRequest& request, const policy::IpAddress& client,
                     UnixTime now, UnixTime real_now, HeaderTracker& headers,
                     const reputation::ListVerdict* verdict, DecisionCallback done) const;
-  // `key` is the triplet key and `group` the domain group, both for the logs.
+  // `key` is the triplet key (empty unless logging JSON) and `group` the domain group, both
+  // for the logs.
   Decision Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
                   const std::string& key, const std::string& group, UnixTime now,
                   UnixTime real_now, const Result<policy::Transition>& result,

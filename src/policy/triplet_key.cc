@@ -96,18 +96,25 @@ std::string ClientNetwork(const IpAddress& client, const KeyOptions& options) {
 
 std::string TripletKey(const IpAddress& client, std::string_view sender,
                        std::string_view recipient, const KeyOptions& options) {
-  std::string key = ClientNetwork(client, options);
+  return TripletKeyFromClientPart(ClientNetwork(client, options), sender, recipient, options);
+}
+
+std::string TripletKeyFromClientPart(std::string_view client_part, std::string_view sender,
+                                     std::string_view recipient, const KeyOptions& options) {
+  std::string key(client_part);
   key.push_back('/');
   key.append(NormaliseSender(sender));
   key.push_back('/');
   key.append(recipient);
   LowercaseAscii(key);
-  return options.privacy ? Sha1Hex(key) : key;
+  if (options.privacy) return Sha1Hex(key);
+  return key;
 }
 
 std::string ClientKey(const IpAddress& client, const KeyOptions& options) {
   std::string key = client.ToPostgreyString();
-  return options.privacy ? Sha1Hex(key) : key;
+  if (options.privacy) return Sha1Hex(key);
+  return key;
 }
 
 }  // namespace greylight::policy

@@ -33,10 +33,14 @@ void PolicyRequest::Clear() {
   fields_.clear();
 }
 
+void AppendReply(std::string& out, std::string_view action) {
+  out.append("action=").append(action).append("\n\n");
+}
+
 std::string FormatReply(std::string_view action) {
   std::string reply;
   reply.reserve(action.size() + 9);
-  reply.append("action=").append(action).append("\n\n");
+  AppendReply(reply, action);
   return reply;
 }
 

@@ -54,8 +54,10 @@ inline constexpr std::string_view kPolicyTestTime = "policy_test_time";
 // The only request type Postfix sends to a policy server.
 inline constexpr std::string_view kAccessPolicyRequest = "smtpd_access_policy";
 
-// Formats the reply for `action`: "action=<action>\n\n".
+// Appends the reply for `action`, "action=<action>\n\n", to `out`.
 // REQUIRES: action is non-empty and has no newline (an empty action means OK to Postfix).
+void AppendReply(std::string& out, std::string_view action);
+// The reply for `action` as a string (AppendReply).
 std::string FormatReply(std::string_view action);
 
 }  // namespace greylight::protocol

@@ -386,15 +386,7 @@ std::string ClientAwlKey(const policy::IpAddress& address, std::string_view clie
 
 std::string GroupTripletKey(std::string_view group_key, std::string_view sender,
                             std::string_view recipient, const policy::KeyOptions& options) {
-  std::string key(group_key);
-  key.push_back('/');
-  key.append(policy::NormaliseSender(sender));
-  key.push_back('/');
-  key.append(recipient);
-  for (char& c : key) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return options.privacy ? Sha1Hex(key) : key;
+  return policy::TripletKeyFromClientPart(group_key, sender, recipient, options);
 }
 
 }  // namespace greylight::reputation

@@ -478,7 +478,6 @@ class DnsListChecker::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
-  const DnsListOptions& options() const { return options_; }
 
   DnsListStats Stats() const {
     DnsListStats stats;
@@ -840,6 +839,5 @@ void DnsListChecker::Lookup(const policy::IpAddress& client, ListCallback done) 
 
 DnsListStats DnsListChecker::Stats() const { return impl_->Stats(); }
 
-const DnsListOptions& DnsListChecker::options() const { return impl_->options(); }
 
 }  // namespace greylight::reputation

@@ -31,10 +31,6 @@ class DaemonMetrics {
   // One line of counters since the previous call, for the periodic summary log.
   std::string Summary();
 
-  uint64_t requests(engine::Outcome outcome) const {
-    return requests_[static_cast<int>(outcome)].value();
-  }
-
  private:
   std::array<metrics::Counter, engine::kOutcomeCount> requests_;
   metrics::Histogram decision_seconds_;

@@ -236,7 +236,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       log::Write(line.level, line.text);
     }
-    write_buffer_.append("action=").append(decision.action).append("\n\n");
+    protocol::AppendReply(write_buffer_, decision.action);
     requests_.pop_front();
     deciding_ = false;
   }

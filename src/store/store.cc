@@ -11,11 +11,4 @@ std::string_view TableName(Table table) {
   return "";
 }
 
-std::optional<Table> TableNamed(std::string_view name) {
-  for (Table table : kAllTables) {
-    if (TableName(table) == name) return table;
-  }
-  return std::nullopt;
-}
-
 }  // namespace greylight::store

@@ -22,8 +22,6 @@ inline constexpr std::array<Table, 3> kAllTables = {Table::kTriplets, Table::kCl
                                                     Table::kTraps};
 constexpr size_t TableIndex(Table table) { return static_cast<size_t>(table); }
 std::string_view TableName(Table table);
-// The table called `name` ("triplets", "clients", "traps").
-std::optional<Table> TableNamed(std::string_view name);
 
 // The keys one request touches.
 struct CheckKeys {

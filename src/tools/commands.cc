@@ -455,7 +455,7 @@ struct AgeBuckets {
 };
 
 int RunStats(const ParsedOptions& o, Context& c) {
-  auto format = ParseOutputFormat(o.Last("format", "text"), false);
+  auto format = ParseOutputFormat(o.LastOrDefault("format"), false);
   if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
   auto now_or = TimeOption(o, c);
   if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
@@ -689,7 +689,7 @@ Status ForEachClientRecord(store::Store& store, store::Table table, const Triple
 }
 
 int RunList(const ParsedOptions& o, Context& c) {
-  auto format = ParseOutputFormat(o.Last("format", "text"), true);
+  auto format = ParseOutputFormat(o.LastOrDefault("format"), true);
   if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
   const bool clients = o.Has("clients");
   const bool traps = o.Has("traps");
@@ -705,7 +705,7 @@ int RunList(const ParsedOptions& o, Context& c) {
   }
   if (o.Has("sender")) filter.sender = SenderKeyPart(o.Last("sender"));
   if (o.Has("recipient")) filter.recipient = RecipientKeyPart(o.Last("recipient"));
-  std::string_view state = o.Last("state", "all");
+  std::string_view state = o.LastOrDefault("state");
   if (state == "pending") {
     filter.state = TripletState::kPending;
   } else if (state == "passed") {
@@ -883,9 +883,9 @@ int RunPass(const ParsedOptions& o, Context& c) {
 // --- report -------------------------------------------------------------------------------
 
 int RunReport(const ParsedOptions& o, Context& c) {
-  auto format = ParseOutputFormat(o.Last("format", "text"), false);
+  auto format = ParseOutputFormat(o.LastOrDefault("format"), false);
   if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
-  std::string_view log_path = o.Last("log", "-");
+  std::string_view log_path = o.LastOrDefault("log");
   std::ifstream file;
   std::istream* in = &c.env.in;
   if (log_path != "-") {

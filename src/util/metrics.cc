@@ -60,19 +60,4 @@ void RenderSample(std::string& out, std::string_view name, std::string_view labe
   }
 }
 
-std::string EscapeLabel(std::string_view value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\' || c == '"') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 }  // namespace greylight::metrics

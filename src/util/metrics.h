@@ -51,7 +51,5 @@ void RenderHeader(std::string& out, std::string_view name, std::string_view type
                   std::string_view help);
 // Appends one sample line; `labels` is the inside of {...} or empty.
 void RenderSample(std::string& out, std::string_view name, std::string_view labels, double value);
-// Escapes a label value (backslash, quote, newline).
-std::string EscapeLabel(std::string_view value);
 
 }  // namespace greylight::metrics

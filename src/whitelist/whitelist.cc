@@ -153,7 +153,7 @@ std::string RequiredSuffix(std::string_view body) {
     }
   }
   auto plain = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) ||
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            std::string_view("-_@%/=!~'\",;:<>&`#").find(c) != std::string_view::npos;
   };
   std::string suffix;
@@ -161,7 +161,7 @@ std::string RequiredSuffix(std::string_view body) {
   while (i > 0) {
     char c = body[i - 1];
     if (plain(c) && !Escaped(body, i - 1)) {
-      suffix.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      suffix.push_back(AsciiLower(c));
       --i;
     } else if (std::ispunct(static_cast<unsigned char>(c)) && Escaped(body, i - 1)) {
       suffix.push_back(c);  // "\." is a literal '.'
@@ -172,15 +172,6 @@ std::string RequiredSuffix(std::string_view body) {
   }
   std::reverse(suffix.begin(), suffix.end());
   return suffix;
-}
-
-bool EndsWithIgnoringCase(std::string_view subject, std::string_view lowercase_suffix) {
-  if (subject.size() < lowercase_suffix.size()) return false;
-  subject.remove_prefix(subject.size() - lowercase_suffix.size());
-  for (size_t i = 0; i < subject.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(subject[i])) != lowercase_suffix[i]) return false;
-  }
-  return true;
 }
 
 // Compiles a postgrey /regex/ body: Perl syntax, case-insensitive (postgrey's qr{...}i),
@@ -219,11 +210,13 @@ bool RegexMatches(const CompiledRegex& regex, std::string_view subject) {
   return result >= 0;
 }
 
+// `lowered` is `subject` in ASCII lowercase, for the required-suffix shortcut; PCRE2 gets
+// the subject as sent.
 EntryId FirstRegexMatch(const std::vector<CompiledRegex>& regexes, std::string_view subject,
-                        EntryId best) {
+                        std::string_view lowered, EntryId best) {
   for (const CompiledRegex& regex : regexes) {
     if (regex.id >= best) break;  // sorted by id: nothing earlier can follow
-    if (!EndsWithIgnoringCase(subject, regex.required_suffix)) continue;
+    if (!lowered.ends_with(regex.required_suffix)) continue;
     if (RegexMatches(regex, subject)) return regex.id;
   }
   return best;
@@ -530,8 +523,9 @@ std::optional<WhitelistHit> Whitelists::MatchClient(std::string_view client_name
   // Name patterns: an entry E matches when the name equals E or ends in "." + E, i.e.
   // when E is the whole name or what follows one of its dots.
   EntryId best = kNoEntry;
+  const std::string_view lowered = ScratchLowered(client_name);
   if (!index.client_suffixes.empty()) {
-    std::string_view rest = ScratchLowered(client_name);
+    std::string_view rest = lowered;
     while (true) {
       Consider(index.client_suffixes, rest, best);
       size_t dot = rest.find('.');
@@ -539,7 +533,7 @@ std::optional<WhitelistHit> Whitelists::MatchClient(std::string_view client_name
       rest.remove_prefix(dot + 1);
     }
   }
-  best = FirstRegexMatch(index.client_regexes, client_name, best);
+  best = FirstRegexMatch(index.client_regexes, client_name, lowered, best);
   if (best != kNoEntry) return index.ClientHit(best);
 
   EntryId network = index.client_networks.Find(ToAddress128(address));
@@ -575,7 +569,7 @@ std::optional<WhitelistHit> Whitelists::MatchRecipient(std::string_view recipien
       Consider(index.recipient_domains, view.substr(i + 1), best);
     }
   }
-  best = FirstRegexMatch(index.recipient_regexes, recipient, best);
+  best = FirstRegexMatch(index.recipient_regexes, recipient, view, best);
   if (best != kNoEntry) return index.RecipientHit(best);
   return std::nullopt;
 }

@@ -547,7 +547,8 @@ void RedisStore::RunBatch(std::vector<Job>& batch) {
       continue;
     }
     live.push_back(&job);
-    commands.insert(commands.end(), job.commands.begin(), job.commands.end());
+    commands.insert(commands.end(), std::make_move_iterator(job.commands.begin()),
+                    std::make_move_iterator(job.commands.end()));
   }
   if (live.empty()) return;
   auto replies = connection_->Exchange(commands, now + options_.timeout);
