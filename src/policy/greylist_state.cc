@@ -32,7 +32,7 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
 
   Transition t;
   const bool awl_enabled = timing.awl_threshold > 0;
-  if (awl_enabled && prior.client && prior.client->count >= timing.awl_threshold) {
+  if (prior.client && AutoWhitelisted(*prior.client, timing)) {
     t.client_awl_pass = true;
     const ClientRecord& client = *prior.client;
     // Refreshed at most hourly, "for statistics" in postgrey's words; a last-seen in the
@@ -79,6 +79,10 @@ std::optional<ClientRecord> Live(std::optional<ClientRecord> record, UnixTime no
                                  const GreylistTiming& timing) {
   if (record && now - record->last > timing.max_age) return std::nullopt;
   return record;
+}
+
+bool AutoWhitelisted(const ClientRecord& record, const GreylistTiming& timing) {
+  return timing.awl_threshold > 0 && record.count >= timing.awl_threshold;
 }
 
 std::optional<TrapRecord> Live(std::optional<TrapRecord> record, UnixTime now) {

@@ -54,6 +54,9 @@ struct Transition {
 
 // `trap_hit`: the request goes to a greytrap address, so the client is put on the trap
 // list until max(its current end, now + trap_ttl); a hit never shortens a trap.
+// True if `record` puts its client on the auto-whitelist (always false when disabled).
+bool AutoWhitelisted(const ClientRecord& record, const GreylistTiming& timing);
+
 // REQUIRES: `prior` holds only live records (see Live()).
 Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
                   bool trap_hit = false);

@@ -486,7 +486,7 @@ int RunStats(const ParsedOptions& o, Context& c) {
       ++clients_malformed;
       return true;
     }
-    const bool listed = timing.awl_threshold > 0 && record->count >= timing.awl_threshold;
+    const bool listed = policy::AutoWhitelisted(*record, timing);
     ++(listed ? whitelisted : below);
     if (policy::Expired(*record, now, timing)) ++clients_expired;
     return true;
@@ -735,8 +735,7 @@ int RunList(const ParsedOptions& o, Context& c) {
     walked = ForEachClientRecord<policy::ClientRecord>(
         **store, store::Table::kClients, filter, c,
         [&](std::string_view key, const policy::ClientRecord& record) {
-          writer.Client(key, record,
-                        timing.awl_threshold > 0 && record.count >= timing.awl_threshold);
+          writer.Client(key, record, policy::AutoWhitelisted(record, timing));
         });
   } else if (traps) {
     writer.TrapHeader();

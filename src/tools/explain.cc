@@ -169,7 +169,7 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
                         timing.awl_threshold);
     prior.client = ReadLive<policy::ClientRecord>(*raw, now, timing, text);
     if (prior.client) {
-      text += prior.client->count >= timing.awl_threshold
+      text += policy::AutoWhitelisted(*prior.client, timing)
                   ? "  state: auto-whitelisted\n"
                   : fmt::format(
                         "  state: below the threshold ({} more first deliveries, "
