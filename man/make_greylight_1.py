@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-COMMANDS = ["explain", "stats", "list", "delete", "pass", "report", "migrate", "import-postgrey"]
+COMMANDS = ["query", "explain", "stats", "list", "delete", "pass", "report", "migrate", "import-postgrey"]
 
 
 def roff(text):

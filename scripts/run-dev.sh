@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the build dependencies, builds greylightd and runs it in the foreground on
-# 127.0.0.1:10023 with its LMDB database under ./var/.
+# Installs the build dependencies, builds greylightd and the greylight tool, and runs
+# greylightd in the foreground on 127.0.0.1:10023 with its LMDB database under ./var/.
+# Extra arguments go to greylightd (e.g. --delay=60 --verbose).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREYLIGHT_BUILD_TESTS=OFF -DGREYLIGHT_BUILD_BENCH=OFF
-cmake --build build -j"$(nproc)" --target greylightd
+cmake --build build -j"$(nproc)" --target greylightd greylight
 mkdir -p var
 # Running as root for a quick try: --user=root keeps root explicitly (a package install
 # runs as the greylight user instead).

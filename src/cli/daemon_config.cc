@@ -64,7 +64,9 @@ constexpr OptionSpec kDaemonOptions[] = {
     {"--max-connections", Arity::kValue, "N", "4000",
      "most open connections; more are refused with a warning", "greylight"},
     {"--max-connections-per-peer", Arity::kValue, "N", "1000",
-     "most open TCP connections from one address", "greylight"},
+     "most open TCP connections from one remote address (loopback and UNIX peers count only "
+     "against --max-connections)",
+     "greylight"},
     {"--allow-from", Arity::kRepeated, "CIDR", "",
      "accept TCP connections only from these networks (repeatable; default: any, but --inet "
      "binds loopback unless given a host)",

@@ -3,7 +3,6 @@
 
 #include <signal.h>
 #include <systemd/sd-daemon.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,11 +62,13 @@ int Run(const std::vector<std::string>& args) {
   config.policy.engine.version = kGreylightVersion;
   log::Configure(config.log_level, log::Sink::kStderr);
 
-  // Each Postfix smtpd process holds a connection: allow as many descriptors as permitted.
-  struct rlimit files;
-  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
+  auto descriptors = server::RaiseDescriptorLimit();
+  if (!descriptors.ok()) {
+    log::Warning("{}", descriptors.status().message());
+  } else if (*descriptors < config.server.max_connections + server::kReservedDescriptors) {
+    log::Warning("the open-file limit ({}) is below --max-connections={} plus {}: connections "
+                 "past it fail at accept; raise LimitNOFILE or ulimit -n",
+                 *descriptors, config.server.max_connections, server::kReservedDescriptors);
   }
 
   auto whitelists_or = LoadAndReportWhitelists(config.policy);

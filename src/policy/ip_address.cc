@@ -1,6 +1,8 @@
 #include "policy/ip_address.h"
 
 #include <arpa/inet.h>
+
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace greylight::policy {
@@ -31,6 +33,17 @@ IpAddress IpAddress::Masked(int prefix_length) const {
 
 bool IpAddress::Within(const IpAddress& network, int prefix_length) const {
   return is_v6 == network.is_v6 && Masked(prefix_length) == network.Masked(prefix_length);
+}
+
+bool IpAddress::IsLoopback() const {
+  if (!is_v6) return bytes[0] == 127;
+  static constexpr std::array<uint8_t, 16> kV6Loopback = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                          0, 0, 0, 0, 0, 0, 0, 1};
+  static constexpr std::array<uint8_t, 12> kV4MappedPrefix = {0, 0, 0, 0, 0, 0,
+                                                              0, 0, 0, 0, 0xff, 0xff};
+  if (bytes == kV6Loopback) return true;
+  return std::equal(kV4MappedPrefix.begin(), kV4MappedPrefix.end(), bytes.begin()) &&
+         bytes[12] == 127;
 }
 
 std::string IpAddress::ToPostgreyString() const {

@@ -22,6 +22,9 @@ struct IpAddress {
   IpAddress Masked(int prefix_length) const;
   // True if the first `prefix_length` bits equal those of `network`, same family only.
   bool Within(const IpAddress& network, int prefix_length) const;
+  // True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (an IPv4 loopback peer on a dual-stack
+  // socket): an address only this host can connect from.
+  bool IsLoopback() const;
   // NetAddr::IP's addr() text: dotted quad, or IPv6 fully expanded, no leading zeros,
   // uppercase hex ("2001:DB8:0:0:0:0:0:1"). postgrey stores keys in this form.
   std::string ToPostgreyString() const;

@@ -102,5 +102,16 @@ TEST(IpAddressTest, Within) {
   EXPECT_FALSE(Ip("192.0.2.77").Within(Ip("2001:db8::"), 0));
 }
 
+TEST(IpAddressTest, LoopbackIsWhatOnlyThisHostConnectsFrom) {
+  for (std::string_view local : {"127.0.0.1", "127.0.0.2", "127.255.255.254", "::1",
+                                 "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(Ip(local).IsLoopback()) << local;
+  }
+  for (std::string_view remote : {"10.0.0.1", "128.0.0.1", "126.255.255.255", "::2", "::",
+                                  "::ffff:10.0.0.1", "::127.0.0.1", "2001:db8::1"}) {
+    EXPECT_FALSE(Ip(remote).IsLoopback()) << remote;
+  }
+}
+
 }  // namespace
 }  // namespace greylight::policy

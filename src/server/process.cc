@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +53,21 @@ Status Daemonize() {
   ::dup2(null_fd, STDERR_FILENO);
   if (null_fd > STDERR_FILENO) ::close(null_fd);
   return Status::Ok();
+}
+
+Result<size_t> RaiseDescriptorLimit() {
+  struct rlimit files;
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) {
+    return Status::IoError(fmt::format("getrlimit(RLIMIT_NOFILE): {}", std::strerror(errno)));
+  }
+  if (files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0) {
+      return Status::IoError(fmt::format("setrlimit(RLIMIT_NOFILE, {}): {}", files.rlim_max,
+                                         std::strerror(errno)));
+    }
+  }
+  return static_cast<size_t>(files.rlim_cur);
 }
 
 Status WritePidFile(const std::string& path) {

@@ -18,6 +18,14 @@ Status DropPrivileges(const std::string& user, const std::string& group,
 // /dev/null. Returns in the child only.
 Status Daemonize();
 
+// Raises the soft open-file limit to the hard one: each connection (one per Postfix smtpd
+// process) holds a descriptor. Returns the limit now in force.
+Result<size_t> RaiseDescriptorLimit();
+
+// Descriptors greylightd needs besides its connections: listeners, the store, DNS
+// sockets, log and metrics.
+inline constexpr size_t kReservedDescriptors = 64;
+
 // Writes the process id to `path` (replacing it).
 Status WritePidFile(const std::string& path);
 

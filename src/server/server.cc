@@ -83,11 +83,11 @@ struct Server::Listener {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server& server, Protocol::socket socket, std::string peer,
-             std::optional<policy::IpAddress> peer_ip)
+             std::optional<policy::IpAddress> limited_peer)
       : server_(server),
         socket_(std::move(socket)),
         peer_(std::move(peer)),
-        peer_ip_(peer_ip),
+        limited_peer_(limited_peer),
         parser_(server.options_.parser_limits) {}
 
   void Start() {
@@ -282,7 +282,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string peer_;
 
  public:
-  const std::optional<policy::IpAddress> peer_ip_;  // TCP peers only
+  // The address counted against --max-connections-per-peer: remote TCP peers only.
+  const std::optional<policy::IpAddress> limited_peer_;
 
  private:
   protocol::RequestParser parser_;
@@ -394,6 +395,11 @@ void Server::Accept(Listener& listener) {
           std::string peer = is_unix ? "unix:" + listener.address.path : DescribeEndpoint(remote);
           std::optional<policy::IpAddress> peer_ip;
           if (!is_unix) peer_ip = PeerAddress(remote);
+          // Postfix on this host connects from loopback (or over a UNIX socket) with every
+          // smtpd process it runs, thousands on a busy server: those peers are bounded by
+          // --max-connections only, so the per-peer limit can never refuse local mail.
+          std::optional<policy::IpAddress> limited_peer;
+          if (peer_ip && !peer_ip->IsLoopback()) limited_peer = peer_ip;
           if (log::Enabled(log::Level::kInfo)) {
             log::Info("CONNECT {} Peer: \"{}\" Local: \"{}\"",
                       listener.address.kind == ListenAddress::Kind::kUnix ? "UNIX" : "TCP", peer,
@@ -402,16 +408,17 @@ void Server::Accept(Listener& listener) {
           if (socket.local_endpoint(ignored).data()->sa_family != AF_UNIX) {
             socket.set_option(asio::ip::tcp::no_delay(true), ignored);
           }
-          if (!Admit(peer_ip, peer)) {
+          if (!Admit(peer_ip, limited_peer, peer)) {
             metrics_.ConnectionRefused();
             socket.close(ignored);
           } else {
             auto connection =
-                std::make_shared<Connection>(*this, std::move(socket), std::move(peer), peer_ip);
+                std::make_shared<Connection>(*this, std::move(socket), std::move(peer),
+                                             limited_peer);
             {
               std::lock_guard lock(connections_mutex_);
               connections_.insert(connection);
-              if (peer_ip) ++connections_per_peer_[*peer_ip];
+              if (limited_peer) ++connections_per_peer_[*limited_peer];
             }
             metrics_.ConnectionOpened();
             connection->Start();
@@ -421,7 +428,8 @@ void Server::Accept(Listener& listener) {
       });
 }
 
-bool Server::Admit(const std::optional<policy::IpAddress>& peer_ip, const std::string& peer) {
+bool Server::Admit(const std::optional<policy::IpAddress>& peer_ip,
+                   const std::optional<policy::IpAddress>& limited_peer, const std::string& peer) {
   if (peer_ip && !options_.allow_from.empty()) {
     bool allowed = false;
     for (const Network& network : options_.allow_from) allowed = allowed || network.Contains(*peer_ip);
@@ -436,8 +444,8 @@ bool Server::Admit(const std::optional<policy::IpAddress>& peer_ip, const std::s
                  connections_.size());
     return false;
   }
-  if (peer_ip) {
-    auto it = connections_per_peer_.find(*peer_ip);
+  if (limited_peer) {
+    auto it = connections_per_peer_.find(*limited_peer);
     if (it != connections_per_peer_.end() && it->second >= options_.max_connections_per_peer) {
       log::Warning("refused connection from {}: {} connections from this address "
                    "(--max-connections-per-peer)",
@@ -452,8 +460,8 @@ void Server::Forget(Connection* connection) {
   std::lock_guard lock(connections_mutex_);
   for (auto it = connections_.begin(); it != connections_.end(); ++it) {
     if (it->get() == connection) {
-      if (connection->peer_ip_) {
-        auto peer = connections_per_peer_.find(*connection->peer_ip_);
+      if (connection->limited_peer_) {
+        auto peer = connections_per_peer_.find(*connection->limited_peer_);
         if (peer != connections_per_peer_.end() && --peer->second == 0) {
           connections_per_peer_.erase(peer);
         }

@@ -49,7 +49,9 @@ struct ServerOptions {
   // bytes cannot hold a connection and its buffer forever.
   std::chrono::seconds request_timeout = kDefaultRequestTimeout;
   size_t max_connections = kDefaultMaxConnections;
-  size_t max_connections_per_peer = kDefaultMaxConnectionsPerPeer;  // per TCP peer address
+  // Per remote TCP peer address. Loopback and UNIX-socket peers (a local Postfix's smtpd
+  // processes) count against max_connections only.
+  size_t max_connections_per_peer = kDefaultMaxConnectionsPerPeer;
   std::vector<Network> allow_from;  // TCP peers allowed to connect; empty allows all
   // After SIGTERM: how long connections may take to answer what they already received.
   std::chrono::seconds shutdown_grace = kDefaultShutdownGrace;
@@ -91,7 +93,9 @@ class Server {
   void Sweep();
   void Forget(Connection* connection);
   // Decides whether a new TCP/UNIX connection may be served; logs the refusal if not.
-  bool Admit(const std::optional<policy::IpAddress>& peer_ip, const std::string& peer);
+  // `peer_ip` is set for TCP peers, `limited_peer` for those the per-peer limit applies to.
+  bool Admit(const std::optional<policy::IpAddress>& peer_ip,
+             const std::optional<policy::IpAddress>& limited_peer, const std::string& peer);
 
   asio::io_context& io_;
   const ServerOptions options_;

@@ -187,13 +187,14 @@ def check_contents(deb, source_dir, admin_tool):
     finally:
         shutil.rmtree(control, ignore_errors=True)
 
-    # The packaged unit is the source tree's.
+    # The packaged unit is the source tree's template, ExecStart in the package's /usr/sbin.
     extract = tempfile.mkdtemp(prefix="greylight-data-")
     try:
         run(["dpkg-deb", "-x", deb, extract])
         with open(os.path.join(extract, "lib/systemd/system/greylight.service")) as a, \
-                open(os.path.join(source_dir, "packaging/greylight.service")) as b:
-            check(a.read() == b.read(), "packaged unit equals packaging/greylight.service")
+                open(os.path.join(source_dir, "packaging/greylight.service.in")) as b:
+            check(a.read() == b.read().replace("@SBINDIR@", "/usr/sbin"),
+                  "packaged unit equals packaging/greylight.service.in for /usr/sbin")
     except FileNotFoundError as e:
         check(False, f"unit comparison: {e}")
     finally:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Static checks of packaging/greylight.service with systemd's own tools.
+"""Static checks of packaging/greylight.service.in (as the package renders it) with
+systemd's own tools.
 
     python3 tests/e2e/systemd_unit_test.py --greylightd build/src/greylightd
 
@@ -78,14 +79,15 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--greylightd", required=True)
-    parser.add_argument("--unit", default=os.path.join(here, "..", "..", "packaging", UNIT_NAME))
+    parser.add_argument("--unit", default=os.path.join(here, "..", "..", "packaging", UNIT_NAME + ".in"),
+                        help="the unit template; @SBINDIR@ becomes /usr/sbin, as in the package")
     parser.add_argument("--man-dir", default=os.path.join(here, "..", "..", "man"))
     args = parser.parse_args()
     binary = os.path.abspath(args.greylightd)
     failures = []
 
     with open(args.unit) as f:
-        unit_text = f.read()
+        unit_text = f.read().replace("@SBINDIR@", "/usr/sbin")
     entries = parse_unit(unit_text)
     for section, key, pattern in REQUIRED:
         values = entries.get((section, key), [])

@@ -13,7 +13,8 @@ import time
 import unittest
 import warnings
 
-from greylightd_harness import T, Daemon, request
+import netns
+from greylightd_harness import T, Daemon, free_port, request
 
 BINARY = os.environ.get("GREYLIGHTD", "build/src/greylightd")
 GREY = "DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/example.org.html"
@@ -38,18 +39,68 @@ class LimitsTest(unittest.TestCase):
         ok = self.daemon("--allow-from=10.0.0.0/8", "--allow-from=127.0.0.0/8").start()
         self.assertEqual(ok.client().ask(request(policy_test_time=T)), GREY)
 
+    def remote_host(self):
+        """A second host in a network namespace: the per-peer limit applies to remote
+        peers only, and every loopback address is local."""
+        if not netns.available():
+            self.fail("needs root and `ip netns` (iproute2) for a non-loopback peer")
+        host = netns.RemoteHost().__enter__()
+        self.addCleanup(host.__exit__, None, None, None)
+        return host
+
     def test_connections_per_peer_limit(self):
-        d = self.daemon("--max-connections-per-peer=5").start()
-        clients = [d.client() for _ in range(5)]
-        for c in clients:
-            self.assertEqual(c.ask(request(policy_test_time=T)), GREY)
-        extra = d.client()
-        self.assertTrue(extra.closed_without_reply())
-        self.assertEqual(clients[0].ask(request(policy_test_time=T)), GREY)
+        remote = self.remote_host()
+        port = free_port(host=remote.gateway)
+        d = self.daemon("--max-connections-per-peer=5", f"--inet={remote.gateway}:{port}").start()
+        payload = request(policy_test_time=T)
+        first, held = remote.open_connections(remote.gateway, port, 5, payload)
+        self.addCleanup(held.release)
+        self.assertEqual(first, {"answered": 5, "refused": 0})
+        extra, extra_held = remote.open_connections(remote.gateway, port, 1, payload)
+        extra_held.release()
+        self.assertEqual(extra, {"answered": 0, "refused": 1})
+        self.assertIn(f"refused connection from [{remote.address}]", d.log_text())
         self.assertIn("connections from this address (--max-connections-per-peer)", d.log_text())
-        clients[1].close()
-        time.sleep(0.2)
-        self.assertEqual(d.client().ask(request(policy_test_time=T)), GREY)
+        # Loopback peers are not counted per address: more than 5 are served meanwhile.
+        local = [d.client() for _ in range(8)]
+        for c in local:
+            self.assertEqual(c.ask(payload), GREY)
+        held.release()
+        time.sleep(0.3)
+        again, again_held = remote.open_connections(remote.gateway, port, 1, payload)
+        again_held.release()
+        self.assertEqual(again, {"answered": 1, "refused": 0})
+
+    def test_a_local_postfix_is_never_refused_but_a_remote_peer_is_bounded(self):
+        # A busy Postfix on the same host: 2,000 smtpd processes, each with its own
+        # connection from 127.0.0.1, all open at once, with default options.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2300:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        remote = self.remote_host()
+        port = free_port(host=remote.gateway)
+        d = self.daemon(f"--inet={remote.gateway}:{port}").start()
+        smtpd = []
+        for i in range(2000):
+            c = d.client()
+            self.assertEqual(c.ask(request(recipient=f"u{i % 50}@example.org",
+                                           policy_test_time=T)), GREY, f"connection {i + 1}")
+            smtpd.append(c)
+        for c in smtpd[::100]:  # all still served
+            self.assertEqual(c.ask(request(policy_test_time=T)), GREY)
+        self.assertNotIn("refused connection", d.log_text())
+        # An attacker's connections from one remote address stop at the default 1,000.
+        tally, held = remote.open_connections(remote.gateway, port, 1010,
+                                              request(policy_test_time=T))
+        self.addCleanup(held.release)
+        self.assertEqual(tally, {"answered": 1000, "refused": 10})
+        self.assertIn(f"refused connection from [{remote.address}]", d.log_text())
+        self.assertEqual(smtpd[0].ask(request(policy_test_time=T)), GREY)
+        figure("2000 loopback connections served with default options; a remote peer "
+               "stopped at 1000 (--max-connections-per-peer)")
+        held.release()
+        for c in smtpd:
+            c.close()
 
     def test_trickling_peer_is_dropped_at_request_deadline(self):
         d = self.daemon("--request-timeout=1").start()

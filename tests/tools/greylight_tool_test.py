@@ -762,6 +762,60 @@ class DomainLookupTest(ToolTestCase):
         self.assertEqual(report["summary"]["greylisted_triplets"], 4)
 
 
+class QueryTest(ToolTestCase):
+    """`greylight query` is a real request: the daemon decides, records and logs it."""
+
+    def query(self, *args, code=0, server=None):
+        server = server or f"inet:127.0.0.1:{self.daemon.port}"
+        return self.tool("query", f"--server={server}", *args, dbdir=False, code=code)
+
+    def test_new_triplet_is_greylisted_and_logged(self):
+        args = ["--client-address=192.0.2.77", "--sender=newcomer@example.com",
+                "--recipient=bob@example.org"]
+        r = self.query(*args)
+        self.assertTrue(r.stdout.startswith("action=DEFER_IF_PERMIT 4.2.0 Greylisted, see "),
+                        r.stdout)
+        self.assertIn("action=greylist, reason=new, client_name=unknown, "
+                      "client_address=192.0.2.77, sender=newcomer@example.com, "
+                      "recipient=bob@example.org", self.daemon.log_text())
+        # Recorded: explain finds the triplet pending.
+        self.assertIn("pending", self.tool("explain", *args).stdout)
+
+    def test_attributes_reach_the_daemon(self):
+        # A whitelisted client name and a policy_test_time given with --attribute.
+        r = self.query("--client-address=192.0.2.78", "--client-name=mx.whitelisted.example",
+                       "--sender=a@example.com", "--recipient=b@example.org")
+        self.assertEqual(r.stdout, "action=DUNNO\n")
+        r = self.query("--client-address=192.0.2.79", "--sender=a@example.com",
+                       "--recipient=b@example.org", f"--attribute=policy_test_time={T}",
+                       "--attribute=client_name=other.example")
+        self.assertTrue(r.stdout.startswith("action=DEFER_IF_PERMIT"), r.stdout)
+        self.assertIn("client_name=other.example, client_address=192.0.2.79",
+                      self.daemon.log_text())
+
+    def test_over_a_unix_socket(self):
+        d = Daemon(GREYLIGHTD, ["--commit-interval=0"], inet=False, unix=True)
+        self.addCleanup(d.cleanup)
+        d.start()
+        r = self.query("--client-address=192.0.2.80", "--sender=", "--recipient=b@example.org",
+                       server=f"unix:{d.socket_path}")
+        self.assertTrue(r.stdout.startswith("action=DEFER_IF_PERMIT"), r.stdout)
+
+    def test_errors(self):
+        port = free_port()
+        r = self.query("--client-address=192.0.2.1", "--sender=a@b", "--recipient=c@d",
+                       server=f"inet:127.0.0.1:{port}", code=3)
+        self.assertEqual(r.stderr, f"greylight query: can't connect to inet:127.0.0.1:{port}: "
+                                   "Connection refused\n")
+        self.query("--client-address=192.0.2.1", "--sender=a@b", code=2)
+        self.query("--client-address=192.0.2.1", "--sender=a@b", "--recipient=c@d",
+                   server="nowhere", code=2)
+        self.query("--client-address=192.0.2.1", "--sender=a@b", "--recipient=c@d",
+                   "--attribute=noequals", code=2)
+        self.query("--client-address=192.0.2.1", "--sender=a@b", "--recipient=c@d",
+                   "--timeout=0", code=2)
+
+
 class ErrorExitTest(unittest.TestCase):
     def run_tool(self, *args, code):
         r = subprocess.run([GREYLIGHT, *args], capture_output=True, text=True, timeout=TIMEOUT)
@@ -794,8 +848,8 @@ class ErrorExitTest(unittest.TestCase):
 
     def test_help_exits_0(self):
         self.assertIn("import-postgrey", self.run_tool("--help", code=0).stdout)
-        for command in ("explain", "stats", "list", "delete", "pass", "report", "migrate",
-                        "import-postgrey"):
+        for command in ("query", "explain", "stats", "list", "delete", "pass", "report",
+                        "migrate", "import-postgrey"):
             out = self.run_tool(command, "--help", code=0).stdout
             self.assertTrue(out.startswith(f"Usage: greylight {command} "), out)
         self.assertIn("--dbdir=DIR\n      postgrey's database directory",
