@@ -43,15 +43,23 @@ int main(int argc, char** argv) {
   long long age_days = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string option = argv[i], value = argv[i + 1];
-    if (option == "--dbdir") config.dbdir = value;
-    else if (option == "--store") config.uri = value;
-    else if (option == "--triplets") triplets = std::stoull(value);
-    else if (option == "--clients") clients = std::stoull(value);
-    else if (option == "--seed") seed = static_cast<unsigned>(std::stoul(value));
-    else if (option == "--age-days") age_days = std::stoll(value);
-    else return Usage();
+    if (option == "--dbdir")
+      config.dbdir = value;
+    else if (option == "--store")
+      config.uri = value;
+    else if (option == "--triplets")
+      triplets = std::stoull(value);
+    else if (option == "--clients")
+      clients = std::stoull(value);
+    else if (option == "--seed")
+      seed = static_cast<unsigned>(std::stoul(value));
+    else if (option == "--age-days")
+      age_days = std::stoll(value);
+    else
+      return Usage();
   }
-  if (argc % 2 == 0 || triplets == 0 || (config.dbdir.empty() && config.uri == "lmdb:")) return Usage();
+  if (argc % 2 == 0 || triplets == 0 || (config.dbdir.empty() && config.uri == "lmdb:"))
+    return Usage();
   auto store = store::OpenStore(config);
   if (!store.ok()) {
     std::fprintf(stderr, "greylight-fill: %s\n", store.status().message().c_str());
@@ -59,7 +67,8 @@ int main(int argc, char** argv) {
   }
   std::mt19937_64 random(seed);
   const long long now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count() -
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count() -
                         age_days * 86400;
   auto started = std::chrono::steady_clock::now();
   std::vector<std::pair<std::string, std::string>> batch;
@@ -77,22 +86,23 @@ int main(int argc, char** argv) {
     long long last = now - static_cast<long long>(random() % (30 * 86400));
     long long first = last - 300 - static_cast<long long>(random() % 86400);
     uint64_t r = random();
-    batch.emplace_back(fmt::format("{}.{}.{}.0/sender{}@domain{}.example/user{}@example.org",
-                                   10 + r % 200, (r >> 8) % 256, (r >> 16) % 256, i, (r >> 24) % 5000,
-                                   (r >> 40) % 20000),
-                       fmt::format("{},{}", first, last));
+    batch.emplace_back(
+        fmt::format("{}.{}.{}.0/sender{}@domain{}.example/user{}@example.org", 10 + r % 200,
+                    (r >> 8) % 256, (r >> 16) % 256, i, (r >> 24) % 5000, (r >> 40) % 20000),
+        fmt::format("{},{}", first, last));
     if (batch.size() == kBatch) flush(store::Table::kTriplets);
   }
   if (!batch.empty()) flush(store::Table::kTriplets);
   for (size_t i = 0; i < clients; ++i) {
     uint64_t r = random();
-    batch.emplace_back(fmt::format("{}.{}.{}.{}", 10 + r % 200, (r >> 8) % 256, (r >> 16) % 256,
-                                   (r >> 24) % 256),
-                       fmt::format("{},{}", 1 + r % 20, now - static_cast<long long>((r >> 32) % 86400)));
+    batch.emplace_back(
+        fmt::format("{}.{}.{}.{}", 10 + r % 200, (r >> 8) % 256, (r >> 16) % 256, (r >> 24) % 256),
+        fmt::format("{},{}", 1 + r % 20, now - static_cast<long long>((r >> 32) % 86400)));
     if (batch.size() == kBatch) flush(store::Table::kClients);
   }
   if (!batch.empty()) flush(store::Table::kClients);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("greylight-fill: %zu triplets and %zu clients written in %.1f s\n", triplets, clients,
               seconds);
   return 0;

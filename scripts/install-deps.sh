@@ -24,7 +24,7 @@ test_packages=(
   redis-server redis-sentinel redis-tools
   unbound                                   # DNS lists against a real resolver
   prometheus                                # promtool check metrics
-  clang libclang-rt-14-dev                  # libFuzzer
+  clang libclang-rt-14-dev clang-format     # libFuzzer; the format check
   postfix swaks                             # the end-to-end tests
   systemd groff-base man-db                 # unit and man page tests
   mmdebstrap                                # CI's brand-new Debian root

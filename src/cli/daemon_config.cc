@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <charconv>
 
-
 namespace greylight::cli {
 namespace {
 
@@ -26,10 +25,10 @@ constexpr OptionSpec kDaemonOptions[] = {
      "log less: no per-request action= lines (wins over --verbose)", "postgrey"},
     {"-d,--daemonize", Arity::kFlag, "", "",
      "run in the background and log to syslog instead of stderr", "postgrey"},
-    {"--pidfile", Arity::kValue, "PATH", "", "write the process id to PATH (also in the foreground)",
-     "postgrey"},
-    {"-u,--unix", Arity::kRepeated, "PATH", "", "listen on the UNIX stream socket PATH (repeatable)",
-     "postgrey"},
+    {"--pidfile", Arity::kValue, "PATH", "",
+     "write the process id to PATH (also in the foreground)", "postgrey"},
+    {"-u,--unix", Arity::kRepeated, "PATH", "",
+     "listen on the UNIX stream socket PATH (repeatable)", "postgrey"},
     {"--socketmode", Arity::kValue, "MODE", "0666", "octal permissions of the UNIX sockets",
      "postgrey"},
     {"-i,--inet", Arity::kRepeated, "[HOST:]PORT", "",
@@ -39,8 +38,7 @@ constexpr OptionSpec kDaemonOptions[] = {
     {"--user", Arity::kValue, "USER", "greylight",
      "when started as root, switch to USER after binding; --user=root keeps root", "postgrey"},
     {"--group", Arity::kValue, "GROUP", "the --user value, else greylight",
-     "when started as root, switch to GROUP",
-     "postgrey"},
+     "when started as root, switch to GROUP", "postgrey"},
     {"--syslog-facility,--syslogfacility,--facility", Arity::kValue, "NAME", "mail",
      "syslog facility used with --daemonize", "postgrey"},
     {"--exim", Arity::kFlag, "", "", "close the connection after every reply (for Exim)",
@@ -96,8 +94,7 @@ constexpr OptionSpec kDaemonOptions[] = {
      "DNS servers to ask for the lists", "greylight"},
     {"--max-line-length", Arity::kValue, "BYTES", "8192",
      "longest request line accepted; a longer one closes the connection", "greylight"},
-    {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request",
-     "greylight"},
+    {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request", "greylight"},
     {"--max-request-size", Arity::kValue, "BYTES", "65536", "largest request accepted",
      "greylight"},
 };
@@ -178,7 +175,8 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   if (o.Has("metrics-listen")) {
     auto metrics = server::ParseInet(o.Last("metrics-listen"));
     if (!metrics.ok()) {
-      return Status::InvalidArgument(fmt::format("--metrics-listen: {}", metrics.status().message()));
+      return Status::InvalidArgument(
+          fmt::format("--metrics-listen: {}", metrics.status().message()));
     }
     if (metrics->size() != 1) return Status::InvalidArgument("--metrics-listen: one address only");
     c.metrics_listen = metrics->front();
@@ -206,7 +204,11 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
       c.dns.lists.push_back(*list);
     }
   }
-  if (e.greylist_only_listed && c.dns.lists.end() == std::find_if(c.dns.lists.begin(), c.dns.lists.end(), [](const reputation::DnsList& l) { return l.kind == reputation::ListKind::kBlock; })) {
+  if (e.greylist_only_listed &&
+      c.dns.lists.end() ==
+          std::find_if(c.dns.lists.begin(), c.dns.lists.end(), [](const reputation::DnsList& l) {
+            return l.kind == reputation::ListKind::kBlock;
+          })) {
     return Status::InvalidArgument("--greylist-only-listed needs at least one --dnsbl");
   }
   numbers.Set("dns-timeout", 1LL, 60000LL, c.dns.timeout);
@@ -222,7 +224,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   if (c.user.empty() || c.group.empty()) {
     return Status::InvalidArgument("--user and --group must not be empty");
   }
-  c.log_level = o.Has("quiet") ? log::Level::kWarning
+  c.log_level = o.Has("quiet")     ? log::Level::kWarning
                 : o.Has("verbose") ? log::Level::kInfo
                                    : log::Level::kNotice;
   if (o.Has("log-level")) {
@@ -238,14 +240,16 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   if (format == "json") {
     c.policy.engine.log_format = engine::EngineOptions::LogFormat::kJson;
   } else if (format != "postgrey") {
-    return Status::InvalidArgument(fmt::format("--log-format: '{}' is not postgrey or json", format));
+    return Status::InvalidArgument(
+        fmt::format("--log-format: '{}' is not postgrey or json", format));
   }
   numbers.Set("summary-interval", 0LL, 86400LL * 7, c.summary_interval);
   if (!numbers.status().ok()) return numbers.status();
   std::string_view facility = o.LastOrDefault("syslog-facility");
   c.syslog_facility = log::FacilityFromName(facility);
   if (c.syslog_facility < 0) {
-    return Status::InvalidArgument(fmt::format("--syslog-facility: unknown facility '{}'", facility));
+    return Status::InvalidArgument(
+        fmt::format("--syslog-facility: unknown facility '{}'", facility));
   }
   return c;
 }

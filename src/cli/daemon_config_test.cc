@@ -44,13 +44,25 @@ TEST(DaemonConfigTest, NumericDefaultsAreTheDocumentedOnes) {
 }
 
 TEST(DaemonConfigTest, GivenValuesAreConvertedToTheirUnits) {
-  auto parsed = Parse({"--delay=60", "--max-age=7", "--retry-window=6h",
-                       "--auto-whitelist-clients", "--greytrap-ttl=600", "--ipv4cidr=16",
-                       "--ipv6cidr=48", "--store-timeout=50", "--socketmode=0600",
-                       "--listen-queue-size=10", "--idle-timeout=300", "--request-timeout=5",
-                       "--max-connections=10", "--max-connections-per-peer=2",
-                       "--max-line-length=1024", "--max-attributes=16",
-                       "--max-request-size=4096", "--dns-timeout=250", "--commit-interval=0",
+  auto parsed = Parse({"--delay=60",
+                       "--max-age=7",
+                       "--retry-window=6h",
+                       "--auto-whitelist-clients",
+                       "--greytrap-ttl=600",
+                       "--ipv4cidr=16",
+                       "--ipv6cidr=48",
+                       "--store-timeout=50",
+                       "--socketmode=0600",
+                       "--listen-queue-size=10",
+                       "--idle-timeout=300",
+                       "--request-timeout=5",
+                       "--max-connections=10",
+                       "--max-connections-per-peer=2",
+                       "--max-line-length=1024",
+                       "--max-attributes=16",
+                       "--max-request-size=4096",
+                       "--dns-timeout=250",
+                       "--commit-interval=0",
                        "--summary-interval=0"});
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   const DaemonConfig& c = *parsed;

@@ -2,8 +2,8 @@
 // whitelists, bind, drop privileges, daemonize, open the store, serve.
 
 #include <signal.h>
-#include <systemd/sd-daemon.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <asio.hpp>
@@ -16,16 +16,16 @@
 #include "server/server.h"
 #include "store/open_store.h"
 #include "util/clock.h"
-#include "whitelist/whitelist.h"
 #include "util/log.h"
 #include "version.h"
+#include "whitelist/whitelist.h"
 
 namespace greylight {
 namespace {
 
-constexpr int kExitUsage = 1;      // postgrey: --help and unknown options
-constexpr int kExitConfig = 2;     // invalid option values
-constexpr int kExitLocked = 11;    // postgrey: dbdir lock held by another process
+constexpr int kExitUsage = 1;    // postgrey: --help and unknown options
+constexpr int kExitConfig = 2;   // invalid option values
+constexpr int kExitLocked = 11;  // postgrey: dbdir lock held by another process
 constexpr int kExitRuntime = 3;
 
 // Loads the whitelists and logs their warnings (missing files).
@@ -66,9 +66,10 @@ int Run(const std::vector<std::string>& args) {
   if (!descriptors.ok()) {
     log::Warning("{}", descriptors.status().message());
   } else if (*descriptors < config.server.max_connections + server::kReservedDescriptors) {
-    log::Warning("the open-file limit ({}) is below --max-connections={} plus {}: connections "
-                 "past it fail at accept; raise LimitNOFILE or ulimit -n",
-                 *descriptors, config.server.max_connections, server::kReservedDescriptors);
+    log::Warning(
+        "the open-file limit ({}) is below --max-connections={} plus {}: connections "
+        "past it fail at accept; raise LimitNOFILE or ulimit -n",
+        *descriptors, config.server.max_connections, server::kReservedDescriptors);
   }
 
   auto whitelists_or = LoadAndReportWhitelists(config.policy);
@@ -142,10 +143,10 @@ int Run(const std::vector<std::string>& args) {
     auto checker = reputation::DnsListChecker::Create(io, config.dns, clock);
     if (!checker.ok()) return Fatal(kExitConfig, checker.status().message());
     dns_lists = std::move(checker.value());
-    greylister.SetListLookup([&dns_lists](const policy::IpAddress& client,
-                                          reputation::ListCallback done) {
-      dns_lists->Lookup(client, std::move(done));
-    });
+    greylister.SetListLookup(
+        [&dns_lists](const policy::IpAddress& client, reputation::ListCallback done) {
+          dns_lists->Lookup(client, std::move(done));
+        });
   }
 
   greylister.SetWhitelists(whitelists);

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-
 #include "policy/reply_text.h"
 
 namespace greylight::cli {
@@ -17,18 +16,16 @@ constexpr OptionSpec kPolicyOptions[] = {
      "redis://[user:password@]host:port[/db], redis+unix:///path[?db=N] or "
      "redis+sentinel://host:port[,host:port...]/mastername[?db=N&password=...]",
      "greylight"},
-    {"--store-prefix", Arity::kValue, "PREFIX", "greylight:",
-     "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
+    {"--store-prefix", Arity::kValue, "PREFIX",
+     "greylight:", "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
     {"--store-timeout", Arity::kValue, "MS", "200",
-     "Redis connect and round-trip timeout; slower answers count as store errors",
-     "greylight"},
+     "Redis connect and round-trip timeout; slower answers count as store errors", "greylight"},
     {"--dbdir", Arity::kValue, "PATH", "/var/lib/greylight",
      "directory of the LMDB database (the default store)", "postgrey"},
     {"--delay", Arity::kValue, "SECONDS", "300",
      "greylist a new triplet for this many seconds (1 to 86400)", "postgrey"},
     {"--max-age", Arity::kValue, "DAYS", "35",
-     "forget triplets and auto-whitelisted clients not seen for DAYS days (1 to 3650)",
-     "postgrey"},
+     "forget triplets and auto-whitelisted clients not seen for DAYS days (1 to 3650)", "postgrey"},
     {"--retry-window", Arity::kValue, "N|Nh", "2",
      "a retry later than N days (or N hours with 'h') after the first attempt starts over",
      "postgrey"},
@@ -40,8 +37,7 @@ constexpr OptionSpec kPolicyOptions[] = {
      "domain",
      "postgrey"},
     {"--lookup-by-subnet", Arity::kFlag, "", "",
-     "key triplets by the client's network (the default; see --ipv4cidr, --ipv6cidr)",
-     "postgrey"},
+     "key triplets by the client's network (the default; see --ipv4cidr, --ipv6cidr)", "postgrey"},
     {"--lookup-by-host", Arity::kFlag, "", "", "key triplets by the client's full address",
      "postgrey"},
     {"--lookup-by", Arity::kValue, "subnet|host|domain|smart", "subnet",
@@ -49,8 +45,8 @@ constexpr OptionSpec kPolicyOptions[] = {
      "(registrable domain of a verified client name) or smart (domain, except generic or "
      "unverified names, which use the subnet)",
      "greylight"},
-    {"--ipv4cidr", Arity::kValue, "BITS", "24", "prefix length of an IPv4 client's network (1 to 32)",
-     "postgrey"},
+    {"--ipv4cidr", Arity::kValue, "BITS", "24",
+     "prefix length of an IPv4 client's network (1 to 32)", "postgrey"},
     {"--ipv6cidr", Arity::kValue, "BITS", "64",
      "prefix length of an IPv6 client's network (1 to 128)", "postgrey"},
     {"--auto-whitelist-clients", Arity::kOptionalValue, "N", "5",

@@ -25,38 +25,54 @@ std::string_view OutcomeAction(Outcome outcome) {
   switch (outcome) {
     case Outcome::kGreylistNew:
     case Outcome::kGreylistEarlyRetry:
-    case Outcome::kGreytrap: return "greylist";
+    case Outcome::kGreytrap:
+      return "greylist";
     case Outcome::kPassFirst:
     case Outcome::kPassTriplet:
     case Outcome::kClientWhitelist:
     case Outcome::kRecipientWhitelist:
     case Outcome::kClientAwl:
     case Outcome::kDnswl:
-    case Outcome::kNotListed: return "pass";
+    case Outcome::kNotListed:
+      return "pass";
     case Outcome::kMissingAttribute:
     case Outcome::kBadClientAddress:
     case Outcome::kBadTestTime:
-    case Outcome::kStoreError: return "dunno";
+    case Outcome::kStoreError:
+      return "dunno";
   }
   return "dunno";
 }
 
 std::string_view OutcomeReason(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kGreylistNew: return "new";
-    case Outcome::kGreylistEarlyRetry: return "early-retry";
+    case Outcome::kGreylistNew:
+      return "new";
+    case Outcome::kGreylistEarlyRetry:
+      return "early-retry";
     case Outcome::kPassFirst:
-    case Outcome::kPassTriplet: return "triplet found";
-    case Outcome::kClientWhitelist: return "client whitelist";
-    case Outcome::kRecipientWhitelist: return "recipient whitelist";
-    case Outcome::kClientAwl: return "client AWL";
-    case Outcome::kDnswl: return "dnswl";
-    case Outcome::kNotListed: return "not listed";
-    case Outcome::kGreytrap: return "greytrap";
-    case Outcome::kMissingAttribute: return "attribute missing";
-    case Outcome::kBadClientAddress: return "bad client address";
-    case Outcome::kBadTestTime: return "bad policy_test_time";
-    case Outcome::kStoreError: return "store error";
+    case Outcome::kPassTriplet:
+      return "triplet found";
+    case Outcome::kClientWhitelist:
+      return "client whitelist";
+    case Outcome::kRecipientWhitelist:
+      return "recipient whitelist";
+    case Outcome::kClientAwl:
+      return "client AWL";
+    case Outcome::kDnswl:
+      return "dnswl";
+    case Outcome::kNotListed:
+      return "not listed";
+    case Outcome::kGreytrap:
+      return "greytrap";
+    case Outcome::kMissingAttribute:
+      return "attribute missing";
+    case Outcome::kBadClientAddress:
+      return "bad client address";
+    case Outcome::kBadTestTime:
+      return "bad policy_test_time";
+    case Outcome::kStoreError:
+      return "store error";
   }
   return "";
 }
@@ -87,12 +103,11 @@ Decision DunnoWithWarning(Outcome outcome, std::string warning) {
 }  // namespace
 
 LogLine Greylister::ActionLog(const protocol::PolicyRequest& request, std::string_view action,
-                             std::string_view reason, std::string_view number_name,
-                             long long number, std::string_view key,
-                             std::string_view group) const {
+                              std::string_view reason, std::string_view number_name,
+                              long long number, std::string_view key,
+                              std::string_view group) const {
   if (options_.log_format == EngineOptions::LogFormat::kPostgrey) {
-    std::string extra =
-        number_name == "delay" ? fmt::format("delay={}", number) : std::string();
+    std::string extra = number_name == "delay" ? fmt::format("delay={}", number) : std::string();
     if (!group.empty()) {
       if (!extra.empty()) extra += ", ";
       extra += "group=";
@@ -144,11 +159,11 @@ void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_no
   if (options_.allow_policy_test_time) {
     if (auto test_time = request.Get(attr::kPolicyTestTime)) {
       long long seconds = 0;
-      auto [end, ec] = std::from_chars(test_time->data(), test_time->data() + test_time->size(),
-                                       seconds);
+      auto [end, ec] =
+          std::from_chars(test_time->data(), test_time->data() + test_time->size(), seconds);
       if (ec != std::errc() || end != test_time->data() + test_time->size()) {
-        done(DunnoWithWarning(
-            Outcome::kBadTestTime, fmt::format("can't parse policy_test_time: {}", log::Escaped(*test_time))));
+        done(DunnoWithWarning(Outcome::kBadTestTime, fmt::format("can't parse policy_test_time: {}",
+                                                                 log::Escaped(*test_time))));
         return;
       }
       now = FromUnixSeconds(seconds);
@@ -158,17 +173,17 @@ void Greylister::Decide(const protocol::PolicyRequest& request, UnixTime real_no
   for (std::string_view name :
        {attr::kClientAddress, attr::kClientName, attr::kRecipient, attr::kSender}) {
     if (!request.Get(name)) {
-      done(DunnoWithWarning(Outcome::kMissingAttribute,
-                            fmt::format("attribute missing: {}", name)));
+      done(
+          DunnoWithWarning(Outcome::kMissingAttribute, fmt::format("attribute missing: {}", name)));
       return;
     }
   }
   std::string_view address_text = request.GetOr(attr::kClientAddress);
   std::optional<policy::IpAddress> client = policy::IpAddress::Parse(address_text);
   if (!client) {
-    done(DunnoWithWarning(Outcome::kBadClientAddress,
-                          fmt::format("can't parse client_address from postfix: {}",
-                                      log::Escaped(address_text))));
+    done(DunnoWithWarning(
+        Outcome::kBadClientAddress,
+        fmt::format("can't parse client_address from postfix: {}", log::Escaped(address_text))));
     return;
   }
 
@@ -227,32 +242,31 @@ void Greylister::DecideListed(const protocol::PolicyRequest& request,
     keys.trap = std::move(request_keys.trap);
     if (auto hit = greytraps->Match(request.GetOr(attr::kRecipient))) {
       keys.trap_hit = true;
-      before.push_back({log::Level::kNotice,
-                        fmt::format("greytrap hit: {}[{}] sent to {} ({}: {})",
-                                    log::Escaped(request.GetOr(attr::kClientName)),
-                                    client.ToPostgreyString(),
-                                    log::Escaped(request.GetOr(attr::kRecipient)), hit->source,
-                                    log::Escaped(hit->entry))});
+      before.push_back(
+          {log::Level::kNotice,
+           fmt::format("greytrap hit: {}[{}] sent to {} ({}: {})",
+                       log::Escaped(request.GetOr(attr::kClientName)), client.ToPostgreyString(),
+                       log::Escaped(request.GetOr(attr::kRecipient)), hit->source,
+                       log::Escaped(hit->entry))});
     }
   }
   // The triplet key is only logged in JSON: no copy per request otherwise.
   std::string logged_key =
       options_.log_format == EngineOptions::LogFormat::kJson ? keys.triplet : std::string();
-  store_.Check(keys, now,
-               [this, &request, client, key = std::move(logged_key),
-                group = std::move(request_keys.group),
-                now, real_now, &headers, before = std::move(before),
-                done = std::move(done)](Result<policy::Transition> result) mutable {
-                 done(Finish(request, client, key, group, now, real_now, result, headers,
-                             std::move(before)));
-               });
+  store_.Check(
+      keys, now,
+      [this, &request, client, key = std::move(logged_key), group = std::move(request_keys.group),
+       now, real_now, &headers, before = std::move(before),
+       done = std::move(done)](Result<policy::Transition> result) mutable {
+        done(
+            Finish(request, client, key, group, now, real_now, result, headers, std::move(before)));
+      });
 }
 
-Decision Greylister::Finish(const protocol::PolicyRequest& request,
-                            const policy::IpAddress& client, const std::string& key,
-                            const std::string& group, UnixTime now, UnixTime real_now,
-                            const Result<policy::Transition>& result, HeaderTracker& headers,
-                            std::vector<LogLine> before) const {
+Decision Greylister::Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
+                            const std::string& key, const std::string& group, UnixTime now,
+                            UnixTime real_now, const Result<policy::Transition>& result,
+                            HeaderTracker& headers, std::vector<LogLine> before) const {
   const bool want_log = log::Enabled(log::Level::kNotice);
   if (!result.ok()) {
     Decision decision;
@@ -269,12 +283,13 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
   Decision decision;
   decision.logs = std::move(before);
   if (t.first_corrected) {
-    decision.logs.push_back({log::Level::kWarning, "correcting date for first seen in the future!"});
+    decision.logs.push_back(
+        {log::Level::kWarning, "correcting date for first seen in the future!"});
   }
   if (t.trapped) {
-    decision.action = policy::GreylistAction(
-        options_.greylist_action, options_.greylist_text,
-        request.Get(attr::kEtrnDomain).has_value(), t.missing, request.GetOr(attr::kRecipient));
+    decision.action = policy::GreylistAction(options_.greylist_action, options_.greylist_text,
+                                             request.Get(attr::kEtrnDomain).has_value(), t.missing,
+                                             request.GetOr(attr::kRecipient));
     decision.outcome = Outcome::kGreytrap;
     decision.trap_hit = t.trap_write.has_value();
     if (want_log) {
@@ -295,21 +310,20 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
   if (t.awl_threshold_reached) {
     std::string_view name = request.GetOr(attr::kClientName);
     std::string address = client.ToPostgreyString();
-    decision.logs.push_back(
-        {log::Level::kWarning,
-         name.empty() || name == "0"
-             ? fmt::format("whitelisted: {}", address)
-             : fmt::format("whitelisted: {}[{}]", log::Escaped(name), address)});
+    decision.logs.push_back({log::Level::kWarning, name.empty() || name == "0"
+                                                       ? fmt::format("whitelisted: {}", address)
+                                                       : fmt::format("whitelisted: {}[{}]",
+                                                                     log::Escaped(name), address)});
   }
   if (t.greylisted()) {
-    decision.action = policy::GreylistAction(
-        options_.greylist_action, options_.greylist_text,
-        request.Get(attr::kEtrnDomain).has_value(), t.missing, request.GetOr(attr::kRecipient));
+    decision.action = policy::GreylistAction(options_.greylist_action, options_.greylist_text,
+                                             request.Get(attr::kEtrnDomain).has_value(), t.missing,
+                                             request.GetOr(attr::kRecipient));
     decision.outcome = t.first == now ? Outcome::kGreylistNew : Outcome::kGreylistEarlyRetry;
     if (want_log) {
       const bool json = options_.log_format == EngineOptions::LogFormat::kJson;
       std::string reason = t.first == now ? std::string("new")
-                           : json ? std::string("early-retry")
+                           : json         ? std::string("early-retry")
                                   : fmt::format("early-retry ({}s missing)", t.missing.count());
       decision.logs.push_back(
           ActionLog(request, "greylist", reason, "missing", t.missing.count(), key, group));
@@ -322,10 +336,9 @@ Decision Greylister::Finish(const protocol::PolicyRequest& request,
   }
   if (!t.last_was_successful && headers.TakeNew(request.Get(attr::kInstance))) {
     Seconds delayed = now - t.first;
-    decision.action = "PREPEND " + policy::XGreylistHeader(options_.x_greylist_header, delayed,
-                                                           options_.version,
-                                                           policy::HeaderDate(real_now),
-                                                           options_.hostname);
+    decision.action =
+        "PREPEND " + policy::XGreylistHeader(options_.x_greylist_header, delayed, options_.version,
+                                             policy::HeaderDate(real_now), options_.hostname);
     if (want_log) {
       decision.logs.push_back(
           ActionLog(request, "pass", "triplet found", "delay", delayed.count(), key, group));

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "engine/request_keys.h"
 #include "policy/greylist_state.h"
 #include "policy/reply_text.h"
 #include "policy/triplet_key.h"
 #include "policy/whitelist_matcher.h"
 #include "protocol/policy_request.h"
-#include "engine/request_keys.h"
 #include "reputation/client_group.h"
 #include "reputation/greytrap.h"
 #include "reputation/list_verdict.h"
@@ -84,10 +84,10 @@ std::string_view OutcomeReason(Outcome outcome);
 
 // What to answer and what to log for one request.
 struct Decision {
-  std::string action;          // never empty
-  std::vector<LogLine> logs;   // in the order postgrey logs them
+  std::string action;         // never empty
+  std::vector<LogLine> logs;  // in the order postgrey logs them
   Outcome outcome = Outcome::kPassTriplet;
-  Seconds delayed{0};          // kPassFirst: how long the sender took to come back
+  Seconds delayed{0};               // kPassFirst: how long the sender took to come back
   bool client_whitelisted = false;  // this request made the client auto-whitelisted
   bool trap_hit = false;            // this request went to a greytrap address
   bool store_failed() const { return outcome == Outcome::kStoreError; }
@@ -153,9 +153,9 @@ class Greylister {
   // `key` is the triplet key (empty unless logging JSON) and `group` the domain group, both
   // for the logs.
   Decision Finish(const protocol::PolicyRequest& request, const policy::IpAddress& client,
-                  const std::string& key, const std::string& group, UnixTime now,
-                  UnixTime real_now, const Result<policy::Transition>& result,
-                  HeaderTracker& headers, std::vector<LogLine> before) const;
+                  const std::string& key, const std::string& group, UnixTime now, UnixTime real_now,
+                  const Result<policy::Transition>& result, HeaderTracker& headers,
+                  std::vector<LogLine> before) const;
 
   const EngineOptions options_;
   store::Store& store_;

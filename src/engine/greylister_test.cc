@@ -18,10 +18,14 @@ constexpr std::string_view kGreyText =
 
 // Compat spec section 13's base request.
 std::map<std::string, std::string> BaseRequest() {
-  return {{"request", "smtpd_access_policy"}, {"protocol_state", "RCPT"},
-          {"protocol_name", "ESMTP"},        {"client_address", "192.0.2.10"},
-          {"client_name", "mail.example.net"}, {"sender", "alice@example.net"},
-          {"recipient", "bob@example.org"},  {"etrn_domain", ""},
+  return {{"request", "smtpd_access_policy"},
+          {"protocol_state", "RCPT"},
+          {"protocol_name", "ESMTP"},
+          {"client_address", "192.0.2.10"},
+          {"client_name", "mail.example.net"},
+          {"sender", "alice@example.net"},
+          {"recipient", "bob@example.org"},
+          {"etrn_domain", ""},
           {"instance", "i1"}};
 }
 
@@ -96,7 +100,8 @@ TEST_F(GreylisterTest, CompatRows1To6) {
   EXPECT_EQ(NoticeLine(d), "action=greylist, reason=early-retry (1s missing)" + kTail);
 
   d = Ask(T + 300, {{"queue_id", "ABC123"}, {"instance", "abc.4"}});  // row 4
-  EXPECT_TRUE(d.action.starts_with("PREPEND X-Greylist: delayed 300 seconds by greylight-0.1.0 at vm; "))
+  EXPECT_TRUE(
+      d.action.starts_with("PREPEND X-Greylist: delayed 300 seconds by greylight-0.1.0 at vm; "))
       << d.action;
   EXPECT_EQ(NoticeLine(d), "ABC123: action=pass, reason=triplet found, delay=300" + kTail);
   EXPECT_EQ(d.outcome, Outcome::kPassFirst);
@@ -139,8 +144,8 @@ TEST_F(GreylisterTest, Row10RetryWindowRestartsTheClock) {
   Configure(timing);
   EXPECT_TRUE(NoticeLine(Ask(T)).starts_with("action=greylist, reason=new"));
   EXPECT_TRUE(NoticeLine(Ask(T + 21601)).starts_with("action=greylist, reason=new"));
-  EXPECT_TRUE(NoticeLine(Ask(T + 21700)).starts_with(
-      "action=greylist, reason=early-retry (201s missing)"));
+  EXPECT_TRUE(
+      NoticeLine(Ask(T + 21700)).starts_with("action=greylist, reason=early-retry (201s missing)"));
   Decision d = Ask(T + 21901);
   EXPECT_TRUE(d.action.starts_with("PREPEND X-Greylist: delayed 300 seconds"));
   EXPECT_TRUE(NoticeLine(d).starts_with("action=pass, reason=triplet found, delay=300"));
@@ -185,7 +190,7 @@ TEST_F(GreylisterTest, Row11AutoWhitelistAfterFiveHourlySuccesses) {
 
 TEST_F(GreylisterTest, AwlCountsOnlyFirstSuccessesAndOncePerHour) {
   Ask(T);
-  Ask(T + 300);  // first success: count 1
+  Ask(T + 300);   // first success: count 1
   Ask(T + 4000);  // repeat delivery of a passed triplet: not counted
   EXPECT_EQ(Stored(store::Table::kClients, "192.0.2.10"), "1,1800000300");
   Ask(T + 400, {{"recipient", "carol@example.org"}});
@@ -224,8 +229,8 @@ TEST_F(GreylisterTest, Row14UnparsableClientAddressAnswersDunno) {
   for (std::string address : {"", "unknown", "not an ip"}) {
     Decision d = Ask(T, {{"client_address", address}});
     EXPECT_EQ(d.action, "DUNNO");
-    EXPECT_TRUE(HasLog(d, log::Level::kWarning,
-                       "can't parse client_address from postfix: " + address));
+    EXPECT_TRUE(
+        HasLog(d, log::Level::kWarning, "can't parse client_address from postfix: " + address));
   }
 }
 
@@ -367,7 +372,8 @@ TEST_F(GreylisterTest, WhitelistsPassWithPostgreysReasons) {
   greylister_->SetWhitelists(std::make_shared<FixedWhitelist>());
   Decision d = Ask(T, {{"client_name", "ok.example"}});
   EXPECT_EQ(d.action, "DUNNO");
-  EXPECT_TRUE(NoticeLine(d).starts_with("action=pass, reason=client whitelist, client_name=ok.example"));
+  EXPECT_TRUE(
+      NoticeLine(d).starts_with("action=pass, reason=client whitelist, client_name=ok.example"));
   d = Ask(T, {{"recipient", "postmaster@example.org"}});
   EXPECT_EQ(d.action, "DUNNO");
   EXPECT_TRUE(NoticeLine(d).starts_with("action=pass, reason=recipient whitelist"));
@@ -465,9 +471,10 @@ TEST_F(GreylisterTest, AnEmptyTrapListKeepsTrappedClientsTrapped) {
   ASSERT_TRUE(empty.ok());
   greylister_->SetGreytraps(*empty);
   EXPECT_EQ(Ask(T + 400).outcome, Outcome::kGreytrap);
-  EXPECT_EQ(Ask(T + 400, {{"client_address", "198.51.100.1"}, {"recipient", "spamtrap@example.org"}})
-                .outcome,
-            Outcome::kGreylistNew);
+  EXPECT_EQ(
+      Ask(T + 400, {{"client_address", "198.51.100.1"}, {"recipient", "spamtrap@example.org"}})
+          .outcome,
+      Outcome::kGreylistNew);
 }
 
 }  // namespace

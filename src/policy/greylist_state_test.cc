@@ -50,8 +50,8 @@ TEST(GreytrapRulesTest, AHitTrapsTheClientUntilTheTtlRunsOut) {
 TEST(GreytrapRulesTest, TrappedClientsAreGreylistedForPassedTripletsAndNeverAutoWhitelisted) {
   GreylistTiming timing;
   PriorState prior;
-  prior.triplet = TripletRecord{T0 - 86400s, T0 - 60s};  // passed long ago
-  prior.client = ClientRecord{50, T0 - 60s};             // auto-whitelisted
+  prior.triplet = TripletRecord{T0 - 86400s, T0 - 60s};    // passed long ago
+  prior.client = ClientRecord{50, T0 - 60s};               // auto-whitelisted
   ASSERT_TRUE(Decide(prior, T0, timing).client_awl_pass);  // without the trap
 
   prior.trap = TrapRecord{T0 + 3500s, T0 - 100s};

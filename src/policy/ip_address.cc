@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 
-#include <algorithm>
 #include <fmt/format.h>
+#include <algorithm>
 
 namespace greylight::policy {
 
@@ -39,7 +39,7 @@ bool IpAddress::IsLoopback() const {
   if (!is_v6) return bytes[0] == 127;
   static constexpr std::array<uint8_t, 16> kV6Loopback = {0, 0, 0, 0, 0, 0, 0, 0,
                                                           0, 0, 0, 0, 0, 0, 0, 1};
-  static constexpr std::array<uint8_t, 12> kV4MappedPrefix = {0, 0, 0, 0, 0, 0,
+  static constexpr std::array<uint8_t, 12> kV4MappedPrefix = {0, 0, 0, 0, 0,    0,
                                                               0, 0, 0, 0, 0xff, 0xff};
   if (bytes == kV6Loopback) return true;
   return std::equal(kV4MappedPrefix.begin(), kV4MappedPrefix.end(), bytes.begin()) &&

@@ -43,16 +43,15 @@ std::string HeaderDate(UnixTime time) {
   // whatever the process locale.
   static constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
                                                        "Thu", "Fri", "Sat"};
-  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr",
-                                                          "May", "Jun", "Jul", "Aug",
-                                                          "Sep", "Oct", "Nov", "Dec"};
+  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   time_t t = static_cast<time_t>(ToUnixSeconds(time));
   struct tm local;
   localtime_r(&t, &local);
   char rest[64];
   strftime(rest, sizeof(rest), "%Y %H:%M:%S %Z", &local);
-  return fmt::format("{}, {:02} {} {}", kDays[local.tm_wday], local.tm_mday,
-                     kMonths[local.tm_mon], rest);
+  return fmt::format("{}, {:02} {} {}", kDays[local.tm_wday], local.tm_mday, kMonths[local.tm_mon],
+                     rest);
 }
 
 std::string ActionLogLine(const protocol::PolicyRequest& request, std::string_view action,

@@ -23,9 +23,9 @@ TEST(ReplyTextTest, TextStartingWithDigitGetsNoPrefix) {
 }
 
 TEST(ReplyTextTest, OnlyFirstPlaceholdersReplaced) {
-  EXPECT_EQ(GreylistAction("DEFER", "%s sec left for %r %s %r", false, Seconds(60),
-                           "bob@example.org"),
-            "DEFER 60 sec left for example.org %s %r");
+  EXPECT_EQ(
+      GreylistAction("DEFER", "%s sec left for %r %s %r", false, Seconds(60), "bob@example.org"),
+      "DEFER 60 sec left for example.org %s %r");
 }
 
 TEST(ReplyTextTest, RecipientDomainKeepsCaseAndUsesLastAt) {

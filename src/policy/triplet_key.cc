@@ -94,8 +94,8 @@ std::string ClientNetwork(const IpAddress& client, const KeyOptions& options) {
   return client.Masked(client.is_v6 ? options.ipv6_cidr : options.ipv4_cidr).ToPostgreyString();
 }
 
-std::string TripletKey(const IpAddress& client, std::string_view sender,
-                       std::string_view recipient, const KeyOptions& options) {
+std::string TripletKey(const IpAddress& client, std::string_view sender, std::string_view recipient,
+                       const KeyOptions& options) {
   return TripletKeyFromClientPart(ClientNetwork(client, options), sender, recipient, options);
 }
 

@@ -28,8 +28,8 @@ std::string ClientNetwork(const IpAddress& client, const KeyOptions& options);
 
 // The triplet key: lowercase "<client network>/<normalised sender>/<recipient>",
 // or its SHA-1 hex with privacy.
-std::string TripletKey(const IpAddress& client, std::string_view sender,
-                       std::string_view recipient, const KeyOptions& options);
+std::string TripletKey(const IpAddress& client, std::string_view sender, std::string_view recipient,
+                       const KeyOptions& options);
 
 // The triplet key with `client_part` (a network, or a lookup-by group key) in front of the
 // normalised sender and the recipient: what TripletKey builds from the client's network.

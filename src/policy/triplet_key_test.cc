@@ -19,26 +19,24 @@ TEST_P(NormaliseSenderTest, MatchesPostgrey) {
 }
 
 // Every example of compat spec 4.3 (before the key's lowercasing).
-INSTANTIATE_TEST_SUITE_P(
-    CompatSpec, NormaliseSenderTest,
-    testing::Values(SenderCase{"nodomain", "nodomain"}, SenderCase{"", ""},
-                    SenderCase{"prvs=1234567890=user@x", "user@x"},
-                    SenderCase{"prvs=user=1234567890@x", "user@x"},
-                    SenderCase{"prvs=0123456789=9876543210@x", "#@x"},
-                    SenderCase{"bounce-123-456+foo@l", "bounce-#-#@l"},
-                    SenderCase{"user_12@x", "user_12@x"},
-                    SenderCase{"a.12.b-34_c@x", "a.#.b-34_c@x"},
-                    SenderCase{"user123@x", "user123@x"},
-                    SenderCase{"PRVS=1234567890=u@x", "PRVS=#=u@x"},
-                    SenderCase{"SRS0=HHH=12=orig.example=user@fwd.example",
-                               "SRS0=HHH=#=orig.example=user@fwd.example"},
-                    SenderCase{"alice+tag@example.net", "alice@example.net"},
-                    SenderCase{"user@", "user@"},
-                    SenderCase{"a@b@c", "a@b@c"},
-                    SenderCase{"123@x", "#@x"},
-                    SenderCase{"prvs=abc=@x", "prvs=abc=@x"},
-                    SenderCase{"prvs=short=user@x", "user@x"},
-                    SenderCase{"12+34@dom-56.example", "#@dom-56.example"}));
+INSTANTIATE_TEST_SUITE_P(CompatSpec, NormaliseSenderTest,
+                         testing::Values(SenderCase{"nodomain", "nodomain"}, SenderCase{"", ""},
+                                         SenderCase{"prvs=1234567890=user@x", "user@x"},
+                                         SenderCase{"prvs=user=1234567890@x", "user@x"},
+                                         SenderCase{"prvs=0123456789=9876543210@x", "#@x"},
+                                         SenderCase{"bounce-123-456+foo@l", "bounce-#-#@l"},
+                                         SenderCase{"user_12@x", "user_12@x"},
+                                         SenderCase{"a.12.b-34_c@x", "a.#.b-34_c@x"},
+                                         SenderCase{"user123@x", "user123@x"},
+                                         SenderCase{"PRVS=1234567890=u@x", "PRVS=#=u@x"},
+                                         SenderCase{"SRS0=HHH=12=orig.example=user@fwd.example",
+                                                    "SRS0=HHH=#=orig.example=user@fwd.example"},
+                                         SenderCase{"alice+tag@example.net", "alice@example.net"},
+                                         SenderCase{"user@", "user@"}, SenderCase{"a@b@c", "a@b@c"},
+                                         SenderCase{"123@x", "#@x"},
+                                         SenderCase{"prvs=abc=@x", "prvs=abc=@x"},
+                                         SenderCase{"prvs=short=user@x", "user@x"},
+                                         SenderCase{"12+34@dom-56.example", "#@dom-56.example"}));
 
 IpAddress Ip(std::string_view text) { return *IpAddress::Parse(text); }
 
@@ -103,12 +101,12 @@ TEST(IpAddressTest, Within) {
 }
 
 TEST(IpAddressTest, LoopbackIsWhatOnlyThisHostConnectsFrom) {
-  for (std::string_view local : {"127.0.0.1", "127.0.0.2", "127.255.255.254", "::1",
-                                 "::ffff:127.0.0.1"}) {
+  for (std::string_view local :
+       {"127.0.0.1", "127.0.0.2", "127.255.255.254", "::1", "::ffff:127.0.0.1"}) {
     EXPECT_TRUE(Ip(local).IsLoopback()) << local;
   }
-  for (std::string_view remote : {"10.0.0.1", "128.0.0.1", "126.255.255.255", "::2", "::",
-                                  "::ffff:10.0.0.1", "::127.0.0.1", "2001:db8::1"}) {
+  for (std::string_view remote : {"10.0.0.1", "128.0.0.1", "126.255.255.255", "::2",
+                                  "::", "::ffff:10.0.0.1", "::127.0.0.1", "2001:db8::1"}) {
     EXPECT_FALSE(Ip(remote).IsLoopback()) << remote;
   }
 }

@@ -7,12 +7,18 @@ namespace greylight::protocol {
 
 std::string_view Describe(ParseError error) {
   switch (error) {
-    case ParseError::kNone: return "no error";
-    case ParseError::kLineTooLong: return "line too long";
-    case ParseError::kTooManyAttributes: return "too many attributes";
-    case ParseError::kRequestTooLarge: return "request too large";
-    case ParseError::kMalformedLine: return "malformed line";
-    case ParseError::kUnknownRequestType: return "unrecognized request type";
+    case ParseError::kNone:
+      return "no error";
+    case ParseError::kLineTooLong:
+      return "line too long";
+    case ParseError::kTooManyAttributes:
+      return "too many attributes";
+    case ParseError::kRequestTooLarge:
+      return "request too large";
+    case ParseError::kMalformedLine:
+      return "malformed line";
+    case ParseError::kUnknownRequestType:
+      return "unrecognized request type";
   }
   return "unknown error";
 }

@@ -132,8 +132,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"TooManyAttributes", "a=1\nb=2\nc=3\nd=4\ne=5\nf=6\n",
                  ParseError::kTooManyAttributes},
         BadInput{"RequestTooLarge",
-                 "a=" + std::string(290, 'x') + "\nb=" + std::string(290, 'x') + "\nc=" +
-                     std::string(290, 'x') + "\nd=" + std::string(290, 'x') + "\n",
+                 "a=" + std::string(290, 'x') + "\nb=" + std::string(290, 'x') +
+                     "\nc=" + std::string(290, 'x') + "\nd=" + std::string(290, 'x') + "\n",
                  ParseError::kRequestTooLarge}),
     [](const testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 

@@ -839,5 +839,4 @@ void DnsListChecker::Lookup(const policy::IpAddress& client, ListCallback done) 
 
 DnsListStats DnsListChecker::Stats() const { return impl_->Stats(); }
 
-
 }  // namespace greylight::reputation

@@ -82,7 +82,6 @@ struct DnsListOptions {
   std::string servers;
 };
 
-
 // The meaning of one DNS response to a list query.
 struct ListAnswer {
   enum class Kind { kListed, kNotListed, kFailed };

@@ -11,7 +11,6 @@
 namespace greylight::reputation {
 namespace {
 
-
 TEST(GreytrapsTest, MatchesTheRecipientWhitelistSyntax) {
   auto traps = Greytraps::FromText("traps", R"(# trap addresses
 spamtrap@example.org

@@ -7,8 +7,8 @@
 namespace greylight::server {
 
 DaemonMetrics::DaemonMetrics()
-    : decision_seconds_({0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}),
+    : decision_seconds_({0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                         0.01, 0.025, 0.05, 0.1, 0.25, 1}),
       // How long senders take to come back: from the delay to days.
       retry_delay_seconds_({60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800}) {}
 
@@ -45,15 +45,25 @@ std::string DaemonMetrics::Summary() {
     switch (static_cast<engine::Outcome>(i)) {
       case engine::Outcome::kGreylistNew:
       case engine::Outcome::kGreylistEarlyRetry:
-      case engine::Outcome::kGreytrap: greylisted += delta; break;
+      case engine::Outcome::kGreytrap:
+        greylisted += delta;
+        break;
       case engine::Outcome::kPassFirst:
-      case engine::Outcome::kPassTriplet: passed += delta; break;
+      case engine::Outcome::kPassTriplet:
+        passed += delta;
+        break;
       case engine::Outcome::kClientWhitelist:
       case engine::Outcome::kRecipientWhitelist:
       case engine::Outcome::kDnswl:
-      case engine::Outcome::kNotListed: whitelisted += delta; break;
-      case engine::Outcome::kClientAwl: awl += delta; break;
-      default: errors += delta; break;
+      case engine::Outcome::kNotListed:
+        whitelisted += delta;
+        break;
+      case engine::Outcome::kClientAwl:
+        awl += delta;
+        break;
+      default:
+        errors += delta;
+        break;
     }
   }
   return fmt::format(
@@ -74,7 +84,8 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
   std::map<std::pair<std::string_view, std::string_view>, uint64_t> by_words;
   for (int i = 0; i < engine::kOutcomeCount; ++i) {
     auto outcome = static_cast<engine::Outcome>(i);
-    by_words[{engine::OutcomeAction(outcome), engine::OutcomeReason(outcome)}] += requests_[i].value();
+    by_words[{engine::OutcomeAction(outcome), engine::OutcomeReason(outcome)}] +=
+        requests_[i].value();
   }
   for (const auto& [words, count] : by_words) {
     RenderSample(out, "greylight_requests_total",
@@ -94,8 +105,9 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
                static_cast<double>(clients_auto_whitelisted_.value()));
   RenderHeader(out, "greylight_store_errors_total", "counter",
                "Requests answered with --store-error-action because the store failed.");
-  RenderSample(out, "greylight_store_errors_total", "",
-               static_cast<double>(requests_[static_cast<int>(engine::Outcome::kStoreError)].value()));
+  RenderSample(
+      out, "greylight_store_errors_total", "",
+      static_cast<double>(requests_[static_cast<int>(engine::Outcome::kStoreError)].value()));
   RenderHeader(out, "greylight_greytrap_hits_total", "counter",
                "Requests to a greytrap address (each puts or keeps its client on the trap list).");
   RenderSample(out, "greylight_greytrap_hits_total", "",
@@ -110,8 +122,9 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
     RenderSample(out, "greylight_clients_stored", "", static_cast<double>(*store.clients));
   }
   if (store.traps) {
-    RenderHeader(out, "greylight_traps_stored", "gauge",
-                 "Greytrap-list records in the store (expired ones until the expiry removes them).");
+    RenderHeader(
+        out, "greylight_traps_stored", "gauge",
+        "Greytrap-list records in the store (expired ones until the expiry removes them).");
     RenderSample(out, "greylight_traps_stored", "", static_cast<double>(*store.traps));
   }
   RenderHeader(out, "greylight_expired_records_total", "counter",

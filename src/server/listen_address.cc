@@ -30,7 +30,8 @@ Result<std::vector<ListenAddress>> ParseInet(std::string_view value) {
       port == 0 || port > 65535) {
     return Status::InvalidArgument(fmt::format("--inet: invalid port in '{}'", value));
   }
-  if (host.empty()) return Status::InvalidArgument(fmt::format("--inet: empty host in '{}'", value));
+  if (host.empty())
+    return Status::InvalidArgument(fmt::format("--inet: empty host in '{}'", value));
   auto make = [port](std::string_view h) {
     ListenAddress address;
     address.host = std::string(h);

@@ -31,7 +31,8 @@ MetricsEndpoint::MetricsEndpoint(asio::io_context& io, ListenAddress address,
 Status MetricsEndpoint::Bind() {
   std::error_code ec;
   asio::ip::address ip = asio::ip::make_address(address_.host, ec);
-  if (ec) return Status::InvalidArgument(fmt::format("--metrics-listen: bad address {}", address_.host));
+  if (ec)
+    return Status::InvalidArgument(fmt::format("--metrics-listen: bad address {}", address_.host));
   asio::ip::tcp::endpoint endpoint(ip, address_.port);
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -39,8 +40,8 @@ Status MetricsEndpoint::Bind() {
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(64, ec);
   if (ec) {
-    return Status::IoError(fmt::format("can't listen on {} for metrics: {}", address_.ToString(),
-                                       ec.message()));
+    return Status::IoError(
+        fmt::format("can't listen on {} for metrics: {}", address_.ToString(), ec.message()));
   }
   log::Notice("Serving metrics on http://{}/metrics", address_.ToString());
   return Status::Ok();
@@ -89,7 +90,8 @@ void MetricsEndpoint::Accept() {
                               [exchange](std::error_code, size_t) {
                                 exchange->timer.cancel();
                                 std::error_code ignored;
-                                exchange->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+                                exchange->socket.shutdown(asio::ip::tcp::socket::shutdown_both,
+                                                          ignored);
                                 exchange->socket.close(ignored);
                               });
           });

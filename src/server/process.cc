@@ -31,7 +31,8 @@ Status DropPrivileges(const std::string& user, const std::string& group,
   }
   if (uid == 0) return Status::Ok();  // --user=root: explicitly asked to stay root
   if (::setgid(gid) != 0 || ::initgroups(user.c_str(), gid) != 0 || ::setuid(uid) != 0) {
-    return Status::IoError(fmt::format("can't switch to {}:{}: {}", user, group, std::strerror(errno)));
+    return Status::IoError(
+        fmt::format("can't switch to {}:{}: {}", user, group, std::strerror(errno)));
   }
   if (::setuid(0) == 0) return Status::IoError("privileges could be regained after setuid");
   return Status::Ok();
@@ -63,8 +64,8 @@ Result<size_t> RaiseDescriptorLimit() {
   if (files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &files) != 0) {
-      return Status::IoError(fmt::format("setrlimit(RLIMIT_NOFILE, {}): {}", files.rlim_max,
-                                         std::strerror(errno)));
+      return Status::IoError(
+          fmt::format("setrlimit(RLIMIT_NOFILE, {}): {}", files.rlim_max, std::strerror(errno)));
     }
   }
   return static_cast<size_t>(files.rlim_cur);
@@ -78,7 +79,8 @@ Status WritePidFile(const std::string& path) {
   }
   std::fprintf(file, "%d\n", static_cast<int>(::getpid()));
   bool ok = std::fclose(file) == 0 && std::rename(temporary.c_str(), path.c_str()) == 0;
-  if (!ok) return Status::IoError(fmt::format("can't write pid file {}: {}", path, std::strerror(errno)));
+  if (!ok)
+    return Status::IoError(fmt::format("can't write pid file {}: {}", path, std::strerror(errno)));
   return Status::Ok();
 }
 

@@ -148,8 +148,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     mid_request_.store(mid_request, std::memory_order_relaxed);
     deadline_.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
     socket_.async_read_some(
-        asio::buffer(read_buffer_),
-        [self = shared_from_this()](std::error_code ec, size_t length) {
+        asio::buffer(read_buffer_), [self = shared_from_this()](std::error_code ec, size_t length) {
           self->reading_ = false;
           self->deadline_.store(kNoDeadline, std::memory_order_relaxed);
           if (ec) {
@@ -213,8 +212,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnDecision(engine::Decision decision) {
     auto took = std::chrono::steady_clock::now() - decide_started_;
     server_.metrics_.RecordDecision(decision, took);
-    const bool json = server_.greylister_->options().log_format ==
-                      engine::EngineOptions::LogFormat::kJson;
+    const bool json =
+        server_.greylister_->options().log_format == engine::EngineOptions::LogFormat::kJson;
     // Lines that repeat per request while a dependency is down (store, DNS): one per
     // interval, with a count of those held back.
     bool any_rate_limited = false;
@@ -224,15 +223,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!held_back) {
         std::erase_if(decision.logs, [](const engine::LogLine& line) { return line.rate_limited; });
       } else if (*held_back > 0) {
-        decision.logs.push_back({log::Level::kWarning,
-                                 fmt::format("({} more store or DNS errors not logged)", *held_back)});
+        decision.logs.push_back(
+            {log::Level::kWarning,
+             fmt::format("({} more store or DNS errors not logged)", *held_back)});
       }
     }
     for (engine::LogLine& line : decision.logs) {
       if (json && line.level == log::Level::kNotice && line.text.ends_with('}')) {
-        line.text.insert(line.text.size() - 1,
-                         fmt::format(",\"decision_us\":{}",
-                                     std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
+        line.text.insert(
+            line.text.size() - 1,
+            fmt::format(",\"decision_us\":{}",
+                        std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
       }
       log::Write(line.level, line.text);
     }
@@ -303,11 +304,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 Server::Server(asio::io_context& io, ServerOptions options, const Clock& clock)
-    : io_(io),
-      options_(std::move(options)),
-      clock_(clock),
-      shutdown_timer_(io),
-      sweep_timer_(io) {}
+    : io_(io), options_(std::move(options)), clock_(clock), shutdown_timer_(io), sweep_timer_(io) {}
 
 void Server::Sweep() {
   sweep_timer_.expires_after(kSweepInterval);
@@ -329,7 +326,8 @@ Server::~Server() = default;
 
 Status Server::Bind() {
   for (const ListenAddress& address : options_.listen) {
-    auto listener = std::make_unique<Listener>(Listener{address, asio::basic_socket_acceptor<Protocol>(io_)});
+    auto listener =
+        std::make_unique<Listener>(Listener{address, asio::basic_socket_acceptor<Protocol>(io_)});
     std::error_code ec;
     Protocol::endpoint endpoint;
     if (address.kind == ListenAddress::Kind::kTcp) {
@@ -362,7 +360,8 @@ Status Server::Bind() {
     if (!ec) acceptor.listen(options_.listen_backlog, ec);
     if (ec) {
       listeners_.clear();
-      return Status::IoError(fmt::format("can't listen on {}: {}", address.ToString(), ec.message()));
+      return Status::IoError(
+          fmt::format("can't listen on {}: {}", address.ToString(), ec.message()));
     }
     if (address.kind == ListenAddress::Kind::kUnix &&
         ::chmod(address.path.c_str(), options_.socket_mode) != 0) {
@@ -412,9 +411,8 @@ void Server::Accept(Listener& listener) {
             metrics_.ConnectionRefused();
             socket.close(ignored);
           } else {
-            auto connection =
-                std::make_shared<Connection>(*this, std::move(socket), std::move(peer),
-                                             limited_peer);
+            auto connection = std::make_shared<Connection>(*this, std::move(socket),
+                                                           std::move(peer), limited_peer);
             {
               std::lock_guard lock(connections_mutex_);
               connections_.insert(connection);
@@ -432,7 +430,8 @@ bool Server::Admit(const std::optional<policy::IpAddress>& peer_ip,
                    const std::optional<policy::IpAddress>& limited_peer, const std::string& peer) {
   if (peer_ip && !options_.allow_from.empty()) {
     bool allowed = false;
-    for (const Network& network : options_.allow_from) allowed = allowed || network.Contains(*peer_ip);
+    for (const Network& network : options_.allow_from)
+      allowed = allowed || network.Contains(*peer_ip);
     if (!allowed) {
       log::Warning("refused connection from {}: not in --allow-from", peer);
       return false;
@@ -447,9 +446,10 @@ bool Server::Admit(const std::optional<policy::IpAddress>& peer_ip,
   if (limited_peer) {
     auto it = connections_per_peer_.find(*limited_peer);
     if (it != connections_per_peer_.end() && it->second >= options_.max_connections_per_peer) {
-      log::Warning("refused connection from {}: {} connections from this address "
-                   "(--max-connections-per-peer)",
-                   peer, it->second);
+      log::Warning(
+          "refused connection from {}: {} connections from this address "
+          "(--max-connections-per-peer)",
+          peer, it->second);
       return false;
     }
   }

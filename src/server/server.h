@@ -5,8 +5,8 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -108,7 +108,7 @@ class Server {
   mutable std::mutex connections_mutex_;
   std::set<std::shared_ptr<Connection>> connections_;
   std::map<policy::IpAddress, size_t> connections_per_peer_;  // guarded by connections_mutex_
-  bool shutting_down_ = false;  // guarded by connections_mutex_
+  bool shutting_down_ = false;                                // guarded by connections_mutex_
   asio::steady_timer shutdown_timer_;
   asio::steady_timer sweep_timer_;
 };

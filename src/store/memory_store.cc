@@ -16,10 +16,10 @@ void MemoryStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done)
     };
     policy::PriorState prior = ReadPrior(keys, now, timing_, read);
     transition = DecideFor(keys, prior, now, timing_);
-    ApplyTransition(keys, transition, [this](Table table, const std::string& key,
-                                             std::string value) {
-      TableFor(table)[key] = std::move(value);
-    });
+    ApplyTransition(keys, transition,
+                    [this](Table table, const std::string& key, std::string value) {
+                      TableFor(table)[key] = std::move(value);
+                    });
   }
   done(std::move(transition));
 }

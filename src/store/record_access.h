@@ -40,15 +40,15 @@ policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
                              const policy::GreylistTiming& timing, ReadFunction&& read) {
   policy::PriorState prior;
   if (!keys.client.empty()) {
-    prior.client = policy::Live(
-        DecodeOrWarn<policy::ClientRecord>(Table::kClients, keys.client,
-                                           read(Table::kClients, keys.client)),
-        now, timing);
+    prior.client =
+        policy::Live(DecodeOrWarn<policy::ClientRecord>(Table::kClients, keys.client,
+                                                        read(Table::kClients, keys.client)),
+                     now, timing);
   }
-  prior.triplet = policy::Live(
-      DecodeOrWarn<policy::TripletRecord>(Table::kTriplets, keys.triplet,
-                                          read(Table::kTriplets, keys.triplet)),
-      now, timing);
+  prior.triplet =
+      policy::Live(DecodeOrWarn<policy::TripletRecord>(Table::kTriplets, keys.triplet,
+                                                       read(Table::kTriplets, keys.triplet)),
+                   now, timing);
   if (!keys.trap.empty()) {
     prior.trap = policy::Live(
         DecodeOrWarn<policy::TrapRecord>(Table::kTraps, keys.trap, read(Table::kTraps, keys.trap)),

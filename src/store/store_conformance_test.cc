@@ -110,10 +110,13 @@ TEST_P(StoreConformanceTest, RawAccessRoundTrip) {
   EXPECT_EQ(GetValue(*store, Table::kTriplets, "a"), "1,2");
   EXPECT_EQ(GetValue(*store, Table::kClients, "a"), "5,6");
   std::map<std::string, std::string> seen;
-  ASSERT_TRUE(store->ForEach(Table::kTriplets, [&](std::string_view k, std::string_view v) {
-                     seen[std::string(k)] = std::string(v);
-                     return true;
-                   }).ok());
+  ASSERT_TRUE(store
+                  ->ForEach(Table::kTriplets,
+                            [&](std::string_view k, std::string_view v) {
+                              seen[std::string(k)] = std::string(v);
+                              return true;
+                            })
+                  .ok());
   EXPECT_EQ(seen, (std::map<std::string, std::string>{{"a", "1,2"}, {"b", "3,4"}}));
   ASSERT_TRUE(store->Delete(Table::kTriplets, "a").ok());
   ASSERT_TRUE(store->Delete(Table::kTriplets, "never-there").ok());
@@ -150,9 +153,13 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
   const long long day = 86400;
   // live: passed recently; abandoned: never passed, older than the retry window;
   // old: passed, not seen for longer than max-age; pending: recent attempt.
-  ASSERT_TRUE(store->Put(Table::kTriplets, "live", fmt::format("{},{}", T - 10 * day, T - day)).ok());
-  ASSERT_TRUE(store->Put(Table::kTriplets, "abandoned", fmt::format("{},{}", T - 3 * day, T - 3 * day + 10)).ok());
-  ASSERT_TRUE(store->Put(Table::kTriplets, "old", fmt::format("{},{}", T - 40 * day, T - 36 * day)).ok());
+  ASSERT_TRUE(
+      store->Put(Table::kTriplets, "live", fmt::format("{},{}", T - 10 * day, T - day)).ok());
+  ASSERT_TRUE(
+      store->Put(Table::kTriplets, "abandoned", fmt::format("{},{}", T - 3 * day, T - 3 * day + 10))
+          .ok());
+  ASSERT_TRUE(
+      store->Put(Table::kTriplets, "old", fmt::format("{},{}", T - 40 * day, T - 36 * day)).ok());
   ASSERT_TRUE(store->Put(Table::kTriplets, "pending", fmt::format("{},{}", T - 60, T - 60)).ok());
   ASSERT_TRUE(store->Put(Table::kTriplets, "malformed", "x").ok());
   ASSERT_TRUE(store->Put(Table::kClients, "1.1.1.1", fmt::format("3,{}", T - 36 * day)).ok());
@@ -205,14 +212,20 @@ TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
   }
   for (Table table : kAllTables) {
     std::map<std::string, std::string> got, want;
-    ASSERT_TRUE(store->ForEach(table, [&](auto k, auto v) {
-                       got[std::string(k)] = std::string(v);
-                       return true;
-                     }).ok());
-    ASSERT_TRUE(reference.ForEach(table, [&](auto k, auto v) {
-                           want[std::string(k)] = std::string(v);
-                           return true;
-                         }).ok());
+    ASSERT_TRUE(store
+                    ->ForEach(table,
+                              [&](auto k, auto v) {
+                                got[std::string(k)] = std::string(v);
+                                return true;
+                              })
+                    .ok());
+    ASSERT_TRUE(reference
+                    .ForEach(table,
+                             [&](auto k, auto v) {
+                               want[std::string(k)] = std::string(v);
+                               return true;
+                             })
+                    .ok());
     EXPECT_EQ(got, want) << TableName(table) << " seed " << seed;
   }
 }

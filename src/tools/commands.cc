@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -90,8 +90,7 @@ constexpr OptionSpec kQueryOptions[] = {
      "the envelope sender (required; empty or <> for the null sender)", "greylight"},
     {"--recipient", Arity::kValue, "ADDRESS", "", "the envelope recipient (required)", "greylight"},
     {"--attribute", Arity::kRepeated, "NAME=VALUE", "",
-     "one more request attribute, or another value for one of the above (repeatable)",
-     "greylight"},
+     "one more request attribute, or another value for one of the above (repeatable)", "greylight"},
     {"--timeout", Arity::kValue, "SECONDS", "10",
      "give up when connecting, sending or waiting for the answer takes longer", "greylight"},
 };
@@ -482,7 +481,8 @@ int RunQuery(const ParsedOptions& o, Context& c) {
   }
   auto server = PolicyServerAddress::Parse(o.LastOrDefault("server"));
   if (!server.ok()) return c.Fail(kExitUsage, "--server: " + server.status().message());
-  auto timeout_seconds = cli::ParseInteger<long long>("timeout", o.LastOrDefault("timeout"), 1, 3600);
+  auto timeout_seconds =
+      cli::ParseInteger<long long>("timeout", o.LastOrDefault("timeout"), 1, 3600);
   if (!timeout_seconds.ok()) return c.Fail(kExitUsage, timeout_seconds.status().message());
   // Postfix's attribute order; --attribute adds to them or replaces one.
   std::vector<std::pair<std::string, std::string>> attributes = {
@@ -499,7 +499,8 @@ int RunQuery(const ParsedOptions& o, Context& c) {
       {"instance", fmt::format("greylight-query.{}", c.env.clock.Now().time_since_epoch().count())},
       {"etrn_domain", ""},
   };
-  if (!o.Has("helo")) std::erase_if(attributes, [](const auto& a) { return a.first == "helo_name"; });
+  if (!o.Has("helo"))
+    std::erase_if(attributes, [](const auto& a) { return a.first == "helo_name"; });
   for (const std::string& extra : o.All("attribute")) {
     size_t equals = extra.find('=');
     if (equals == std::string::npos || equals == 0) {

@@ -354,7 +354,8 @@ TEST_F(ExplainTest, TrapListIsConsultedWheneverGreytrapsAreConfigured) {
   Explanation empty_list = Run(Request(), T + 600);
   EXPECT_EQ(empty_list.action, kGrey) << empty_list.text;
   EXPECT_TRUE(Has(empty_list, "greytrap recipients: no match\n")) << empty_list.text;
-  EXPECT_TRUE(Has(empty_list, "decision: greylist (greytrap, 3000 s (50m) missing)")) << empty_list.text;
+  EXPECT_TRUE(Has(empty_list, "decision: greylist (greytrap, 3000 s (50m) missing)"))
+      << empty_list.text;
 }
 
 TEST_F(ExplainTest, WhitelistedClientNeverReachesTheTrapStep) {

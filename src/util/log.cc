@@ -35,11 +35,16 @@ void FlushLocked() {
 
 int SyslogPriority(Level level) {
   switch (level) {
-    case Level::kError: return LOG_ERR;
-    case Level::kWarning: return LOG_WARNING;
-    case Level::kNotice: return LOG_NOTICE;
-    case Level::kInfo: return LOG_INFO;
-    case Level::kDebug: return LOG_DEBUG;
+    case Level::kError:
+      return LOG_ERR;
+    case Level::kWarning:
+      return LOG_WARNING;
+    case Level::kNotice:
+      return LOG_NOTICE;
+    case Level::kInfo:
+      return LOG_INFO;
+    case Level::kDebug:
+      return LOG_DEBUG;
   }
   return LOG_NOTICE;
 }

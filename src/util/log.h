@@ -36,15 +36,25 @@ void Log(Level level, fmt::format_string<Args...> format, Args&&... args) {
   if (Enabled(level)) Write(level, fmt::format(format, std::forward<Args>(args)...));
 }
 template <typename... Args>
-void Error(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kError, f, std::forward<Args>(a)...); }
+void Error(fmt::format_string<Args...> f, Args&&... a) {
+  Log(Level::kError, f, std::forward<Args>(a)...);
+}
 template <typename... Args>
-void Warning(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kWarning, f, std::forward<Args>(a)...); }
+void Warning(fmt::format_string<Args...> f, Args&&... a) {
+  Log(Level::kWarning, f, std::forward<Args>(a)...);
+}
 template <typename... Args>
-void Notice(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kNotice, f, std::forward<Args>(a)...); }
+void Notice(fmt::format_string<Args...> f, Args&&... a) {
+  Log(Level::kNotice, f, std::forward<Args>(a)...);
+}
 template <typename... Args>
-void Info(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kInfo, f, std::forward<Args>(a)...); }
+void Info(fmt::format_string<Args...> f, Args&&... a) {
+  Log(Level::kInfo, f, std::forward<Args>(a)...);
+}
 template <typename... Args>
-void Debug(fmt::format_string<Args...> f, Args&&... a) { Log(Level::kDebug, f, std::forward<Args>(a)...); }
+void Debug(fmt::format_string<Args...> f, Args&&... a) {
+  Log(Level::kDebug, f, std::forward<Args>(a)...);
+}
 
 // Appends `value` to `out` so that it cannot forge structure in a log line: bytes outside
 // printable ASCII and the field separator ',' become %XX. Everything else, '%' included,

@@ -693,9 +693,9 @@ TEST(WhitelistRegexShortcutTest, AgreesWithPlainRegexSearch) {
   if (const char* given = getenv("GREYLIGHT_TEST_SEED")) seed = static_cast<uint32_t>(atoll(given));
   SCOPED_TRACE("GREYLIGHT_TEST_SEED=" + std::to_string(seed));
   std::mt19937 random(seed);
-  const std::vector<std::string> atoms = {"a", "b", "B", "\\.", ".", "\\d", "1", "-",
-                                          "+", "?", "*", "[ab]", "(?:a|b)", "|", "\\x41",
-                                          "\\-", "x"};
+  const std::vector<std::string> atoms = {"a",       "b", "B",     "\\.", ".", "\\d",
+                                          "1",       "-", "+",     "?",   "*", "[ab]",
+                                          "(?:a|b)", "|", "\\x41", "\\-", "x"};
   int matched = 0;
   for (int pattern_number = 0; pattern_number < 400; ++pattern_number) {
     std::string pattern = random() % 2 ? "^" : "";
@@ -738,7 +738,8 @@ TEST(WhitelistRegexShortcutTest, PostgreysAnchoredEntriesStillMatch) {
       "/^(?:smtp\\w*|postfix)[0-9]+-g[0-9]+\\.free\\.fr$/\n/^smtp\\d+.citigroup.com$/\n");
   EXPECT_EQ(ClientMatch(*lists, "MAIL12.Telekom.DE", "192.0.2.1"), "/^mail\\d+\\.telekom\\.de$/");
   EXPECT_EQ(ClientMatch(*lists, "mail12.telekom.de.evil", "192.0.2.1"), "");
-  EXPECT_EQ(ClientMatch(*lists, "ms-smtp-01.nyroc.rr.com", "192.0.2.1"), "/^ms-smtp.*\\.rr\\.com$/");
+  EXPECT_EQ(ClientMatch(*lists, "ms-smtp-01.nyroc.rr.com", "192.0.2.1"),
+            "/^ms-smtp.*\\.rr\\.com$/");
   EXPECT_EQ(ClientMatch(*lists, "mta1xsiolxnet", "192.0.2.1"), "/^mta[12].siol.net$/");
   EXPECT_EQ(ClientMatch(*lists, "postfix3-g7.free.fr", "192.0.2.1"),
             "/^(?:smtp\\w*|postfix)[0-9]+-g[0-9]+\\.free\\.fr$/");
@@ -748,9 +749,10 @@ TEST(WhitelistRegexShortcutTest, PostgreysAnchoredEntriesStillMatch) {
 // Verbs change what '$' and case folding mean, or end a match before '$': such patterns
 // are always run, never skipped on their literal tail.
 TEST(WhitelistRegexShortcutTest, VerbsDisableTheShortcut) {
-  auto lists = BuildClients(
-      "/^mail(*ACCEPT)\\.example\\.com$/\n/(*CR)\\.cr\\.example$/\n/(*UTF)\\.ok$/\n");
-  EXPECT_EQ(ClientMatch(*lists, "mail.other.net", "192.0.2.1"), "/^mail(*ACCEPT)\\.example\\.com$/");
+  auto lists =
+      BuildClients("/^mail(*ACCEPT)\\.example\\.com$/\n/(*CR)\\.cr\\.example$/\n/(*UTF)\\.ok$/\n");
+  EXPECT_EQ(ClientMatch(*lists, "mail.other.net", "192.0.2.1"),
+            "/^mail(*ACCEPT)\\.example\\.com$/");
   EXPECT_EQ(ClientMatch(*lists, "a.cr.example\r", "192.0.2.1"), "/(*CR)\\.cr\\.example$/");
   EXPECT_EQ(ClientMatch(*lists, "x.o\xE2\x84\xAA", "192.0.2.1"), "/(*UTF)\\.ok$/")
       << "KELVIN SIGN folds to k under (*UTF)";

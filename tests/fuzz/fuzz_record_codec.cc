@@ -1,5 +1,5 @@
-// libFuzzer target: the record codec (postgrey's triplet and client values, trap entries). Whatever decodes must re-encode to a value
-// that decodes to the same record.
+// libFuzzer target: the record codec (postgrey's triplet and client values, trap entries). Whatever
+// decodes must re-encode to a value that decodes to the same record.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>

@@ -38,9 +38,7 @@ Status LmdbError(std::string_view what, int rc) {
   return Status::IoError(std::move(message));
 }
 
-MDB_val ToVal(std::string_view s) {
-  return MDB_val{s.size(), const_cast<char*>(s.data())};
-}
+MDB_val ToVal(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 std::string_view FromVal(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
@@ -99,13 +97,16 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(LmdbOptions options) {
 Status LmdbStore::OpenEnvironment() {
   std::error_code ec;
   std::filesystem::create_directories(options_.dbdir, ec);
-  if (ec) return Status::IoError(fmt::format("can't create {}: {}", options_.dbdir.string(), ec.message()));
+  if (ec)
+    return Status::IoError(
+        fmt::format("can't create {}: {}", options_.dbdir.string(), ec.message()));
 
   if (options_.exclusive) {
     std::string lock_path = (options_.dbdir / kLockFile).string();
     lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd_ < 0) {
-      return Status::IoError(fmt::format("can't open lock file: {}: {}", lock_path, std::strerror(errno)));
+      return Status::IoError(
+          fmt::format("can't open lock file: {}: {}", lock_path, std::strerror(errno)));
     }
     if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       return Status::Busy(fmt::format("locked: {}", lock_path));
@@ -208,8 +209,7 @@ Status LmdbStore::WithWriteTxn(Body&& body) {
   }
 }
 
-Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table,
-                                                              const std::string& key) {
+Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, const std::string& key) {
   for (const Overlay* overlay : {&pending_[TableIndex(table)], &committing_[TableIndex(table)]}) {
     auto it = overlay->find(std::string_view(key));
     if (it != overlay->end()) {
@@ -263,9 +263,10 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
     policy::PriorState prior = ReadPrior(keys, now, options_.timing, read);
     if (failure.ok()) {
       transition = DecideFor(keys, prior, now, options_.timing);
-      ApplyTransition(keys, transition, [this](Table table, const std::string& key, std::string value) {
-        pending_[TableIndex(table)][key] = std::move(value);
-      });
+      ApplyTransition(keys, transition,
+                      [this](Table table, const std::string& key, std::string value) {
+                        pending_[TableIndex(table)][key] = std::move(value);
+                      });
     }
   }
   if (!failure.ok()) {

@@ -1,8 +1,8 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
-#include <array>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
@@ -45,8 +45,8 @@ struct LmdbOptions {
 };
 
 // The embedded default store: one LMDB environment <dbdir>/greylight.lmdb with the named
-// databases "triplets", "clients" and "traps" (TableName()), values in postgrey's formats. LMDB quirks (map
-// growth, stale readers, resizes by other processes) stay inside this class.
+// databases "triplets", "clients" and "traps" (TableName()), values in postgrey's formats. LMDB
+// quirks (map growth, stale readers, resizes by other processes) stay inside this class.
 class LmdbStore final : public Store {
  public:
   static constexpr std::string_view kDataFile = "greylight.lmdb";
@@ -109,11 +109,11 @@ class LmdbStore final : public Store {
   MDB_env* env_ = nullptr;
   std::array<MDB_dbi, kAllTables.size()> dbis_{};
 
-  mutable std::mutex mutex_;        // guards everything below and map resizes
-  MDB_txn* read_txn_ = nullptr;     // reused (reset/renew) for Check reads
-  Overlays pending_;                // acknowledged, not yet in a write transaction
-  Overlays committing_;             // in the write transaction being committed
-  std::string read_buffer_;         // value copy for reads from the overlays
+  mutable std::mutex mutex_;     // guards everything below and map resizes
+  MDB_txn* read_txn_ = nullptr;  // reused (reset/renew) for Check reads
+  Overlays pending_;             // acknowledged, not yet in a write transaction
+  Overlays committing_;          // in the write transaction being committed
+  std::string read_buffer_;      // value copy for reads from the overlays
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
   // Where the next expiry step starts, per table.

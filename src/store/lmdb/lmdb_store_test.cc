@@ -31,8 +31,12 @@ class LmdbStoreInTempDir final : public Store {
   void Check(const CheckKeys& k, UnixTime now, CheckCallback done) override {
     store_->Check(k, now, std::move(done));
   }
-  Result<std::optional<std::string>> Get(Table t, std::string_view k) override { return store_->Get(t, k); }
-  Status Put(Table t, std::string_view k, std::string_view v) override { return store_->Put(t, k, v); }
+  Result<std::optional<std::string>> Get(Table t, std::string_view k) override {
+    return store_->Get(t, k);
+  }
+  Status Put(Table t, std::string_view k, std::string_view v) override {
+    return store_->Put(t, k, v);
+  }
   Status Delete(Table t, std::string_view k) override { return store_->Delete(t, k); }
   Status ForEach(Table t, const VisitFunction& f) override { return store_->ForEach(t, f); }
   Result<size_t> ExpireSome(UnixTime now, size_t n) override { return store_->ExpireSome(now, n); }
@@ -43,18 +47,18 @@ class LmdbStoreInTempDir final : public Store {
   std::unique_ptr<LmdbStore> store_;  // destroyed before dir_
 };
 
-INSTANTIATE_TEST_SUITE_P(
-    Lmdb, StoreConformanceTest,
-    testing::Values(
-        StoreFactory{"lmdb_commit_each_request",
-                     [](const policy::GreylistTiming& timing) {
-                       return LmdbStoreInTempDir::Create(timing, std::chrono::milliseconds(0));
-                     }},
-        StoreFactory{"lmdb_group_commit",
-                     [](const policy::GreylistTiming& timing) {
-                       return LmdbStoreInTempDir::Create(timing, std::chrono::milliseconds(5));
-                     }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Lmdb, StoreConformanceTest,
+                         testing::Values(StoreFactory{"lmdb_commit_each_request",
+                                                      [](const policy::GreylistTiming& timing) {
+                                                        return LmdbStoreInTempDir::Create(
+                                                            timing, std::chrono::milliseconds(0));
+                                                      }},
+                                         StoreFactory{"lmdb_group_commit",
+                                                      [](const policy::GreylistTiming& timing) {
+                                                        return LmdbStoreInTempDir::Create(
+                                                            timing, std::chrono::milliseconds(5));
+                                                      }}),
+                         [](const auto& info) { return info.param.name; });
 
 LmdbOptions OptionsFor(const TempDir& dir) {
   LmdbOptions options;
@@ -113,9 +117,9 @@ TEST(LmdbStoreTest, MapGrowsWhenFull) {
   }
   ASSERT_TRUE((*store)->Flush().ok());
   EXPECT_GT((*store)->map_bytes(), options.initial_map_bytes);
-  EXPECT_EQ((*store)->Get(Table::kTriplets, "192.0.2.0/sender19999@example.net/rcpt@example.org")
-                .value(),
-            "1800019999,1800019999");
+  EXPECT_EQ(
+      (*store)->Get(Table::kTriplets, "192.0.2.0/sender19999@example.net/rcpt@example.org").value(),
+      "1800019999,1800019999");
 }
 
 TEST(LmdbStoreTest, PendingUpdatesAreReadBeforeCommit) {

@@ -6,8 +6,8 @@ namespace greylight::store {
 namespace {
 
 // The script is policy::Decide() and policy::Live() (src/policy/greylist_state.cc)
-// transcribed statement by statement, greytraps included, plus the TTLs. It is not a second source of truth:
-// the store reruns policy::Decide in C++ on the prior values the script returns and
+// transcribed statement by statement, greytraps included, plus the TTLs. It is not a second source
+// of truth: the store reruns policy::Decide in C++ on the prior values the script returns and
 // refuses any answer where the two disagree, and the store conformance suite compares the
 // whole store with the in-memory reference on random traffic.
 //

@@ -24,9 +24,12 @@ constexpr size_t kScanCount = 1000;
 
 std::string_view TablePrefix(Table table) {
   switch (table) {
-    case Table::kTriplets: return "t:";
-    case Table::kClients: return "c:";
-    case Table::kTraps: return "g:";
+    case Table::kTriplets:
+      return "t:";
+    case Table::kClients:
+      return "c:";
+    case Table::kTraps:
+      return "g:";
   }
   return "";
 }
@@ -166,8 +169,10 @@ RedisStore::RedisStore(RedisOptions options)
     setup_commands_.push_back({"SCRIPT", "LOAD", std::string(script->text)});
   }
   const policy::GreylistTiming& t = options_.timing;
-  check_arguments_ = {SecondsArgument(t.delay), SecondsArgument(t.max_age),
-                      SecondsArgument(t.retry_window), std::to_string(t.awl_threshold),
+  check_arguments_ = {SecondsArgument(t.delay),
+                      SecondsArgument(t.max_age),
+                      SecondsArgument(t.retry_window),
+                      std::to_string(t.awl_threshold),
                       SecondsArgument(policy::GreylistTiming::kAwlCountInterval),
                       SecondsArgument(t.trap_ttl)};
 }
@@ -287,8 +292,7 @@ void RedisStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) 
         std::string message = fmt::format(
             "redis: the check script and policy::Decide disagree on the {} record of triplet "
             "{}: script wrote '{}', Decide wants '{}'",
-            TableName(table), log::Escaped(keys.triplet), got.value_or("-"),
-            wanted.value_or("-"));
+            TableName(table), log::Escaped(keys.triplet), got.value_or("-"), wanted.value_or("-"));
         log::Error("{}", message);
         done(Status::Corruption(std::move(message)));
         return;
