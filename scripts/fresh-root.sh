@@ -59,13 +59,20 @@ cleanup() {
     sleep 1
     kill -9 "${pids[@]}" 2>/dev/null || true
   fi
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-    umount "${mounted[i]}" 2>/dev/null || umount -l "${mounted[i]}" 2>/dev/null || true
+  # Ours, and whatever the command mounted below the root (network namespaces of tests
+  # that failed half-way), deepest first.
+  local left
+  mapfile -t left < <(awk -v r="$root" '$2 == r || index($2, r "/") == 1 {print $2}' \
+                        /proc/self/mounts | sort -r)
+  for i in "${left[@]}" "${mounted[@]}"; do
+    umount "$i" 2>/dev/null || umount -l "$i" 2>/dev/null || true
   done
   if [[ $keep == 1 ]]; then echo "fresh-root: kept at $root" >&2; return; fi
-  for i in "${mounted[@]}"; do
-    if mountpoint -q "$i"; then echo "fresh-root: $i still mounted, $root left" >&2; return; fi
-  done
+  if awk -v r="$root" '$2 == r || index($2, r "/") == 1 {found = 1} END {exit !found}' \
+       /proc/self/mounts; then
+    echo "fresh-root: something is still mounted under $root, left in place" >&2
+    return
+  fi
   rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT

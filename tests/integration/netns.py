@@ -63,22 +63,32 @@ class RemoteHost:
         self._made = False
 
     def __enter__(self):
-        ip = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True, timeout=10)
-        ip("netns", "add", self.name)
-        self._made = True
-        ip("link", "add", self.host_link, "type", "veth", "peer", "name", self.ns_link)
-        ip("link", "set", self.ns_link, "netns", self.name)
-        ip("addr", "add", f"{self.gateway}/30", "dev", self.host_link)
-        ip("link", "set", self.host_link, "up")
-        ip("netns", "exec", self.name, "ip", "addr", "add", f"{self.address}/30", "dev", self.ns_link)
-        ip("netns", "exec", self.name, "ip", "link", "set", self.ns_link, "up")
-        ip("netns", "exec", self.name, "ip", "link", "set", "lo", "up")
+        # `ip -n` and nsenter only switch the network namespace: unlike `ip netns exec`,
+        # they need no mount namespace, so they work in a chroot too (CI's fresh root).
+        def ip(*args):
+            r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+            if r.returncode != 0:
+                raise AssertionError(f"ip {' '.join(args)}: {r.stderr.strip()}")
+        try:
+            ip("netns", "add", self.name)
+            self._made = True
+            ip("link", "add", self.host_link, "type", "veth", "peer", "name", self.ns_link)
+            ip("link", "set", self.ns_link, "netns", self.name)
+            ip("addr", "add", f"{self.gateway}/30", "dev", self.host_link)
+            ip("link", "set", self.host_link, "up")
+            ip("-n", self.name, "addr", "add", f"{self.address}/30", "dev", self.ns_link)
+            ip("-n", self.name, "link", "set", self.ns_link, "up")
+            ip("-n", self.name, "link", "set", "lo", "up")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc):
+        subprocess.run(["ip", "link", "del", self.host_link], capture_output=True, timeout=10)
         if self._made:
-            subprocess.run(["ip", "link", "del", self.host_link], capture_output=True, timeout=10)
             subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+            self._made = False
         return False
 
     def open_connections(self, host, port, count, payload, timeout=60):
@@ -86,8 +96,8 @@ class RemoteHost:
         (tally, holder): tally {"answered": N, "refused": M}; the answered connections stay
         open until holder.release()."""
         process = subprocess.Popen(
-            ["ip", "netns", "exec", self.name, sys.executable, "-c", _CLIENT, host, str(port),
-             str(count), payload],
+            ["nsenter", f"--net=/run/netns/{self.name}", sys.executable, "-c", _CLIENT, host,
+             str(port), str(count), payload],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = process.stdout.readline()
         if not line:
