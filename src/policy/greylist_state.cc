@@ -47,9 +47,9 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
   if (prior.triplet) {
     const TripletRecord& stored = *prior.triplet;
     t.first = stored.first;
-    if (stored.last - stored.first >= timing.delay) {
+    if (Passed(stored, timing)) {
       t.last_was_successful = true;
-    } else if (now - stored.first > timing.retry_window) {
+    } else if (Abandoned(stored, now, timing)) {
       t.first = now;  // the earlier attempt was abandoned: start over
     }
     if (t.first > now) {
@@ -90,15 +90,34 @@ std::optional<TrapRecord> Live(std::optional<TrapRecord> record, UnixTime now) {
   return record;
 }
 
+bool Passed(const TripletRecord& record, const GreylistTiming& timing) {
+  return record.last - record.first >= timing.delay;
+}
+
+bool Abandoned(const TripletRecord& record, UnixTime now, const GreylistTiming& timing) {
+  return !Passed(record, timing) && now - record.first > timing.retry_window;
+}
+
+UnixTime ExpiresAt(const TripletRecord& record, const GreylistTiming& timing) {
+  Seconds kept =
+      Passed(record, timing) ? timing.max_age : std::min(timing.max_age, timing.retry_window);
+  return record.last + kept + Seconds(1);
+}
+
+UnixTime ExpiresAt(const ClientRecord& record, const GreylistTiming& timing) {
+  return record.last + timing.max_age + Seconds(1);
+}
+
+UnixTime ExpiresAt(const TrapRecord& record) { return record.until; }
+
 bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& timing) {
-  if (now - record.last > timing.max_age) return true;
-  return record.last - record.first < timing.delay && now - record.last > timing.retry_window;
+  return now >= ExpiresAt(record, timing);
 }
 
 bool Expired(const ClientRecord& record, UnixTime now, const GreylistTiming& timing) {
-  return now - record.last > timing.max_age;
+  return now >= ExpiresAt(record, timing);
 }
 
-bool Expired(const TrapRecord& record, UnixTime now) { return now >= record.until; }
+bool Expired(const TrapRecord& record, UnixTime now) { return now >= ExpiresAt(record); }
 
 }  // namespace greylight::policy

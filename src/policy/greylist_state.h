@@ -61,6 +61,23 @@ bool AutoWhitelisted(const ClientRecord& record, const GreylistTiming& timing);
 Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
                   bool trap_hit = false);
 
+// The rules about one stored record, named once: every backend (the Redis script's TTLs
+// too), the tool's filters and statistics, explain and the metrics ask these instead of
+// re-deriving them.
+
+// The triplet's sender came back after the delay: it has passed greylisting.
+bool Passed(const TripletRecord& record, const GreylistTiming& timing);
+// A pending triplet whose first attempt is more than the retry window old: the next request
+// for it starts over as new.
+bool Abandoned(const TripletRecord& record, UnixTime now, const GreylistTiming& timing);
+// The first moment at which the background expiry may delete the record:
+// Expired(record, now) == (now >= ExpiresAt(record)). A passed triplet and a client record
+// live max-age after their last sighting, a pending triplet min(max-age, retry window), a
+// trap entry until its trap ends.
+UnixTime ExpiresAt(const TripletRecord& record, const GreylistTiming& timing);
+UnixTime ExpiresAt(const ClientRecord& record, const GreylistTiming& timing);
+UnixTime ExpiresAt(const TrapRecord& record);
+
 // max-age is enforced at lookup time (a fix over postgrey, which only enforced it in its
 // nightly cleanup): a record last seen more than max-age ago is treated as absent.
 std::optional<TripletRecord> Live(std::optional<TripletRecord> record, UnixTime now,

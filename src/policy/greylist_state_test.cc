@@ -9,6 +9,38 @@ using namespace std::chrono_literals;
 
 const UnixTime T0 = FromUnixSeconds(1'700'000'000);
 
+TEST(RecordRulesTest, PassedAbandonedAndExpiresAtAgreeWithExpiredAndDecide) {
+  GreylistTiming timing;  // delay 300 s, retry window 2 days, max-age 35 days
+  TripletRecord pending{T0, T0 + 10s};
+  TripletRecord passed{T0, T0 + 300s};
+  EXPECT_FALSE(Passed(pending, timing));
+  EXPECT_TRUE(Passed(passed, timing));
+  EXPECT_FALSE(Abandoned(pending, T0 + 2 * 86400s, timing));
+  EXPECT_TRUE(Abandoned(pending, T0 + 2 * 86400s + 1s, timing));
+  EXPECT_FALSE(Abandoned(passed, T0 + 30 * 86400s, timing));
+
+  EXPECT_EQ(ExpiresAt(pending, timing), pending.last + timing.retry_window + 1s);
+  EXPECT_EQ(ExpiresAt(passed, timing), passed.last + timing.max_age + 1s);
+  ClientRecord client{3, T0};
+  EXPECT_EQ(ExpiresAt(client, timing), T0 + timing.max_age + 1s);
+  TrapRecord trap{T0 + 600s, T0};
+  EXPECT_EQ(ExpiresAt(trap), T0 + 600s);
+  // Expired is exactly "now >= ExpiresAt", on both sides of the boundary.
+  for (const TripletRecord& record : {pending, passed}) {
+    UnixTime at = ExpiresAt(record, timing);
+    EXPECT_FALSE(Expired(record, at - 1s, timing));
+    EXPECT_TRUE(Expired(record, at, timing));
+  }
+  EXPECT_FALSE(Expired(client, ExpiresAt(client, timing) - 1s, timing));
+  EXPECT_TRUE(Expired(client, ExpiresAt(client, timing), timing));
+  EXPECT_FALSE(Expired(trap, T0 + 599s));
+  EXPECT_TRUE(Expired(trap, T0 + 600s));
+  // A retry of an abandoned triplet starts over, as Decide applies it.
+  Transition t =
+      Decide(PriorState{std::nullopt, pending, std::nullopt}, T0 + 2 * 86400s + 1s, timing);
+  EXPECT_EQ(t.first, T0 + 2 * 86400s + 1s);
+}
+
 // The whole life of a trap on a fake timeline: hit, trapped, extended, expired.
 TEST(GreytrapRulesTest, AHitTrapsTheClientUntilTheTtlRunsOut) {
   GreylistTiming timing;

@@ -7,7 +7,7 @@
 namespace greylight::policy {
 namespace {
 
-// Parses "<a>,<b>[,<anything>]" with a and b non-negative decimal integers.
+// Parses "<a>,<b>[,<anything>]" with a and b decimal integers in 0..kMaxRecordField.
 std::optional<std::pair<long long, long long>> ParsePair(std::string_view value,
                                                          bool allow_third_field) {
   long long a = 0, b = 0;
@@ -20,6 +20,7 @@ std::optional<std::pair<long long, long long>> ParsePair(std::string_view value,
   const char* b_start = after_a + 1;
   auto [after_b, ec_b] = std::from_chars(b_start, end, b);
   if (ec_b != std::errc() || after_b == b_start || b < 0) return std::nullopt;
+  if (a > kMaxRecordField || b > kMaxRecordField) return std::nullopt;
   if (after_b != end && !(allow_third_field && *after_b == ',')) return std::nullopt;
   return std::make_pair(a, b);
 }

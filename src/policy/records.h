@@ -30,8 +30,14 @@ struct TrapRecord {
   friend bool operator==(const TrapRecord&, const TrapRecord&) = default;
 };
 
+// The largest field value a record may hold: 2^53 - 1, the largest integer every backend
+// represents exactly (Redis' Lua numbers are doubles). A larger field makes the value
+// malformed everywhere alike, and keeps `last + an hour` far from overflow.
+inline constexpr long long kMaxRecordField = (1LL << 53) - 1;
+
 // The codec for postgrey's value formats. Decoding tolerates the optional third field of
-// old postgrey triplet values; anything else malformed yields nullopt.
+// old postgrey triplet values; anything else malformed (including a field above
+// kMaxRecordField) yields nullopt.
 std::string EncodeTriplet(const TripletRecord& record);
 std::optional<TripletRecord> DecodeTriplet(std::string_view value);
 std::string EncodeClient(const ClientRecord& record);

@@ -31,6 +31,13 @@ TEST(RecordsTest, MalformedValuesAreRejected) {
   EXPECT_FALSE(DecodeClient("1,2,3").has_value());
 }
 
+TEST(RecordsTest, FieldsBeyondTwoToTheFiftyThreeAreMalformedEverywhere) {
+  EXPECT_TRUE(DecodeTriplet("9007199254740991,9007199254740991").has_value());
+  EXPECT_FALSE(DecodeTriplet("9007199254740992,1800000000").has_value());
+  EXPECT_FALSE(DecodeClient("1,9007199254740992").has_value());
+  EXPECT_FALSE(DecodeTrap("9223372036854775807,1").has_value());
+}
+
 TEST(RecordsTest, TrapRoundTripAndRejectsMalformed) {
   TrapRecord record{FromUnixSeconds(1700086400), FromUnixSeconds(1700000000)};
   EXPECT_EQ(EncodeTrap(record), "1700086400,1700000000");
