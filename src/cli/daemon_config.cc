@@ -79,19 +79,6 @@ constexpr OptionSpec kDaemonOptions[] = {
      "err, warning, notice, info or debug (-q is warning, -v is info)", "greylight"},
     {"--summary-interval", Arity::kValue, "SECONDS", "3600",
      "log a one-line summary of the counters this often; 0 disables", "greylight"},
-    {"--dnswl", Arity::kRepeated, "ZONE[=CODES]", "",
-     "never greylist clients this DNS allow list lists (reason dnswl); CODES: answers that "
-     "count, e.g. 127.0.[0..255].[2..3] or 127.0.0.2,127.0.0.3 (repeatable)",
-     "greylight"},
-    {"--dnsbl", Arity::kRepeated, "ZONE[=CODES]", "",
-     "DNS block list consulted with --greylist-only-listed (repeatable)", "greylight"},
-    {"--greylist-only-listed", Arity::kFlag, "", "",
-     "greylist only clients a --dnsbl lists; pass the others (reason not listed)", "greylight"},
-    {"--dns-timeout", Arity::kValue, "MS", "1000",
-     "longest wait for the DNS lists; a list that has not answered counts as not listing",
-     "greylight"},
-    {"--dns-servers", Arity::kValue, "HOST:PORT[,...]", "the resolvers of /etc/resolv.conf",
-     "DNS servers to ask for the lists", "greylight"},
     {"--max-line-length", Arity::kValue, "BYTES", "8192",
      "longest request line accepted; a longer one closes the connection", "greylight"},
     {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request", "greylight"},
@@ -193,27 +180,6 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   e.store_error_action = std::string(o.LastOrDefault("store-error-action"));
   if (Status s = CheckAction("store-error-action", e.store_error_action); !s.ok()) return s;
   e.allow_policy_test_time = o.Has("allow-policy-test-time");
-  e.greylist_only_listed = o.Has("greylist-only-listed");
-  for (auto [option, kind] : {std::pair{"dnswl", reputation::ListKind::kAllow},
-                              std::pair{"dnsbl", reputation::ListKind::kBlock}}) {
-    for (const std::string& spec : o.All(option)) {
-      auto list = reputation::DnsList::Parse(kind, spec);
-      if (!list.ok()) {
-        return Status::InvalidArgument(fmt::format("--{}: {}", option, list.status().message()));
-      }
-      c.dns.lists.push_back(*list);
-    }
-  }
-  if (e.greylist_only_listed &&
-      c.dns.lists.end() ==
-          std::find_if(c.dns.lists.begin(), c.dns.lists.end(), [](const reputation::DnsList& l) {
-            return l.kind == reputation::ListKind::kBlock;
-          })) {
-    return Status::InvalidArgument("--greylist-only-listed needs at least one --dnsbl");
-  }
-  numbers.Set("dns-timeout", 1LL, 60000LL, c.dns.timeout);
-  c.dns.servers = std::string(o.Last("dns-servers"));
-
   numbers.Set("commit-interval", 0LL, 10000LL, c.commit_interval);
 
   c.daemonize = o.Has("daemonize");
@@ -238,7 +204,8 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   }
   std::string_view format = o.LastOrDefault("log-format");
   if (format == "json") {
-    c.policy.engine.log_format = engine::EngineOptions::LogFormat::kJson;
+    c.server.log_format = engine::LogFormat::kJson;
+    c.policy.engine.keep_triplet_key = true;  // the JSON line names the key
   } else if (format != "postgrey") {
     return Status::InvalidArgument(
         fmt::format("--log-format: '{}' is not postgrey or json", format));

@@ -11,7 +11,6 @@
 #include "cli/policy_config.h"
 #include "engine/greylister.h"
 #include "policy/greylist_state.h"
-#include "reputation/dns_lists.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -32,7 +31,6 @@ struct DaemonConfig {
   std::chrono::milliseconds commit_interval{50};
 
   std::optional<server::ListenAddress> metrics_listen;
-  reputation::DnsListOptions dns;  // lists empty: no DNS step
 
   bool daemonize = false;
   std::string pidfile;

@@ -137,10 +137,10 @@ int Run(const std::vector<std::string>& args) {
     log::Notice("grouping clients by {} (public suffix list: {})",
                 reputation::LookupByName(config.policy.engine.lookup_by), psl->source());
   }
-  engine::Greylister greylister(config.policy.engine, *store, psl.get());
+  engine::Greylister greylister(config.policy.engine, config.policy.timing, *store, psl.get());
   std::unique_ptr<reputation::DnsListChecker> dns_lists;
-  if (!config.dns.lists.empty()) {
-    auto checker = reputation::DnsListChecker::Create(io, config.dns, clock);
+  if (!config.policy.dns.lists.empty()) {
+    auto checker = reputation::DnsListChecker::Create(io, config.policy.dns, clock);
     if (!checker.ok()) return Fatal(kExitConfig, checker.status().message());
     dns_lists = std::move(checker.value());
     greylister.SetListLookup(

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "policy/reply_text.h"
 
 namespace greylight::cli {
@@ -63,6 +65,19 @@ constexpr OptionSpec kPolicyOptions[] = {
      "greylight"},
     {"--greytrap-ttl", Arity::kValue, "SECONDS", "86400",
      "how long a greytrap hit keeps the client on the trap list (60 to 31536000)", "greylight"},
+    {"--dnswl", Arity::kRepeated, "ZONE[=CODES]", "",
+     "never greylist clients this DNS allow list lists (reason dnswl); CODES: answers that "
+     "count, e.g. 127.0.[0..255].[2..3] or 127.0.0.2,127.0.0.3 (repeatable)",
+     "greylight"},
+    {"--dnsbl", Arity::kRepeated, "ZONE[=CODES]", "",
+     "DNS block list consulted with --greylist-only-listed (repeatable)", "greylight"},
+    {"--greylist-only-listed", Arity::kFlag, "", "",
+     "greylist only clients a --dnsbl lists; pass the others (reason not listed)", "greylight"},
+    {"--dns-timeout", Arity::kValue, "MS", "1000",
+     "longest wait for the DNS lists; a list that has not answered counts as not listing",
+     "greylight"},
+    {"--dns-servers", Arity::kValue, "HOST:PORT[,...]", "the resolvers of /etc/resolv.conf",
+     "DNS servers to ask for the lists", "greylight"},
     {"--privacy", Arity::kFlag, "", "", "store SHA-1 digests of keys instead of addresses",
      "postgrey"},
     {"--hostname", Arity::kValue, "NAME", "the system host name",
@@ -138,7 +153,6 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   } else if (e.keys.lookup_by_host) {
     e.lookup_by = reputation::LookupBy::kHost;
   }
-  e.awl_enabled = c.timing.awl_threshold > 0;
   e.greylist_action = std::string(o.Last("greylist-action", policy::kDefaultGreylistAction));
   if (Status s = CheckAction("greylist-action", e.greylist_action); !s.ok()) return s;
   e.greylist_text = std::string(o.Last("greylist-text", policy::kDefaultGreylistText));
@@ -146,6 +160,28 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   if (Status s = CheckAction("greylist-text", "x" + e.greylist_text); !s.ok()) return s;
   if (Status s = CheckAction("x-greylist-header", e.x_greylist_header); !s.ok()) return s;
   e.hostname = o.Has("hostname") ? std::string(o.Last("hostname")) : SystemHostname();
+
+  e.greylist_only_listed = o.Has("greylist-only-listed");
+  for (auto [option, kind] : {std::pair{"dnswl", reputation::ListKind::kAllow},
+                              std::pair{"dnsbl", reputation::ListKind::kBlock}}) {
+    for (const std::string& spec : o.All(option)) {
+      auto list = reputation::DnsList::Parse(kind, spec);
+      if (!list.ok()) {
+        return Status::InvalidArgument(fmt::format("--{}: {}", option, list.status().message()));
+      }
+      c.dns.lists.push_back(*list);
+    }
+  }
+  if (e.greylist_only_listed &&
+      c.dns.lists.end() ==
+          std::find_if(c.dns.lists.begin(), c.dns.lists.end(), [](const reputation::DnsList& l) {
+            return l.kind == reputation::ListKind::kBlock;
+          })) {
+    return Status::InvalidArgument("--greylist-only-listed needs at least one --dnsbl");
+  }
+  numbers.Set("dns-timeout", 1LL, 60000LL, c.dns.timeout);
+  if (!numbers.status().ok()) return numbers.status();
+  c.dns.servers = std::string(o.Last("dns-servers"));
 
   c.dbdir = std::string(o.LastOrDefault("dbdir"));
   if (c.dbdir.empty()) return Status::InvalidArgument("--dbdir: empty path");

@@ -10,6 +10,7 @@
 #include "cli/option_table.h"
 #include "engine/greylister.h"
 #include "policy/greylist_state.h"
+#include "reputation/dns_lists.h"
 #include "store/open_store.h"
 #include "util/status.h"
 #include "whitelist/whitelist.h"
@@ -30,6 +31,7 @@ struct PolicyConfig {
   std::vector<std::string> whitelist_clients;     // as given; empty means the defaults
   std::vector<std::string> whitelist_recipients;  // as given; empty means the defaults
   std::vector<std::string> greytrap_recipients;   // empty: greytraps disabled
+  reputation::DnsListOptions dns;                 // lists empty: no DNS list step
 };
 
 // Fills `config` from the options of PolicyOptionTable() in `options`.

@@ -1,7 +1,9 @@
 #include "engine/greylister.h"
+#include "engine/decision_log.h"
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <map>
 
 #include "store/memory_store.h"
@@ -11,6 +13,7 @@ namespace greylight::engine {
 namespace {
 
 using policy::GreylistTiming;
+using policy::Reason;
 
 constexpr long long T = 1800000000;  // the compat spec's base time
 constexpr std::string_view kGreyText =
@@ -29,15 +32,21 @@ std::map<std::string, std::string> BaseRequest() {
           {"instance", "i1"}};
 }
 
+// The log lines greylightd writes for `decision`, in postgrey's format.
+std::vector<LogLine> Logs(const Decision& decision) {
+  std::vector<LogLine> lines;
+  RenderDecisionLog(decision, LogFormat::kPostgrey, {}, lines);
+  return lines;
+}
+
 class GreylisterTest : public testing::Test {
  protected:
   void Configure(GreylistTiming timing = {}, EngineOptions options = {}) {
     timing_ = timing;
-    options.awl_enabled = timing.awl_threshold > 0;
     options.hostname = "vm";
     options.version = "0.1.0";
     store_ = std::make_unique<store::MemoryStore>(timing);
-    greylister_ = std::make_unique<Greylister>(options, *store_);
+    greylister_ = std::make_unique<Greylister>(options, timing, *store_);
   }
   void SetUp() override { Configure(); }
 
@@ -46,7 +55,8 @@ class GreylisterTest : public testing::Test {
     auto attributes = BaseRequest();
     for (auto& [name, value] : changes) attributes[name] = value;
     for (auto& name : remove) attributes.erase(name);
-    protocol::PolicyRequest request;
+    // The decision's request fields point into the wire request: keep each one alive.
+    protocol::PolicyRequest& request = wire_requests_.emplace_back();
     for (auto& [name, value] : attributes) request.Add(name, value);
     std::optional<Decision> result;
     greylister_->Decide(request, FromUnixSeconds(now), headers_,
@@ -60,19 +70,20 @@ class GreylisterTest : public testing::Test {
   }
 
   static std::string NoticeLine(const Decision& decision) {
-    for (const LogLine& line : decision.logs) {
+    for (const LogLine& line : Logs(decision)) {
       if (line.level == log::Level::kNotice) return line.text;
     }
     return "";
   }
   static bool HasLog(const Decision& decision, log::Level level, std::string_view text) {
-    for (const LogLine& line : decision.logs) {
+    for (const LogLine& line : Logs(decision)) {
       if (line.level == level && line.text == text) return true;
     }
     return false;
   }
 
   GreylistTiming timing_;
+  std::deque<protocol::PolicyRequest> wire_requests_;
   std::unique_ptr<store::MemoryStore> store_;
   std::unique_ptr<Greylister> greylister_;
   HeaderTracker headers_;
@@ -89,9 +100,9 @@ TEST_F(GreylisterTest, CompatRows1To6) {
   EXPECT_EQ(NoticeLine(d), "action=greylist, reason=new" + kTail);
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000000");
 
-  EXPECT_EQ(d.outcome, Outcome::kGreylistNew);
+  EXPECT_EQ(d.reason, Reason::kNew);
   d = Ask(T + 60);  // row 2
-  EXPECT_EQ(d.outcome, Outcome::kGreylistEarlyRetry);
+  EXPECT_EQ(d.reason, Reason::kEarlyRetry);
   EXPECT_EQ(d.action, kGreyText);
   EXPECT_EQ(NoticeLine(d), "action=greylist, reason=early-retry (240s missing)" + kTail);
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000060");
@@ -104,7 +115,7 @@ TEST_F(GreylisterTest, CompatRows1To6) {
       d.action.starts_with("PREPEND X-Greylist: delayed 300 seconds by greylight-0.1.0 at vm; "))
       << d.action;
   EXPECT_EQ(NoticeLine(d), "ABC123: action=pass, reason=triplet found, delay=300" + kTail);
-  EXPECT_EQ(d.outcome, Outcome::kPassFirst);
+  EXPECT_EQ(d.reason, Reason::kPassFirst);
   EXPECT_EQ(d.delayed, Seconds(300));
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000300");
   EXPECT_EQ(Stored(store::Table::kClients, "192.0.2.10"), "1,1800000300");
@@ -117,7 +128,7 @@ TEST_F(GreylisterTest, CompatRows1To6) {
 
   d = Ask(T + 302, {{"instance", "abc.5"}});  // row 6
   EXPECT_EQ(d.action, "DUNNO");
-  EXPECT_EQ(d.outcome, Outcome::kPassTriplet);
+  EXPECT_EQ(d.reason, Reason::kPassed);
   EXPECT_EQ(NoticeLine(d), "action=pass, reason=triplet found" + kTail);
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000302");
 }
@@ -165,7 +176,7 @@ TEST_F(GreylisterTest, Row11AutoWhitelistAfterFiveHourlySuccesses) {
     EXPECT_TRUE(d.action.starts_with("PREPEND")) << i;
     EXPECT_EQ(HasLog(d, log::Level::kWarning, "whitelisted: unknown[198.51.100.7]"), i == 5) << i;
     if (i == 5) {  // logged before the pass line, as postgrey does
-      EXPECT_EQ(d.logs.front().text, "whitelisted: unknown[198.51.100.7]");
+      EXPECT_EQ(Logs(d).front().text, "whitelisted: unknown[198.51.100.7]");
     }
     EXPECT_EQ(Stored(store::Table::kClients, "198.51.100.7"),
               std::to_string(i) + "," + std::to_string(now + 300));
@@ -342,7 +353,7 @@ class FailingStore final : public store::Store {
 TEST(GreylisterStoreFailureTest, FailsOpenWithStoreErrorAction) {
   FailingStore store;
   EngineOptions options;
-  Greylister greylister(options, store);
+  Greylister greylister(options, GreylistTiming{}, store);
   HeaderTracker headers;
   protocol::PolicyRequest request;
   for (auto& [name, value] : BaseRequest()) request.Add(name, value);
@@ -351,8 +362,8 @@ TEST(GreylisterStoreFailureTest, FailsOpenWithStoreErrorAction) {
   ASSERT_TRUE(decision);
   EXPECT_EQ(decision->action, "DUNNO");
   EXPECT_TRUE(decision->store_failed());
-  ASSERT_FALSE(decision->logs.empty());
-  EXPECT_EQ(decision->logs[0].text, "store error, answering DUNNO: backend down");
+  ASSERT_FALSE(Logs(*decision).empty());
+  EXPECT_EQ(Logs(*decision)[0].text, "store error, answering DUNNO: backend down");
 }
 
 class FixedWhitelist final : public policy::WhitelistMatcher {
@@ -388,7 +399,7 @@ std::shared_ptr<const reputation::Greytraps> TestTraps() {
 
 // The trap-list line is logged before the decision; it names the trap entry that matched.
 std::string TrapHitLine(const Decision& decision) {
-  for (const LogLine& line : decision.logs) {
+  for (const LogLine& line : Logs(decision)) {
     if (line.text.starts_with("greytrap hit: ")) return line.text;
   }
   return "";
@@ -403,7 +414,7 @@ TEST_F(GreylisterTest, GreytrapHitTrapsTheClientForEveryTriplet) {
   ASSERT_TRUE(Ask(T + 300).action.starts_with("PREPEND"));  // the triplet passed
 
   Decision hit = Ask(T + 400, {{"recipient", "spamtrap@example.org"}});
-  EXPECT_EQ(hit.outcome, Outcome::kGreytrap);
+  EXPECT_EQ(hit.reason, Reason::kGreytrap);
   EXPECT_TRUE(hit.trap_hit);
   EXPECT_EQ(hit.action,
             "DEFER_IF_PERMIT 4.2.0 Greylisted, see "
@@ -418,21 +429,21 @@ TEST_F(GreylisterTest, GreytrapHitTrapsTheClientForEveryTriplet) {
 
   // The triplet that passed is greylisted now, and not advanced.
   Decision trapped = Ask(T + 500, {{"instance", "i2"}});
-  EXPECT_EQ(trapped.outcome, Outcome::kGreytrap);
+  EXPECT_EQ(trapped.reason, Reason::kGreytrap);
   EXPECT_FALSE(trapped.trap_hit);
   bool logged = false;
-  for (const LogLine& line : trapped.logs) {
+  for (const LogLine& line : Logs(trapped)) {
     logged |= line.text == "action=greylist, reason=greytrap" + kTail;
   }
   EXPECT_TRUE(logged);
   EXPECT_EQ(Stored(store::Table::kTriplets, kKey), "1800000000,1800000300");
 
   // Another address of the same /24 is not trapped: the list is per address.
-  EXPECT_NE(Ask(T + 500, {{"client_address", "192.0.2.11"}}).outcome, Outcome::kGreytrap);
+  EXPECT_NE(Ask(T + 500, {{"client_address", "192.0.2.11"}}).reason, Reason::kGreytrap);
 
   // After the ttl the client passes again.
   Decision after = Ask(T + 400 + 7200, {{"instance", "i3"}});
-  EXPECT_EQ(after.outcome, Outcome::kPassTriplet);
+  EXPECT_EQ(after.reason, Reason::kPassed);
 }
 
 TEST_F(GreylisterTest, TrappedClientIsNeitherAutoWhitelistedNorCounted) {
@@ -442,11 +453,11 @@ TEST_F(GreylisterTest, TrappedClientIsNeitherAutoWhitelistedNorCounted) {
   greylister_->SetGreytraps(TestTraps());
   Ask(T);
   Ask(T + 300);  // count 1: auto-whitelisted
-  EXPECT_EQ(Ask(T + 400, {{"recipient", "new@example.org"}}).outcome, Outcome::kClientAwl);
+  EXPECT_EQ(Ask(T + 400, {{"recipient", "new@example.org"}}).reason, Reason::kClientAwl);
 
   Ask(T + 500, {{"recipient", "old-staff@example.org"}});
   Decision d = Ask(T + 600, {{"recipient", "new2@example.org"}});
-  EXPECT_EQ(d.outcome, Outcome::kGreytrap) << "the auto-whitelist does not apply while trapped";
+  EXPECT_EQ(d.reason, Reason::kGreytrap) << "the auto-whitelist does not apply while trapped";
   EXPECT_EQ(Stored(store::Table::kClients, "192.0.2.10"), "1,1800000300");
 }
 
@@ -454,12 +465,12 @@ TEST_F(GreylisterTest, WhitelistedClientsAndDisabledTrapsAreNotTrapped) {
   greylister_->SetWhitelists(std::make_shared<FixedWhitelist>());
   greylister_->SetGreytraps(TestTraps());
   Decision d = Ask(T, {{"client_name", "ok.example"}, {"recipient", "spamtrap@example.org"}});
-  EXPECT_EQ(d.outcome, Outcome::kClientWhitelist);
+  EXPECT_EQ(d.reason, Reason::kClientWhitelist);
   EXPECT_EQ(Stored(store::Table::kTraps, "192.0.2.10"), std::nullopt);
 
   greylister_->SetGreytraps(nullptr);
   d = Ask(T, {{"recipient", "spamtrap@example.org"}});
-  EXPECT_EQ(d.outcome, Outcome::kGreylistNew);
+  EXPECT_EQ(d.reason, Reason::kNew);
   EXPECT_EQ(Stored(store::Table::kTraps, "192.0.2.10"), std::nullopt);
 }
 
@@ -470,11 +481,11 @@ TEST_F(GreylisterTest, AnEmptyTrapListKeepsTrappedClientsTrapped) {
   auto empty = reputation::Greytraps::FromText("traps", "# none\n");
   ASSERT_TRUE(empty.ok());
   greylister_->SetGreytraps(*empty);
-  EXPECT_EQ(Ask(T + 400).outcome, Outcome::kGreytrap);
+  EXPECT_EQ(Ask(T + 400).reason, Reason::kGreytrap);
   EXPECT_EQ(
       Ask(T + 400, {{"client_address", "198.51.100.1"}, {"recipient", "spamtrap@example.org"}})
-          .outcome,
-      Outcome::kGreylistNew);
+          .reason,
+      Reason::kNew);
 }
 
 }  // namespace

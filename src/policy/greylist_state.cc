@@ -10,6 +10,7 @@ namespace {
 // the log line only.
 Transition TrappedTransition(const PriorState& prior, const TrapRecord& trap, UnixTime now) {
   Transition t;
+  t.reason = Reason::kGreytrap;
   t.trapped = true;
   t.first = prior.triplet ? std::min(prior.triplet->first, now) : now;
   t.missing = std::max(trap.until - now, Seconds(1));
@@ -34,6 +35,7 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
   const bool awl_enabled = timing.awl_threshold > 0;
   if (prior.client && AutoWhitelisted(*prior.client, timing)) {
     t.client_awl_pass = true;
+    t.reason = Reason::kClientAwl;
     const ClientRecord& client = *prior.client;
     // Refreshed at most hourly, "for statistics" in postgrey's words; a last-seen in the
     // future (clock stepped back) is refreshed too.
@@ -44,12 +46,14 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
   }
 
   t.first = now;
+  bool abandoned = false;
   if (prior.triplet) {
     const TripletRecord& stored = *prior.triplet;
     t.first = stored.first;
     if (Passed(stored, timing)) {
       t.last_was_successful = true;
     } else if (Abandoned(stored, now, timing)) {
+      abandoned = true;
       t.first = now;  // the earlier attempt was abandoned: start over
     }
     if (t.first > now) {
@@ -59,6 +63,11 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
   }
   t.triplet_write = TripletRecord{t.first, now};
   t.missing = timing.delay - (now - t.first);
+  if (t.missing > Seconds(0)) {
+    t.reason = t.first != now ? Reason::kEarlyRetry : abandoned ? Reason::kAbandoned : Reason::kNew;
+  } else {
+    t.reason = t.last_was_successful ? Reason::kPassed : Reason::kPassFirst;
+  }
 
   if (awl_enabled && t.missing <= Seconds(0) && !t.last_was_successful &&
       (!prior.client || now >= prior.client->last + GreylistTiming::kAwlCountInterval)) {

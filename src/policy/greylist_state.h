@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "policy/reason.h"
 #include "policy/records.h"
 #include "util/clock.h"
 
@@ -35,6 +36,8 @@ struct PriorState {
 // The pure state transition of one request (postgrey 4.2 steps 6-11): what to answer and
 // what to write. A store applies it atomically with the read of PriorState.
 struct Transition {
+  // Why: kGreytrap, kClientAwl, kNew, kAbandoned, kEarlyRetry, kPassFirst or kPassed.
+  Reason reason = Reason::kNew;
   bool client_awl_pass = false;  // the client is auto-whitelisted: pass, triplet untouched
   std::optional<ClientRecord> client_write;    // new client record, if it changes
   std::optional<TripletRecord> triplet_write;  // new triplet record (always unless AWL pass)

@@ -54,25 +54,4 @@ std::string HeaderDate(UnixTime time) {
                      rest);
 }
 
-std::string ActionLogLine(const protocol::PolicyRequest& request, std::string_view action,
-                          std::string_view reason, std::string_view extra) {
-  std::string line;
-  line.reserve(256);
-  std::string_view queue_id = request.GetOr(protocol::attr::kQueueId);
-  if (!queue_id.empty()) {
-    log::AppendEscaped(line, queue_id);
-    line.append(": ");
-  }
-  line.append("action=").append(action).append(", reason=").append(reason);
-  if (!extra.empty()) line.append(", ").append(extra);
-  for (std::string_view name : {protocol::attr::kClientName, protocol::attr::kClientAddress,
-                                protocol::attr::kSender, protocol::attr::kRecipient}) {
-    std::string_view value = request.GetOr(name);
-    if (value.empty() || value == "0") continue;  // Perl-false values are left out
-    line.append(", ").append(name).push_back('=');
-    log::AppendEscaped(line, value);
-  }
-  return line;
-}
-
 }  // namespace greylight::policy

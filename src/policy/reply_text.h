@@ -3,7 +3,6 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/policy_request.h"
 #include "util/clock.h"
 
 namespace greylight::policy {
@@ -31,11 +30,5 @@ std::string XGreylistHeader(std::string_view header_template, Seconds delayed,
 
 // The header date: local time as "%a, %d %b %Y %T %Z" with English names.
 std::string HeaderDate(UnixTime time);
-
-// postgrey's per-decision log line: "[<queue_id>: ]action=<a>, reason=<r>[, <extra>]" then
-// client_name, client_address, sender and recipient when non-empty and not "0".
-// Values are escaped (log::AppendEscaped).
-std::string ActionLogLine(const protocol::PolicyRequest& request, std::string_view action,
-                          std::string_view reason, std::string_view extra = {});
 
 }  // namespace greylight::policy

@@ -48,25 +48,5 @@ TEST(ReplyTextTest, HeaderDateIsEnglishRfc2822Style) {
   EXPECT_EQ(HeaderDate(FromUnixSeconds(1800000000)), "Fri, 15 Jan 2027 08:00:00 UTC");
 }
 
-TEST(ReplyTextTest, ActionLogLineLikePostgrey) {
-  protocol::PolicyRequest request;
-  request.Add("queue_id", "ABC123");
-  request.Add("client_name", "mail.example.net");
-  request.Add("client_address", "192.0.2.10");
-  request.Add("sender", "");
-  request.Add("recipient", "bob@example.org");
-  EXPECT_EQ(ActionLogLine(request, "pass", "triplet found", "delay=300"),
-            "ABC123: action=pass, reason=triplet found, delay=300, client_name=mail.example.net, "
-            "client_address=192.0.2.10, recipient=bob@example.org");
-}
-
-TEST(ReplyTextTest, ActionLogLineEscapesForgedFields) {
-  protocol::PolicyRequest request;
-  request.Add("client_name", "0");
-  request.Add("sender", "a, recipient=forged@x\n%");
-  EXPECT_EQ(ActionLogLine(request, "greylist", "new"),
-            "action=greylist, reason=new, sender=a%2C recipient=forged@x%0A%");
-}
-
 }  // namespace
 }  // namespace greylight::policy

@@ -28,11 +28,6 @@ std::optional<std::string_view> PolicyRequest::Get(std::string_view name) const 
   return std::nullopt;
 }
 
-void PolicyRequest::Clear() {
-  storage_.clear();
-  fields_.clear();
-}
-
 void AppendReply(std::string& out, std::string_view action) {
   out.append("action=").append(action).append("\n\n");
 }

@@ -23,7 +23,14 @@ class PolicyRequest {
     return Get(name).value_or(fallback);
   }
   size_t attribute_count() const { return fields_.size(); }
-  void Clear();
+  // Calls `visit(name, value)` for every attribute, in the order received.
+  template <typename Visit>
+  void ForEach(Visit&& visit) const {
+    for (const Field& field : fields_) {
+      visit(Slice(field.name_offset, field.name_length),
+            Slice(field.value_offset, field.value_length));
+    }
+  }
 
  private:
   static constexpr size_t kTypicalAttributes = 32;

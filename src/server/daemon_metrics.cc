@@ -6,21 +6,24 @@
 
 namespace greylight::server {
 
-DaemonMetrics::DaemonMetrics()
-    : decision_seconds_({0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+DaemonMetrics::DaemonMetrics(const Clock& clock)
+    : clock_(clock),
+      started_(clock.Monotonic()),
+      decision_seconds_({0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                          0.01, 0.025, 0.05, 0.1, 0.25, 1}),
       // How long senders take to come back: from the delay to days.
       retry_delay_seconds_({60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800}) {}
 
 void DaemonMetrics::RecordDecision(const engine::Decision& decision,
                                    std::chrono::nanoseconds took) {
-  requests_[static_cast<int>(decision.outcome)].Add();
+  requests_[static_cast<size_t>(decision.reason)].Add();
   decision_seconds_.Observe(std::chrono::duration<double>(took).count());
-  if (decision.outcome == engine::Outcome::kPassFirst) {
+  if (decision.reason == policy::Reason::kPassFirst) {
     retry_delay_seconds_.Observe(static_cast<double>(decision.delayed.count()));
   }
   if (decision.client_whitelisted) clients_auto_whitelisted_.Add();
-  if (decision.trap_hit) greytrap_hits_.Add();
+  // A hit the store recorded: the trap list now holds the client.
+  if (decision.trap_hit && decision.reason == policy::Reason::kGreytrap) greytrap_hits_.Add();
 }
 
 void DaemonMetrics::WhitelistsLoaded(bool ok, size_t client_entries, size_t recipient_entries,
@@ -37,31 +40,26 @@ void DaemonMetrics::WhitelistsLoaded(bool ok, size_t client_entries, size_t reci
 
 std::string DaemonMetrics::Summary() {
   uint64_t total = 0, greylisted = 0, passed = 0, whitelisted = 0, awl = 0, errors = 0;
-  for (int i = 0; i < engine::kOutcomeCount; ++i) {
+  for (size_t i = 0; i < policy::kReasonCount; ++i) {
     uint64_t now = requests_[i].value();
     uint64_t delta = now - summarized_[i];
     summarized_[i] = now;
     total += delta;
-    switch (static_cast<engine::Outcome>(i)) {
-      case engine::Outcome::kGreylistNew:
-      case engine::Outcome::kGreylistEarlyRetry:
-      case engine::Outcome::kGreytrap:
+    auto reason = static_cast<policy::Reason>(i);
+    switch (policy::VerdictOf(reason)) {
+      case policy::Verdict::kGreylist:
         greylisted += delta;
         break;
-      case engine::Outcome::kPassFirst:
-      case engine::Outcome::kPassTriplet:
-        passed += delta;
+      case policy::Verdict::kPass:
+        if (reason == policy::Reason::kPassFirst || reason == policy::Reason::kPassed) {
+          passed += delta;
+        } else if (reason == policy::Reason::kClientAwl) {
+          awl += delta;
+        } else {
+          whitelisted += delta;
+        }
         break;
-      case engine::Outcome::kClientWhitelist:
-      case engine::Outcome::kRecipientWhitelist:
-      case engine::Outcome::kDnswl:
-      case engine::Outcome::kNotListed:
-        whitelisted += delta;
-        break;
-      case engine::Outcome::kClientAwl:
-        awl += delta;
-        break;
-      default:
+      case policy::Verdict::kUndecided:
         errors += delta;
         break;
     }
@@ -79,13 +77,12 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
   out.reserve(8192);
   RenderHeader(out, "greylight_requests_total", "counter",
                "Policy requests answered, by action and reason.");
-  // Several outcomes share postgrey's words (a first pass and a later one are both
+  // Several reasons share postgrey's words (a first pass and a later one are both
   // "triplet found"): one series per (action, reason).
   std::map<std::pair<std::string_view, std::string_view>, uint64_t> by_words;
-  for (int i = 0; i < engine::kOutcomeCount; ++i) {
-    auto outcome = static_cast<engine::Outcome>(i);
-    by_words[{engine::OutcomeAction(outcome), engine::OutcomeReason(outcome)}] +=
-        requests_[i].value();
+  for (size_t i = 0; i < policy::kReasonCount; ++i) {
+    auto reason = static_cast<policy::Reason>(i);
+    by_words[{policy::ActionWord(reason), policy::ReasonWord(reason)}] += requests_[i].value();
   }
   for (const auto& [words, count] : by_words) {
     RenderSample(out, "greylight_requests_total",
@@ -107,7 +104,7 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
                "Requests answered with --store-error-action because the store failed.");
   RenderSample(
       out, "greylight_store_errors_total", "",
-      static_cast<double>(requests_[static_cast<int>(engine::Outcome::kStoreError)].value()));
+      static_cast<double>(requests_[static_cast<size_t>(policy::Reason::kStoreError)].value()));
   RenderHeader(out, "greylight_greytrap_hits_total", "counter",
                "Requests to a greytrap address (each puts or keeps its client on the trap list).");
   RenderSample(out, "greylight_greytrap_hits_total", "",
@@ -158,7 +155,7 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
                static_cast<double>(whitelist_reload_failures_.value()));
   RenderHeader(out, "greylight_uptime_seconds", "gauge", "Seconds since greylightd started.");
   RenderSample(out, "greylight_uptime_seconds", "",
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+               std::chrono::duration<double>(clock_.Monotonic() - started_).count());
   return out;
 }
 

@@ -5,7 +5,8 @@
 #include <functional>
 #include <string>
 
-#include "engine/greylister.h"
+#include "engine/decision.h"
+#include "policy/reason.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/metrics.h"
@@ -15,7 +16,8 @@ namespace greylight::server {
 // greylightd's Prometheus metrics. Recording is lock-free and safe from any thread.
 class DaemonMetrics {
  public:
-  DaemonMetrics();
+  // `clock` (for the uptime) must outlive the metrics.
+  explicit DaemonMetrics(const Clock& clock);
 
   void RecordDecision(const engine::Decision& decision, std::chrono::nanoseconds took);
   void ConnectionOpened() { open_connections_.Add(1); }
@@ -32,7 +34,9 @@ class DaemonMetrics {
   std::string Summary();
 
  private:
-  std::array<metrics::Counter, engine::kOutcomeCount> requests_;
+  const Clock& clock_;
+  const MonoTime started_;
+  std::array<metrics::Counter, policy::kReasonCount> requests_;  // by reason
   metrics::Histogram decision_seconds_;
   metrics::Histogram retry_delay_seconds_;
   metrics::Counter clients_auto_whitelisted_;
@@ -45,8 +49,7 @@ class DaemonMetrics {
   metrics::Gauge whitelist_reload_time_;
   metrics::Gauge whitelist_reload_ok_;
   metrics::Counter whitelist_reload_failures_;
-  std::array<uint64_t, engine::kOutcomeCount> summarized_{};  // counts at the last Summary()
-  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::array<uint64_t, policy::kReasonCount> summarized_{};  // counts at the last Summary()
 };
 
 }  // namespace greylight::server

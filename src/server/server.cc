@@ -108,7 +108,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // Called by the server's sweep: closes the connection if its deadline has passed.
-  void ExpireIfDue(std::chrono::steady_clock::time_point now) {
+  void ExpireIfDue(MonoTime now) {
     if (now.time_since_epoch().count() <= deadline_.load(std::memory_order_relaxed)) return;
     asio::dispatch(socket_.get_executor(), [self = shared_from_this(), now] {
       if (self->closed_ || !self->reading_ ||
@@ -144,7 +144,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // coarse sweep instead of a timer per read keeps timer syscalls off the request path.
     const bool mid_request = parser_.in_request();
     auto deadline = mid_request ? request_started_ + server_.options_.request_timeout
-                                : std::chrono::steady_clock::now() + server_.options_.idle_timeout;
+                                : server_.clock_.Monotonic() + server_.options_.idle_timeout;
     mid_request_.store(mid_request, std::memory_order_relaxed);
     deadline_.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
     socket_.async_read_some(
@@ -163,7 +163,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnBytes(std::string_view bytes) {
-    if (!parser_.in_request()) request_started_ = std::chrono::steady_clock::now();
+    if (!parser_.in_request()) request_started_ = server_.clock_.Monotonic();
     protocol::ParseError error = parser_.Feed(bytes, parsed_);
     for (protocol::PolicyRequest& request : parsed_) requests_.push_back(std::move(request));
     parsed_.clear();
@@ -188,7 +188,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ProcessRequests() {
     while (!requests_.empty() && !deciding_ && !closed_) {
       deciding_ = true;
-      decide_started_ = std::chrono::steady_clock::now();
+      decide_started_ = server_.clock_.Monotonic();
       const std::thread::id decider = std::this_thread::get_id();
       inline_decision_ = true;
       server_.greylister_->Decide(
@@ -210,33 +210,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnDecision(engine::Decision decision) {
-    auto took = std::chrono::steady_clock::now() - decide_started_;
+    auto took = server_.clock_.Monotonic() - decide_started_;
     server_.metrics_.RecordDecision(decision, took);
-    const bool json =
-        server_.greylister_->options().log_format == engine::EngineOptions::LogFormat::kJson;
+    log_lines_.clear();
+    engine::RenderDecisionLog(decision, server_.options_.log_format,
+                              std::chrono::duration_cast<std::chrono::microseconds>(took),
+                              log_lines_);
     // Lines that repeat per request while a dependency is down (store, DNS): one per
     // interval, with a count of those held back.
     bool any_rate_limited = false;
-    for (const engine::LogLine& line : decision.logs) any_rate_limited |= line.rate_limited;
+    for (const engine::LogLine& line : log_lines_) any_rate_limited |= line.rate_limited;
     if (any_rate_limited) {
-      auto held_back = server_.dependency_error_log_.Allow(std::chrono::steady_clock::now());
+      auto held_back = server_.dependency_error_log_.Allow(server_.clock_.Monotonic());
       if (!held_back) {
-        std::erase_if(decision.logs, [](const engine::LogLine& line) { return line.rate_limited; });
+        std::erase_if(log_lines_, [](const engine::LogLine& line) { return line.rate_limited; });
       } else if (*held_back > 0) {
-        decision.logs.push_back(
-            {log::Level::kWarning,
-             fmt::format("({} more store or DNS errors not logged)", *held_back)});
+        log_lines_.push_back({log::Level::kWarning,
+                              fmt::format("({} more store or DNS errors not logged)", *held_back)});
       }
     }
-    for (engine::LogLine& line : decision.logs) {
-      if (json && line.level == log::Level::kNotice && line.text.ends_with('}')) {
-        line.text.insert(
-            line.text.size() - 1,
-            fmt::format(",\"decision_us\":{}",
-                        std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
-      }
-      log::Write(line.level, line.text);
-    }
+    for (const engine::LogLine& line : log_lines_) log::Write(line.level, line.text);
     protocol::AppendReply(write_buffer_, decision.action);
     requests_.pop_front();
     deciding_ = false;
@@ -276,9 +269,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Server& server_;
   Protocol::socket socket_;
-  static constexpr std::chrono::steady_clock::rep kNoDeadline =
-      std::numeric_limits<std::chrono::steady_clock::rep>::max();
-  std::atomic<std::chrono::steady_clock::rep> deadline_{kNoDeadline};  // read by the sweep
+  static constexpr MonoDuration::rep kNoDeadline = std::numeric_limits<MonoDuration::rep>::max();
+  std::atomic<MonoDuration::rep> deadline_{kNoDeadline};  // read by the sweep
   std::atomic<bool> mid_request_{false};
   const std::string peer_;
 
@@ -288,8 +280,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   protocol::RequestParser parser_;
-  std::chrono::steady_clock::time_point request_started_;
-  std::chrono::steady_clock::time_point decide_started_;
+  MonoTime request_started_;
+  MonoTime decide_started_;
+  std::vector<engine::LogLine> log_lines_;  // reused: no allocation per decision
   std::vector<protocol::PolicyRequest> parsed_;
   std::deque<protocol::PolicyRequest> requests_;
   engine::HeaderTracker headers_;
@@ -304,22 +297,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 Server::Server(asio::io_context& io, ServerOptions options, const Clock& clock)
-    : io_(io), options_(std::move(options)), clock_(clock), shutdown_timer_(io), sweep_timer_(io) {}
+    : io_(io),
+      options_(std::move(options)),
+      clock_(clock),
+      metrics_(clock),
+      shutdown_timer_(io),
+      sweep_timer_(io) {}
 
 void Server::Sweep() {
   sweep_timer_.expires_after(kSweepInterval);
   sweep_timer_.async_wait([this](std::error_code ec) {
     if (ec) return;
-    std::vector<std::shared_ptr<Connection>> open;
-    {
-      std::lock_guard lock(connections_mutex_);
-      if (shutting_down_) return;
-      open.assign(connections_.begin(), connections_.end());
-    }
-    auto now = std::chrono::steady_clock::now();
-    for (auto& connection : open) connection->ExpireIfDue(now);
-    Sweep();
+    if (ExpireConnections()) Sweep();
   });
+}
+
+bool Server::ExpireConnections() {
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(connections_mutex_);
+    if (shutting_down_) return false;
+    open.assign(connections_.begin(), connections_.end());
+  }
+  MonoTime now = clock_.Monotonic();
+  for (auto& connection : open) connection->ExpireIfDue(now);
+  return true;
 }
 
 Server::~Server() = default;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/decision_log.h"
 #include "engine/greylister.h"
 #include "policy/ip_address.h"
 #include "protocol/request_parser.h"
@@ -56,8 +57,9 @@ struct ServerOptions {
   // After SIGTERM: how long connections may take to answer what they already received.
   std::chrono::seconds shutdown_grace = kDefaultShutdownGrace;
   int listen_backlog = kDefaultListenBacklog;
-  unsigned socket_mode = kDefaultSocketMode;  // chmod of UNIX sockets after bind
-  bool close_after_reply = false;             // postgrey --exim
+  unsigned socket_mode = kDefaultSocketMode;                    // chmod of UNIX sockets after bind
+  bool close_after_reply = false;                               // postgrey --exim
+  engine::LogFormat log_format = engine::LogFormat::kPostgrey;  // --log-format
 };
 
 class Connection;
@@ -82,6 +84,11 @@ class Server {
   // The bound TCP ports, in listen order (resolves port 0 for tests).
   std::vector<unsigned short> bound_ports() const;
   size_t connection_count() const;
+  // Closes the connections idle longer than the idle timeout and those whose started
+  // request is older than the request timeout, by the clock's monotonic time. The server
+  // calls it every kSweepInterval; tests call it after moving a fake clock. Returns false
+  // once the server is shutting down.
+  bool ExpireConnections();
   DaemonMetrics& metrics() { return metrics_; }
 
  private:

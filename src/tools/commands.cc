@@ -22,6 +22,7 @@
 #include "policy/ip_address.h"
 #include "policy/records.h"
 #include "policy/triplet_key.h"
+#include "reputation/dns_lists.h"
 #include "store/store.h"
 #include "tools/explain.h"
 #include "tools/mail_log.h"
@@ -464,7 +465,25 @@ int RunExplain(const ParsedOptions& o, Context& c) {
   request.client_name = std::string(ClientNameOption(o));
   request.sender = SenderOption(o);
   request.recipient = std::string(o.Last("recipient"));
-  ExplainInputs inputs{whitelists->get(), greytraps->get(), *psl};
+  ExplainInputs inputs;
+  inputs.whitelists = whitelists->get();
+  inputs.greytraps = greytraps->get();
+  inputs.psl = *psl;
+  // The DNS list step, asked as greylightd asks it: the same lists, resolvers and timeout.
+  asio::io_context io;
+  std::unique_ptr<reputation::DnsListChecker> lists;
+  if (!c.config.dns.lists.empty()) {
+    auto checker = reputation::DnsListChecker::Create(io, c.config.dns, c.env.clock);
+    if (!checker.ok()) return c.Fail(kExitUsage, checker.status().message());
+    lists = std::move(checker.value());
+    inputs.lists = [&lists](const policy::IpAddress& client, reputation::ListCallback done) {
+      lists->Lookup(client, std::move(done));
+    };
+    inputs.run_until = [&io](const std::function<bool()>& finished) {
+      while (!finished() && io.run_one() > 0) {
+      }
+    };
+  }
   auto explanation = Explain(request, *now, c.env.clock.Now(), c.config, inputs, **store);
   if (!explanation.ok()) return c.StoreFailure(explanation.status());
   c.env.out << explanation->text;

@@ -5,17 +5,19 @@
 #include <optional>
 #include <type_traits>
 
-#include "engine/request_keys.h"
+#include "engine/decision_trace.h"
+#include "engine/header_tracker.h"
 #include "policy/greylist_state.h"
-#include "policy/ip_address.h"
 #include "policy/records.h"
 #include "policy/reply_text.h"
 #include "tools/output_format.h"
+#include "tools/read_only_store.h"
 #include "tools/record_filter.h"
-#include "tools/tool_keys.h"
 
 namespace greylight::tools {
 namespace {
+
+using policy::Reason;
 
 std::string StoredText(const policy::TripletRecord& record) {
   return fmt::format("first seen {}, last seen {}", FormatTime(record.first),
@@ -29,20 +31,20 @@ std::string StoredText(const policy::TrapRecord& record) {
                      FormatTime(record.last_hit));
 }
 
-// A stored record as greylightd would see it: decoded, then dropped if malformed or no
-// longer live (last seen more than max-age ago; a trap that has ended). Appends what was
-// found to `text`.
+// A stored record as the decision saw it: decoded, then dropped if malformed or no longer
+// live (last seen more than max-age ago; a trap that has ended). Appends what was found.
 template <typename Record>
-std::optional<Record> ReadLive(const std::optional<std::string>& raw, UnixTime now,
+std::optional<Record> ShowLive(const std::optional<std::optional<std::string>>& read, UnixTime now,
                                const policy::GreylistTiming& timing, std::string& text) {
-  if (!raw) {
+  if (!read || !*read) {
     text += "  stored: none\n";
     return std::nullopt;
   }
-  std::optional<Record> record = DecodeRecord<Record>(*raw);
+  const std::string& raw = **read;
+  std::optional<Record> record = DecodeRecord<Record>(raw);
   if (!record) {
     text += fmt::format("  stored value '{}' is malformed: greylightd treats it as absent\n",
-                        Printable(*raw));
+                        Printable(raw));
     return std::nullopt;
   }
   text += fmt::format("  stored: {}\n", StoredText(*record));
@@ -62,93 +64,49 @@ std::optional<Record> ReadLive(const std::optional<std::string>& raw, UnixTime n
   return record;
 }
 
-}  // namespace
+void ShowLists(const reputation::ListVerdict& verdict, std::string& text) {
+  if (!verdict.dnswl_listed() && !verdict.dnsbl_listed() && !verdict.any_failed()) {
+    text += "DNS lists: no list names the client\n";
+    return;
+  }
+  text += "DNS lists:\n";
+  for (const auto& hit : verdict.dnswl) {
+    text += fmt::format("  allow list {} lists the client ({})\n", hit.zone, hit.answer);
+  }
+  for (const auto& hit : verdict.dnsbl) {
+    text += fmt::format("  block list {} lists the client ({})\n", hit.zone, hit.answer);
+  }
+  for (const std::string& failure : verdict.failures) {
+    text += fmt::format("  {}: could not be asked, counts as not listing the client\n", failure);
+  }
+}
 
-Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTime real_now,
-                            const cli::PolicyConfig& config, const ExplainInputs& inputs,
-                            store::Store& store) {
-  const engine::EngineOptions& options = config.engine;
+// The explanation of the store's part: greytraps, the auto-whitelist, the triplet.
+void ShowStoreSteps(const engine::Decision& decision, const engine::DecisionTrace& trace,
+                    const ReadOnlyStore& store, const cli::PolicyConfig& config,
+                    std::string& text) {
   const policy::GreylistTiming& timing = config.timing;
-  if (reputation::GroupsByDomain(options.lookup_by) && inputs.psl == nullptr) {
-    return Status::InvalidArgument(fmt::format("--lookup-by={} needs the public suffix list",
-                                               reputation::LookupByName(options.lookup_by)));
-  }
-  Explanation result;
-  std::string& text = result.text;
-  text += fmt::format("request: client_address={} client_name={} sender={} recipient={}\n",
-                      Printable(request.client_address), Printable(request.client_name),
-                      request.sender.empty() ? "<>" : Printable(request.sender),
-                      Printable(request.recipient));
-  text += fmt::format("time: {}\n", FormatTime(now));
-  auto finish = [&](std::string action) {
-    text += "action=" + action + "\n";
-    result.action = std::move(action);
-    return result;
-  };
-  auto greylist_action = [&](Seconds missing) {
-    return policy::GreylistAction(options.greylist_action, options.greylist_text,
-                                  request.etrn_domain, missing, request.recipient);
-  };
-
-  std::optional<policy::IpAddress> client = policy::IpAddress::Parse(request.client_address);
-  if (!client) {
-    text += fmt::format(
-        "decision: client_address '{}' is not an IP address: greylightd logs a warning and "
-        "answers DUNNO (bad client address)\n",
-        Printable(request.client_address));
-    return finish("DUNNO");
-  }
-
-  // The whitelists, in the daemon's order: client (name, then address), then recipient.
-  if (inputs.whitelists == nullptr) {
-    text += "whitelists: none loaded\n";
-  } else {
-    if (auto hit = inputs.whitelists->MatchClient(request.client_name, *client)) {
-      text += fmt::format("client whitelist: {}: {}\n", hit->source, hit->entry);
-      text += "decision: pass (client whitelist); the store is not consulted\n";
-      return finish("DUNNO");
-    }
-    text += "client whitelist: no match\n";
-    if (auto hit = inputs.whitelists->MatchRecipient(request.recipient)) {
-      text += fmt::format("recipient whitelist: {}: {}\n", hit->source, hit->entry);
-      text += "decision: pass (recipient whitelist); the store is not consulted\n";
-      return finish("DUNNO");
-    }
-    text += "recipient whitelist: no match\n";
-  }
-
-  const engine::RequestKeys keys =
-      engine::BuildRequestKeys(*client, request.client_name, request.sender, request.recipient,
-                               KeySchemeFor(config, inputs.psl));
-  if (!keys.group.empty()) {
-    text += fmt::format("client group: {} (--lookup-by={})\n", keys.group,
-                        reputation::LookupByName(options.lookup_by));
-  }
+  const engine::Request& request = *decision.request;
+  const UnixTime now = request.now;
+  const engine::RequestKeys& keys = *trace.keys;
+  const policy::Transition& t = *trace.transition;
 
   // Greytraps come first in policy::Decide: a trapped client is greylisted whatever its
   // auto-whitelist record and triplet say.
-  policy::PriorState prior;
-  bool trap_hit = false;
-  const reputation::Greytraps* greytraps = inputs.greytraps;
-  if (greytraps == nullptr) {
+  std::optional<policy::TrapRecord> trap;
+  if (!trace.greytraps_enabled) {
     text += "greytraps: none (no --greytrap-recipients)\n";
   } else {
-    if (auto hit = greytraps->Match(request.recipient)) {
-      trap_hit = true;
-      text += fmt::format("greytrap recipients: {}: {}\n", hit->source, hit->entry);
-    } else {
-      text += "greytrap recipients: no match\n";
-    }
-    auto raw = store.Get(store::Table::kTraps, keys.trap);
-    if (!raw.ok()) return raw.status();
+    text += trace.greytrap ? fmt::format("greytrap recipients: {}: {}\n", trace.greytrap->source,
+                                         trace.greytrap->entry)
+                           : "greytrap recipients: no match\n";
     text += fmt::format("greytrap list: key {}\n", keys.trap);
-    prior.trap = ReadLive<policy::TrapRecord>(*raw, now, timing, text);
-    if (prior.trap) {
-      text += fmt::format("  state: trapped, {} left\n", FormatDuration(prior.trap->until - now));
+    trap = ShowLive<policy::TrapRecord>(store.Read(store::Table::kTraps), now, timing, text);
+    if (trap) {
+      text += fmt::format("  state: trapped, {} left\n", FormatDuration(trap->until - now));
     }
   }
-  policy::Transition t = policy::Decide(prior, now, timing, trap_hit);
-  if (t.trapped) {
+  if (t.reason == Reason::kGreytrap) {
     text += t.trap_write
                 ? fmt::format(
                       "decision: greylist (greytrap, {} missing): this request puts the "
@@ -157,100 +115,93 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
                 : fmt::format(
                       "decision: greylist (greytrap, {} missing): the client is on the trap "
                       "list until {}",
-                      FormatDuration(t.missing), FormatTime(prior.trap->until));
+                      FormatDuration(t.missing), FormatTime(trap->until));
     text += "; the auto-whitelist and the triplet are not consulted\n";
-    return finish(greylist_action(t.missing));
+    return;
   }
 
-  if (options.awl_enabled) {
-    auto raw = store.Get(store::Table::kClients, keys.client);
-    if (!raw.ok()) return raw.status();
+  if (trace.auto_whitelist_enabled) {
     text += fmt::format("client auto-whitelist: key {} (threshold {})\n", keys.client,
                         timing.awl_threshold);
-    prior.client = ReadLive<policy::ClientRecord>(*raw, now, timing, text);
-    if (prior.client) {
-      text += policy::AutoWhitelisted(*prior.client, timing)
+    auto client =
+        ShowLive<policy::ClientRecord>(store.Read(store::Table::kClients), now, timing, text);
+    if (client) {
+      text += policy::AutoWhitelisted(*client, timing)
                   ? "  state: auto-whitelisted\n"
                   : fmt::format(
                         "  state: below the threshold ({} more first deliveries, "
                         "counted at most once per hour)\n",
-                        timing.awl_threshold - prior.client->count);
+                        timing.awl_threshold - client->count);
     }
   } else {
     text += "client auto-whitelist: disabled (--auto-whitelist-clients=0)\n";
   }
-
-  auto raw = store.Get(store::Table::kTriplets, keys.triplet);
-  if (!raw.ok()) return raw.status();
-
-  t = policy::Decide(prior, now, timing, trap_hit);
-  if (t.client_awl_pass) {
+  if (t.reason == Reason::kClientAwl) {
     text += "decision: pass (client AWL); the triplet is not consulted\n";
     if (t.client_write) {
       text += fmt::format("  greylightd would refresh the record to count {}, last seen now\n",
                           t.client_write->count);
     }
-    return finish("DUNNO");
+    return;
   }
 
   text += fmt::format("triplet: key {}\n", keys.triplet);
-  prior.triplet = ReadLive<policy::TripletRecord>(*raw, now, timing, text);
-  if (!prior.triplet) {
+  auto stored =
+      ShowLive<policy::TripletRecord>(store.Read(store::Table::kTriplets), now, timing, text);
+  if (!stored) {
     text += "  state: new\n";
+  } else if (policy::Passed(*stored, timing)) {
+    text += "  state: passed (it was delivered before: later deliveries are not delayed)\n";
+    text +=
+        fmt::format("  expires: removed after {} unless seen again (max-age {} since last seen)\n",
+                    FormatTime(policy::ExpiresAt(*stored, timing) - Seconds(1)),
+                    FormatDuration(timing.max_age));
   } else {
-    const policy::TripletRecord& stored = *prior.triplet;
-    if (stored.last - stored.first >= timing.delay) {
-      text += "  state: passed (it was delivered before: later deliveries are not delayed)\n";
+    if (policy::Abandoned(*stored, now, timing)) {
       text += fmt::format(
-          "  expires: removed after {} unless seen again (max-age {} since last "
-          "seen)\n",
-          FormatTime(stored.last + timing.max_age), FormatDuration(timing.max_age));
+          "  state: pending, abandoned: first seen more than the retry window "
+          "({}) ago, so this request starts it over\n",
+          FormatDuration(timing.retry_window));
+    } else if (stored->first + timing.delay > now) {
+      text += fmt::format("  state: pending, {} left: a retry passes from {}\n",
+                          FormatDuration(stored->first + timing.delay - now),
+                          FormatTime(stored->first + timing.delay));
     } else {
-      if (now - stored.first > timing.retry_window) {
-        text += fmt::format(
-            "  state: pending, abandoned: first seen more than the retry window "
-            "({}) ago, so this request starts it over\n",
-            FormatDuration(timing.retry_window));
-      } else if (stored.first + timing.delay > now) {
-        text += fmt::format("  state: pending, {} left: a retry passes from {}\n",
-                            FormatDuration(stored.first + timing.delay - now),
-                            FormatTime(stored.first + timing.delay));
-      } else {
-        text += "  state: pending, delay over: this request is its first accepted delivery\n";
-      }
-      text += fmt::format(
-          "  retry window: a retry passes until {}; the record is removed after "
-          "{} if not retried\n",
-          FormatTime(stored.first + timing.retry_window),
-          FormatTime(stored.last + timing.retry_window));
+      text += "  state: pending, delay over: this request is its first accepted delivery\n";
     }
+    text += fmt::format(
+        "  retry window: a retry passes until {}; the record is removed after "
+        "{} if not retried\n",
+        FormatTime(stored->first + timing.retry_window),
+        FormatTime(policy::ExpiresAt(*stored, timing) - Seconds(1)));
   }
-  // Decided again with the triplet: Decide() only looks at it past the AWL check.
-  t = policy::Decide(prior, now, timing, trap_hit);
   if (t.first_corrected) {
     text +=
         "  note: first seen is in the future (clock stepped back?): greylightd corrects it "
         "to now\n";
   }
 
-  if (t.greylisted()) {
-    text += fmt::format(
-        "decision: greylist ({}, {} missing); the record becomes first seen {}, "
-        "last seen now\n",
-        t.first == now ? "new" : "early-retry", FormatDuration(t.missing), FormatTime(t.first));
-    return finish(greylist_action(t.missing));
+  switch (t.reason) {
+    case Reason::kNew:
+    case Reason::kAbandoned:
+    case Reason::kEarlyRetry:
+      text += fmt::format(
+          "decision: greylist ({}, {} missing); the record becomes first seen {}, "
+          "last seen now\n",
+          policy::ReasonWord(t.reason), FormatDuration(t.missing), FormatTime(t.first));
+      return;
+    case Reason::kPassed:
+      text += "decision: pass (triplet found)\n";
+      return;
+    default:
+      break;
   }
-  if (t.last_was_successful) {
-    text += "decision: pass (triplet found)\n";
-    return finish("DUNNO");
-  }
-  Seconds delayed = now - t.first;
   text += fmt::format(
       "decision: pass (triplet found, delay={}): the first accepted delivery of this triplet; "
       "a PREPEND X-Greylist header is added (once per message: further recipients of the same "
       "delivery get DUNNO)\n",
-      delayed.count());
-  if (options.awl_enabled) {
+      decision.delayed.count());
+  if (trace.auto_whitelist_enabled) {
     if (t.client_write) {
       text +=
           fmt::format("  client auto-whitelist: this delivery counts: count becomes {} of {}{}\n",
@@ -260,9 +211,112 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
       text += "  client auto-whitelist: not counted (at most once per hour per client)\n";
     }
   }
-  return finish("PREPEND " + policy::XGreylistHeader(options.x_greylist_header, delayed,
-                                                     options.version, policy::HeaderDate(real_now),
-                                                     options.hostname));
+}
+
+// Non-owning handles for the daemon's shared lists: explain borrows the caller's.
+template <typename T>
+std::shared_ptr<const T> Borrowed(const T* object) {
+  return std::shared_ptr<const T>(std::shared_ptr<const void>(), object);
+}
+
+}  // namespace
+
+Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTime real_now,
+                            const cli::PolicyConfig& config, const ExplainInputs& inputs,
+                            store::Store& store) {
+  const engine::EngineOptions& options = config.engine;
+  if (reputation::GroupsByDomain(options.lookup_by) && inputs.psl == nullptr) {
+    return Status::InvalidArgument(fmt::format("--lookup-by={} needs the public suffix list",
+                                               reputation::LookupByName(options.lookup_by)));
+  }
+  // The request as Postfix sends it, at the time asked for (policy_test_time), decided by
+  // greylightd's own engine on a store that does not write.
+  protocol::PolicyRequest wire;
+  wire.Add("request", "smtpd_access_policy");
+  wire.Add("protocol_state", "RCPT");
+  wire.Add("client_address", request.client_address);
+  wire.Add("client_name", request.client_name);
+  wire.Add("sender", request.sender);
+  wire.Add("recipient", request.recipient);
+  if (request.etrn_domain) wire.Add("etrn_domain", "");
+  std::string test_time = std::to_string(ToUnixSeconds(now));
+  wire.Add("policy_test_time", test_time);
+  engine::EngineOptions engine_options = options;
+  engine_options.allow_policy_test_time = true;
+  ReadOnlyStore read_only(store, config.timing);
+  engine::Greylister greylister(engine_options, config.timing, read_only, inputs.psl);
+  if (inputs.whitelists != nullptr) greylister.SetWhitelists(Borrowed(inputs.whitelists));
+  if (inputs.greytraps != nullptr) greylister.SetGreytraps(Borrowed(inputs.greytraps));
+  if (inputs.lists) greylister.SetListLookup(inputs.lists);
+
+  engine::DecisionTrace trace;
+  engine::HeaderTracker headers;
+  std::optional<engine::Decision> decided;
+  greylister.Decide(
+      wire, real_now, headers, [&decided](engine::Decision d) { decided = std::move(d); }, &trace);
+  if (!decided && inputs.run_until) inputs.run_until([&decided] { return decided.has_value(); });
+  if (!decided) return Status::Unavailable("the DNS lists did not answer");
+  const engine::Decision& decision = *decided;
+  if (decision.reason == Reason::kStoreError) return read_only.failure();
+
+  Explanation result;
+  std::string& text = result.text;
+  text += fmt::format("request: client_address={} client_name={} sender={} recipient={}\n",
+                      Printable(request.client_address), Printable(request.client_name),
+                      request.sender.empty() ? "<>" : Printable(request.sender),
+                      Printable(request.recipient));
+  text += fmt::format("time: {}\n", FormatTime(now));
+  result.action = decision.action;
+  auto finish = [&] {
+    text += "action=" + result.action + "\n";
+    return result;
+  };
+  if (decision.reason == Reason::kBadClientAddress) {
+    text += fmt::format(
+        "decision: client_address '{}' is not an IP address: greylightd logs a warning and "
+        "answers DUNNO (bad client address)\n",
+        Printable(request.client_address));
+    return finish();
+  }
+
+  // The whitelists, in the daemon's order: client (name, then address), then recipient.
+  if (!trace.whitelists_loaded) {
+    text += "whitelists: none loaded\n";
+  } else if (trace.client_whitelist) {
+    text += fmt::format("client whitelist: {}: {}\n", trace.client_whitelist->source,
+                        trace.client_whitelist->entry);
+  } else {
+    text += "client whitelist: no match\n";
+    text += trace.recipient_whitelist
+                ? fmt::format("recipient whitelist: {}: {}\n", trace.recipient_whitelist->source,
+                              trace.recipient_whitelist->entry)
+                : "recipient whitelist: no match\n";
+  }
+  if (decision.reason == Reason::kClientWhitelist ||
+      decision.reason == Reason::kRecipientWhitelist) {
+    text += fmt::format("decision: pass ({}); the store is not consulted\n",
+                        policy::ReasonWord(decision.reason));
+    return finish();
+  }
+
+  if (trace.lists) ShowLists(*trace.lists, text);
+  if (decision.reason == Reason::kDnswl) {
+    text += "decision: pass (dnswl); the store is not consulted\n";
+    return finish();
+  }
+  if (decision.reason == Reason::kNotListed) {
+    text +=
+        "decision: pass (not listed: --greylist-only-listed and no --dnsbl zone lists the "
+        "client); the store is not consulted\n";
+    return finish();
+  }
+
+  if (!trace.keys->group.empty()) {
+    text += fmt::format("client group: {} (--lookup-by={})\n", trace.keys->group,
+                        reputation::LookupByName(options.lookup_by));
+  }
+  ShowStoreSteps(decision, trace, read_only, config, text);
+  return finish();
 }
 
 }  // namespace greylight::tools

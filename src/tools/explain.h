@@ -1,12 +1,15 @@
 #pragma once
 
-// `greylight explain`: what greylightd would answer for one request, and why, computed
-// the way the daemon computes it (same whitelists, same keys, same greytraps,
-// policy::Live and policy::Decide on the stored records) but without writing anything.
+// `greylight explain`: what greylightd would answer for one request, and why. It runs the
+// daemon's own decision (engine::Greylister::Decide, the same steps in the same order:
+// whitelists, DNS lists, keys, greytraps, the store's policy::Decide) on a store that
+// only reads, with a trace of what every step saw, and renders that trace.
 
+#include <functional>
 #include <string>
 
 #include "cli/policy_config.h"
+#include "engine/greylister.h"
 #include "policy/whitelist_matcher.h"
 #include "reputation/client_group.h"
 #include "reputation/greytrap.h"
@@ -27,7 +30,7 @@ struct ExplainRequest {
   bool etrn_domain = true;
 };
 
-// What greylightd loads besides its options. Each may be nullptr.
+// What greylightd loads besides its options. Each may be empty.
 struct ExplainInputs {
   const policy::WhitelistMatcher* whitelists = nullptr;  // nullptr: no whitelists
   // nullptr: greytraps disabled, as in greylightd (cli::LoadGreytraps). A list without
@@ -35,6 +38,11 @@ struct ExplainInputs {
   const reputation::Greytraps* greytraps = nullptr;
   // The public suffix list; required by --lookup-by=domain|smart (tools::LoadPslFor).
   const reputation::Psl* psl = nullptr;
+  // The DNS list step (--dnswl, --dnsbl) as greylightd runs it; empty when none are
+  // configured. Its answers arrive on an event loop that `run_until` runs until its
+  // argument returns true (required with `lists`).
+  engine::ListLookup lists;
+  std::function<void(const std::function<bool()>& finished)> run_until;
 };
 
 struct Explanation {

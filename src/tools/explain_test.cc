@@ -212,7 +212,6 @@ TEST_F(ExplainTest, BadClientAddressIsDunno) {
 
 TEST_F(ExplainTest, AwlDisabled) {
   config_.timing.awl_threshold = 0;
-  config_.engine.awl_enabled = false;
   Put(store::Table::kClients, "192.0.2.10", "50,1800000000");
   Explanation e = Run(Request(), T);
   EXPECT_EQ(e.action, kGrey);
@@ -397,11 +396,10 @@ void ExpectExplainPredictsTheEngine(reputation::LookupBy lookup_by) {
           ? &SystemPsl()
           : nullptr;
   engine::EngineOptions options = config.engine;
-  options.awl_enabled = true;
-  engine::Greylister greylister(options, store, psl);
+  engine::Greylister greylister(options, config.timing, store, psl);
   greylister.SetWhitelists(lists);
   greylister.SetGreytraps(traps);
-  const ExplainInputs inputs{lists.get(), traps.get(), psl};
+  const ExplainInputs inputs{lists.get(), traps.get(), psl, {}, {}};
 
   const std::vector<std::string> clients = {"192.0.2.10",  "192.0.2.11",  "198.51.100.7",
                                             "2001:db8::1", "203.0.113.5", "bogus"};
@@ -420,7 +418,7 @@ void ExpectExplainPredictsTheEngine(reputation::LookupBy lookup_by) {
   const long long steps[] = {0, 1, 59, 299, 300, 301, 300, 600, 1800, 3600, 7200, 6 * 3600, 86400};
   long long now = T;
   engine::HeaderTracker headers;
-  std::set<engine::Outcome> seen;
+  std::set<policy::Reason> seen;
   for (int i = 0; i < 5000; ++i) {
     now += i % 500 == 499 ? 3 * 86400 : pick(steps);
     // A trap address now and then: clients spend some of the run trapped, most not.
@@ -444,20 +442,20 @@ void ExpectExplainPredictsTheEngine(reputation::LookupBy lookup_by) {
     ASSERT_TRUE(decision.has_value());
     ASSERT_EQ(explained->action, decision->action) << "step " << i << "\n" << explained->text;
     // Same answer for the same reason: explain names the outcome the engine logs.
-    if (decision->outcome == engine::Outcome::kGreytrap) {
+    if (decision->reason == policy::Reason::kGreytrap) {
       ASSERT_NE(explained->text.find("decision: greylist (greytrap, "), std::string::npos)
           << "step " << i << "\n"
           << explained->text;
     }
-    seen.insert(decision->outcome);
+    seen.insert(decision->reason);
   }
   // The traffic reached every kind of answer.
-  for (engine::Outcome outcome : {engine::Outcome::kGreylistNew,
-                                  engine::Outcome::kGreylistEarlyRetry, engine::Outcome::kPassFirst,
-                                  engine::Outcome::kPassTriplet, engine::Outcome::kClientWhitelist,
-                                  engine::Outcome::kRecipientWhitelist, engine::Outcome::kClientAwl,
-                                  engine::Outcome::kGreytrap, engine::Outcome::kBadClientAddress}) {
-    EXPECT_TRUE(seen.contains(outcome)) << engine::OutcomeReason(outcome);
+  for (policy::Reason reason :
+       {policy::Reason::kNew, policy::Reason::kEarlyRetry, policy::Reason::kPassFirst,
+        policy::Reason::kPassed, policy::Reason::kClientWhitelist,
+        policy::Reason::kRecipientWhitelist, policy::Reason::kClientAwl, policy::Reason::kGreytrap,
+        policy::Reason::kBadClientAddress}) {
+    EXPECT_TRUE(seen.contains(reason)) << policy::ReasonWord(reason);
   }
 }
 

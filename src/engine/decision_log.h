@@ -1,0 +1,38 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "engine/decision.h"
+#include "util/log.h"
+
+namespace greylight::engine {
+
+// The per-decision log line's format (--log-format): postgrey's
+// "action=..., reason=..., client_name=..." text, or one JSON object with the same fields
+// plus the triplet key, the seconds missing or delayed and the decision's duration.
+enum class LogFormat { kPostgrey, kJson };
+
+struct LogLine {
+  log::Level level;
+  std::string text;
+  // Repeats once per request while a dependency is down (store, DNS): the server lets one
+  // such line through per interval.
+  bool rate_limited = false;
+};
+
+// Appends the log lines of `decision` to `out`, in postgrey's order: the warnings and
+// notices of the steps (unreadable request, DNS lists that failed, greytrap hit, store
+// error, first-seen correction, newly auto-whitelisted client) in level order as they
+// happened, then the decision line at notice level in `format` (none for requests that were
+// not decided). `took` is how long the decision took (JSON only). Lines whose level is not
+// enabled are not rendered.
+void RenderDecisionLog(const Decision& decision, LogFormat format, std::chrono::microseconds took,
+                       std::vector<LogLine>& out);
+
+// The decision line alone, in postgrey's format and in JSON.
+std::string PostgreyDecisionLine(const Decision& decision);
+std::string JsonDecisionLine(const Decision& decision, std::chrono::microseconds took);
+
+}  // namespace greylight::engine
