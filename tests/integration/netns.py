@@ -63,8 +63,9 @@ class RemoteHost:
         self._made = False
 
     def __enter__(self):
-        # `ip -n` and nsenter only switch the network namespace: unlike `ip netns exec`,
-        # they need no mount namespace, so they work in a chroot too (CI's fresh root).
+        # nsenter only switches the network namespace: unlike `ip netns exec` and `ip -n`,
+        # it needs no mount namespace of its own, so it works in a chroot too (CI's fresh
+        # root).
         def ip(*args):
             r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
             if r.returncode != 0:
@@ -76,9 +77,12 @@ class RemoteHost:
             ip("link", "set", self.ns_link, "netns", self.name)
             ip("addr", "add", f"{self.gateway}/30", "dev", self.host_link)
             ip("link", "set", self.host_link, "up")
-            ip("-n", self.name, "addr", "add", f"{self.address}/30", "dev", self.ns_link)
-            ip("-n", self.name, "link", "set", self.ns_link, "up")
-            ip("-n", self.name, "link", "set", "lo", "up")
+            inside = ["nsenter", f"--net=/run/netns/{self.name}", "ip"]
+            for args in (["addr", "add", f"{self.address}/30", "dev", self.ns_link],
+                         ["link", "set", self.ns_link, "up"], ["link", "set", "lo", "up"]):
+                r = subprocess.run(inside + args, capture_output=True, text=True, timeout=10)
+                if r.returncode != 0:
+                    raise AssertionError(f"{' '.join(inside + args)}: {r.stderr.strip()}")
         except BaseException:
             self.__exit__(None, None, None)
             raise
