@@ -153,9 +153,10 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   if (!numbers.status().ok()) return numbers.status();
   c.server.close_after_reply = o.Has("exim");
   for (const std::string& cidr : o.All("allow-from")) {
-    auto network = server::ParseNetwork(cidr);
-    if (!network.ok()) {
-      return Status::InvalidArgument(fmt::format("--allow-from: {}", network.status().message()));
+    auto network = policy::ParseNetwork(cidr);
+    if (!network) {
+      return Status::InvalidArgument(fmt::format(
+          "--allow-from: '{}' is not an IP address or network (ADDRESS or ADDRESS/BITS)", cidr));
     }
     c.server.allow_from.push_back(*network);
   }

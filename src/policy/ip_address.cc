@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <charconv>
 
 namespace greylight::policy {
 
@@ -44,6 +45,27 @@ bool IpAddress::IsLoopback() const {
   if (bytes == kV6Loopback) return true;
   return std::equal(kV4MappedPrefix.begin(), kV4MappedPrefix.end(), bytes.begin()) &&
          bytes[12] == 127;
+}
+
+bool Network::Overlaps(const Network& other) const {
+  if (address.is_v6 != other.address.is_v6) return false;
+  return other.address.Within(address, std::min(prefix_length, other.prefix_length));
+}
+
+std::optional<Network> ParseNetwork(std::string_view text) {
+  size_t slash = text.find('/');
+  std::optional<IpAddress> address = IpAddress::Parse(text.substr(0, slash));
+  if (!address) return std::nullopt;
+  int length = address->bits();
+  if (slash != std::string_view::npos) {
+    std::string_view bits = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), length);
+    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() || length < 0 ||
+        length > address->bits()) {
+      return std::nullopt;
+    }
+  }
+  return Network{address->Masked(length), length};
 }
 
 std::string IpAddress::ToPostgreyString() const {

@@ -33,4 +33,16 @@ struct IpAddress {
   friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
 };
 
+// An address block: "192.0.2.0/24", "2001:db8::/32", or one address (all bits).
+struct Network {
+  IpAddress address;  // with the bits after prefix_length cleared
+  int prefix_length = 0;
+  bool Contains(const IpAddress& ip) const { return ip.Within(address, prefix_length); }
+  // True if the two blocks share an address (one contains the other). Families never do.
+  bool Overlaps(const Network& other) const;
+};
+
+// Parses "ADDRESS" or "ADDRESS/BITS" with 0 <= BITS <= the family's bits; nullopt otherwise.
+std::optional<Network> ParseNetwork(std::string_view text);
+
 }  // namespace greylight::policy

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "util/ascii.h"
 #include "util/sha1.h"
 
 namespace greylight::policy {
@@ -69,12 +70,6 @@ std::string MaskNumbers(std::string_view local) {
   return out;
 }
 
-void LowercaseAscii(std::string& s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-}
-
 }  // namespace
 
 std::string NormaliseSender(std::string_view sender) {
@@ -106,7 +101,7 @@ std::string TripletKeyFromClientPart(std::string_view client_part, std::string_v
   key.append(NormaliseSender(sender));
   key.push_back('/');
   key.append(recipient);
-  LowercaseAscii(key);
+  AsciiLowerInPlace(key);
   if (options.privacy) return Sha1Hex(key);
   return key;
 }

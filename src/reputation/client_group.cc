@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "util/ascii.h"
 #include "util/sha1.h"
 
 namespace greylight::reputation {
@@ -47,7 +48,7 @@ std::optional<std::string> NormaliseName(std::string_view name) {
       lowered.push_back(c);
       continue;
     }
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    c = AsciiLower(c);
     if (!IsLower(c) && !IsDigit(c) && c != '-' && c != '_') return std::nullopt;
     if (++label_length > kMaxLabelLength) return std::nullopt;
     lowered.push_back(c);

@@ -57,22 +57,6 @@ std::optional<policy::IpAddress> PeerAddress(const Protocol::endpoint& endpoint)
 
 }  // namespace
 
-Result<Network> ParseNetwork(std::string_view text) {
-  size_t slash = text.find('/');
-  auto address = policy::IpAddress::Parse(text.substr(0, slash));
-  if (!address) return Status::InvalidArgument(fmt::format("invalid network '{}'", text));
-  int length = address->bits();
-  if (slash != std::string_view::npos) {
-    std::string_view bits = text.substr(slash + 1);
-    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), length);
-    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() || length < 0 ||
-        length > address->bits()) {
-      return Status::InvalidArgument(fmt::format("invalid prefix length in '{}'", text));
-    }
-  }
-  return Network{address->Masked(length), length};
-}
-
 struct Server::Listener {
   ListenAddress address;
   asio::basic_socket_acceptor<Protocol> acceptor;
@@ -432,7 +416,7 @@ bool Server::Admit(const std::optional<policy::IpAddress>& peer_ip,
                    const std::optional<policy::IpAddress>& limited_peer, const std::string& peer) {
   if (peer_ip && !options_.allow_from.empty()) {
     bool allowed = false;
-    for (const Network& network : options_.allow_from)
+    for (const policy::Network& network : options_.allow_from)
       allowed = allowed || network.Contains(*peer_ip);
     if (!allowed) {
       log::Warning("refused connection from {}: not in --allow-from", peer);

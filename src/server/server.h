@@ -23,15 +23,6 @@
 
 namespace greylight::server {
 
-// A network in --allow-from.
-struct Network {
-  policy::IpAddress address;
-  int prefix_length = 0;
-  bool Contains(const policy::IpAddress& ip) const { return ip.Within(address, prefix_length); }
-};
-// Parses "192.0.2.0/24", "2001:db8::/32" or a single address.
-Result<Network> ParseNetwork(std::string_view text);
-
 struct ServerOptions {
   static constexpr std::chrono::seconds kDefaultIdleTimeout{3600};
   static constexpr std::chrono::seconds kDefaultRequestTimeout{60};
@@ -53,7 +44,7 @@ struct ServerOptions {
   // Per remote TCP peer address. Loopback and UNIX-socket peers (a local Postfix's smtpd
   // processes) count against max_connections only.
   size_t max_connections_per_peer = kDefaultMaxConnectionsPerPeer;
-  std::vector<Network> allow_from;  // TCP peers allowed to connect; empty allows all
+  std::vector<policy::Network> allow_from;  // TCP peers allowed to connect; empty allows all
   // After SIGTERM: how long connections may take to answer what they already received.
   std::chrono::seconds shutdown_grace = kDefaultShutdownGrace;
   int listen_backlog = kDefaultListenBacklog;

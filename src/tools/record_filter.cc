@@ -6,19 +6,10 @@
 #include <charconv>
 
 #include "reputation/client_group.h"
+#include "util/ascii.h"
 
 namespace greylight::tools {
-namespace {
-
-std::string Lowercase(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return lower;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 template <>
 std::optional<policy::TripletRecord> DecodeRecord(std::string_view value) {
@@ -64,8 +55,7 @@ std::optional<TripletFields> ParseTripletKey(std::string_view key,
 }
 
 TripletState StateOf(const policy::TripletRecord& record, const policy::GreylistTiming& timing) {
-  return record.last - record.first >= timing.delay ? TripletState::kPassed
-                                                    : TripletState::kPending;
+  return policy::Passed(record, timing) ? TripletState::kPassed : TripletState::kPending;
 }
 
 std::string_view StateName(TripletState state) {
@@ -74,43 +64,26 @@ std::string_view StateName(TripletState state) {
 
 std::string SenderKeyPart(std::string_view sender) {
   if (sender == "<>") return "";
-  return Lowercase(policy::NormaliseSender(sender));
+  return AsciiLowered(policy::NormaliseSender(sender));
 }
 
-std::string RecipientKeyPart(std::string_view recipient) { return Lowercase(recipient); }
+std::string RecipientKeyPart(std::string_view recipient) { return AsciiLowered(recipient); }
 
-Result<NetworkFilter> ParseNetworkFilter(std::string_view option, std::string_view text) {
-  auto invalid = [&] {
+Result<policy::Network> ParseNetworkOption(std::string_view option, std::string_view text) {
+  std::optional<policy::Network> network = policy::ParseNetwork(text);
+  if (!network) {
     return Status::InvalidArgument(fmt::format(
         "--{}: '{}' is not an IP address or network (ADDRESS or ADDRESS/BITS)", option, text));
-  };
-  size_t slash = text.find('/');
-  std::optional<policy::IpAddress> address = policy::IpAddress::Parse(text.substr(0, slash));
-  if (!address) return invalid();
-  NetworkFilter filter{*address, address->bits()};
-  if (slash != std::string_view::npos) {
-    std::string_view bits = text.substr(slash + 1);
-    int value = -1;
-    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), value);
-    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() || value < 0 ||
-        value > address->bits()) {
-      return invalid();
-    }
-    filter.prefix_length = value;
   }
-  return filter;
-}
-
-bool Overlaps(const NetworkFilter& filter, const policy::IpAddress& address, int prefix_length) {
-  if (filter.network.is_v6 != address.is_v6) return false;
-  return address.Within(filter.network, std::min(filter.prefix_length, prefix_length));
+  return *network;
 }
 
 bool TripletFilter::Matches(const TripletFields* fields, TripletState record_state) const {
   if (state && *state != record_state) return false;
   if (!NeedsClearKeys()) return true;
   if (fields == nullptr) return false;
-  if (client && (!fields->network || !Overlaps(*client, *fields->network, fields->prefix_length))) {
+  if (client && (!fields->network ||
+                 !client->Overlaps(policy::Network{*fields->network, fields->prefix_length}))) {
     return false;
   }
   if (sender && *sender != fields->sender) return false;

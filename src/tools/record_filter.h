@@ -63,23 +63,13 @@ std::string SenderKeyPart(std::string_view sender);
 // The recipient part of a key: the recipient lowercased (recipients are not normalised).
 std::string RecipientKeyPart(std::string_view recipient);
 
-// An address or a network "ADDR/BITS".
-struct NetworkFilter {
-  policy::IpAddress network;
-  int prefix_length = 0;
-};
-
-// Parses "192.0.2.10", "192.0.2.0/24", "2001:db8::/32". Errors name `option`.
-Result<NetworkFilter> ParseNetworkFilter(std::string_view option, std::string_view text);
-
-// True if `filter` and the network `address`/`prefix_length` share an address: the
-// filter network contains it, or it contains the filter (an address inside a stored
-// /24). Families never overlap.
-bool Overlaps(const NetworkFilter& filter, const policy::IpAddress& address, int prefix_length);
+// Parses "192.0.2.10", "192.0.2.0/24", "2001:db8::/32" (policy::ParseNetwork). Errors
+// name `option`.
+Result<policy::Network> ParseNetworkOption(std::string_view option, std::string_view text);
 
 // The filters of `greylight list` for triplets. Empty members match everything.
 struct TripletFilter {
-  std::optional<NetworkFilter> client;
+  std::optional<policy::Network> client;
   std::optional<std::string> sender;     // as SenderKeyPart() returns it
   std::optional<std::string> recipient;  // lowercased
   std::optional<TripletState> state;

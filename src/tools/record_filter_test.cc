@@ -81,7 +81,7 @@ TEST(ParseTripletKeyTest, SplitsDomainGroupKey) {
   by_sender.sender = "alice@example.net";
   EXPECT_TRUE(by_sender.Matches(&*fields, TripletState::kPending));
   TripletFilter by_network;
-  by_network.client = ParseNetworkFilter("client", "0.0.0.0/0").value();
+  by_network.client = ParseNetworkOption("client", "0.0.0.0/0").value();
   EXPECT_FALSE(by_network.Matches(&*fields, TripletState::kPending));
   EXPECT_FALSE(ParseTripletKey("domain:example.net", {}));
   EXPECT_FALSE(ParseTripletKey("domain:example.net/no-recipient", {}));
@@ -111,16 +111,16 @@ TEST(SenderKeyPartTest, NormalisesAndLowercasesLikeTheKey) {
 }
 
 TEST(NetworkFilterTest, ParsesAddressesAndNetworks) {
-  auto address = ParseNetworkFilter("client", "192.0.2.10");
+  auto address = ParseNetworkOption("client", "192.0.2.10");
   ASSERT_TRUE(address.ok());
   EXPECT_EQ(address->prefix_length, 32);
-  auto network = ParseNetworkFilter("client", "2001:db8::/32");
+  auto network = ParseNetworkOption("client", "2001:db8::/32");
   ASSERT_TRUE(network.ok());
   EXPECT_EQ(network->prefix_length, 32);
-  EXPECT_TRUE(network->network.is_v6);
+  EXPECT_TRUE(network->address.is_v6);
   for (std::string_view bad : {"", "192.0.2.0/33", "192.0.2.0/", "192.0.2/24", "host.example",
                                "2001:db8::/129", "192.0.2.0/2x"}) {
-    auto parsed = ParseNetworkFilter("client", bad);
+    auto parsed = ParseNetworkOption("client", bad);
     EXPECT_FALSE(parsed.ok()) << bad;
     if (!parsed.ok()) {
       EXPECT_NE(parsed.status().message().find("--client"), std::string::npos);
@@ -129,21 +129,21 @@ TEST(NetworkFilterTest, ParsesAddressesAndNetworks) {
 }
 
 TEST(NetworkFilterTest, OverlapsInBothDirections) {
-  auto address = ParseNetworkFilter("client", "192.0.2.10").value();
-  auto wide = ParseNetworkFilter("client", "192.0.0.0/16").value();
-  auto other = ParseNetworkFilter("client", "198.51.100.0/24").value();
-  auto v6 = ParseNetworkFilter("client", "::/0").value();
+  auto address = ParseNetworkOption("client", "192.0.2.10").value();
+  auto wide = ParseNetworkOption("client", "192.0.0.0/16").value();
+  auto other = ParseNetworkOption("client", "198.51.100.0/24").value();
+  auto v6 = ParseNetworkOption("client", "::/0").value();
   // A stored /24 contains the address; the /16 contains the stored /24.
-  EXPECT_TRUE(Overlaps(address, Ip("192.0.2.0"), 24));
-  EXPECT_TRUE(Overlaps(wide, Ip("192.0.2.0"), 24));
-  EXPECT_FALSE(Overlaps(other, Ip("192.0.2.0"), 24));
-  EXPECT_FALSE(Overlaps(address, Ip("192.0.3.0"), 24));
+  EXPECT_TRUE(address.Overlaps(policy::Network{Ip("192.0.2.0"), 24}));
+  EXPECT_TRUE(wide.Overlaps(policy::Network{Ip("192.0.2.0"), 24}));
+  EXPECT_FALSE(other.Overlaps(policy::Network{Ip("192.0.2.0"), 24}));
+  EXPECT_FALSE(address.Overlaps(policy::Network{Ip("192.0.3.0"), 24}));
   // A host key (/32) must be the address itself.
-  EXPECT_FALSE(Overlaps(address, Ip("192.0.2.11"), 32));
-  EXPECT_TRUE(Overlaps(address, Ip("192.0.2.10"), 32));
+  EXPECT_FALSE(address.Overlaps(policy::Network{Ip("192.0.2.11"), 32}));
+  EXPECT_TRUE(address.Overlaps(policy::Network{Ip("192.0.2.10"), 32}));
   // Families never overlap.
-  EXPECT_FALSE(Overlaps(v6, Ip("192.0.2.0"), 24));
-  EXPECT_TRUE(Overlaps(v6, Ip("2001:db8::"), 64));
+  EXPECT_FALSE(v6.Overlaps(policy::Network{Ip("192.0.2.0"), 24}));
+  EXPECT_TRUE(v6.Overlaps(policy::Network{Ip("2001:db8::"), 64}));
 }
 
 TEST(TripletFilterTest, MatchesEveryFilterTogether) {
@@ -153,7 +153,7 @@ TEST(TripletFilterTest, MatchesEveryFilterTogether) {
   EXPECT_TRUE(all.Matches(nullptr, TripletState::kPassed));
 
   TripletFilter filter;
-  filter.client = ParseNetworkFilter("client", "192.0.2.77").value();
+  filter.client = ParseNetworkOption("client", "192.0.2.77").value();
   filter.sender = SenderKeyPart("Alice+x@Example.net");
   filter.recipient = RecipientKeyPart("BOB@example.org");
   filter.state = TripletState::kPending;

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "util/ascii.h"
+
 namespace greylight::whitelist {
 namespace {
 
@@ -59,14 +61,6 @@ using StringIndex = std::unordered_map<std::string, EntryId, StringHash, std::eq
 void Consider(const StringIndex& index, std::string_view key, EntryId& best) {
   auto it = index.find(key);
   if (it != index.end()) best = std::min(best, it->second);
-}
-
-char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string AsciiLowered(std::string_view text) {
-  std::string lowered(text);
-  for (char& c : lowered) c = AsciiLower(c);
-  return lowered;
 }
 
 // Lowercases `text` into a per-thread buffer, valid until the next call on this thread:
