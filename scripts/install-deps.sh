@@ -3,6 +3,7 @@
 #   scripts/install-deps.sh build     what building and running greylightd needs
 #   scripts/install-deps.sh package   that, plus what building the Debian package needs
 #   scripts/install-deps.sh test      all of that, plus what the test suite runs against
+#                                     (and Debian's Exim, unpacked: see exim_root below)
 #
 # Works as root, or as a user who may run sudo. There is one path only: the whole list is
 # always handed to apt-get, which is quick when everything is installed already, so a
@@ -26,6 +27,8 @@ test_packages=(
   prometheus                                # promtool check metrics
   clang libclang-rt-14-dev clang-format     # libFuzzer; the format check
   postfix swaks                             # the end-to-end tests
+  libidn12 libgnutls-dane0 libgnutls30 libidn2-0 libnsl2 libdb5.3 libpcre2-8-0 libcrypt1
+                                            # what Debian's exim4 binary links (see below)
   systemd groff-base man-db                 # unit and man page tests
   mmdebstrap                                # CI's brand-new Debian root
 )
@@ -61,3 +64,34 @@ if [ ! -e "$policy" ]; then
 fi
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y -qq --no-install-recommends "${packages[@]}"
+
+# Exim, for tests/e2e/exim_e2e_test.py. Debian's exim4-daemon-light conflicts with postfix
+# (both provide mail-transport-agent), so it is not installed: its package, and
+# exim4-config's (Debian's configuration files and update-exim4.conf), are downloaded from
+# the same archive and unpacked into $exim_root, whose libraries the list above installs.
+# The test runs the unpacked binary as root with its own configuration (-C). The binary is
+# setuid root, as installed: $exim_root is reachable by root and the group Debian-exim only
+# (the user Exim is built to run as, created here as exim4-base's postinst would).
+if [ "${1}" = test ]; then
+  exim_root=${GREYLIGHT_EXIM_ROOT:-/var/cache/greylight-test/exim4}
+  exim_download=$(mktemp -d)
+  # As root, apt's sandbox user _apt could not write to the private download directory.
+  no_sandbox=()
+  [ "$(id -u)" -eq 0 ] && no_sandbox=(-o APT::Sandbox::User=root)
+  (cd "$exim_download" && apt-get download -qq "${no_sandbox[@]}" exim4-daemon-light exim4-config)
+  getent passwd Debian-exim >/dev/null ||
+    "${as_root[@]}" useradd --system --user-group --home-dir /var/spool/exim4 --no-create-home \
+                    --shell /usr/sbin/nologin Debian-exim
+  "${as_root[@]}" rm -rf "$exim_root.new"
+  "${as_root[@]}" mkdir -p "$exim_root.new"
+  for deb in "$exim_download"/*.deb; do "${as_root[@]}" dpkg-deb -x "$deb" "$exim_root.new"; done
+  # A configuration of its own, so that the check leaves no spool directory behind.
+  printf 'spool_directory = %s/spool\nkeep_environment =\n' "$exim_download" > "$exim_download/check.conf"
+  "${as_root[@]}" "$exim_root.new/usr/sbin/exim4" -C "$exim_download/check.conf" -bV >/dev/null ||
+    { echo "$0: the unpacked exim4 does not run" >&2; exit 1; }
+  "${as_root[@]}" rm -rf "$exim_download"
+  "${as_root[@]}" chown root:Debian-exim "$exim_root.new"
+  "${as_root[@]}" chmod 0750 "$exim_root.new"
+  "${as_root[@]}" rm -rf "$exim_root"
+  "${as_root[@]}" mv "$exim_root.new" "$exim_root"
+fi
