@@ -78,7 +78,9 @@ def check(condition, message):
 
 
 def run(cmd, timeout=300, check_rc=True, quiet=False, **kwargs):
-    log("$ " + " ".join(cmd))
+    """Runs cmd; unless quiet, logs it and its output (a failure raises either way)."""
+    if not quiet:
+        log("$ " + " ".join(cmd))
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=timeout, **kwargs)
     if not quiet and r.stdout.strip():
