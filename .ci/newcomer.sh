@@ -2,14 +2,20 @@
 # A newcomer's first session, run by .ci/run inside a brand-new Debian 12 root
 # (scripts/fresh-root.sh), as root, from a clean clone. Every command comes from README.md,
 # as written there:
+#   0. the README's package build (`scripts/build-deb.sh`, first line of "Install as a
+#      service") on the untouched root: dpkg-buildpackage after installing only debhelper
+#      and debian/control's Build-Depends, so a missing build dependency fails here;
 #   1. the first Quick-start command, until greylightd answers the README's first request
 #      with the answer and log line the README shows; then it is stopped;
 #   2. the second Quick-start command, with its release stage (every unit, integration,
-#      differential, Postfix end-to-end and package test; the sanitizer and fuzz stages
-#      run on the CI host);
-#   3. the README's next steps: install as a service, Postfix, coming from postgrey
-#      (tests/e2e/readme_test.py);
-#   4. the dependency script as a user with sudo rather than root.
+#      differential and Postfix end-to-end test; the sanitizer and fuzz stages run on the
+#      CI host);
+#   3. the Debian package's checks (tests/e2e/package_test.py): lintian, two builds
+#      byte-identical, install, upgrade from an older build, remove, purge, reinstall;
+#   4. the README's next steps: install as a service (the package of step 0, which
+#      build-deb.sh does not build again for the same source), Postfix, coming from
+#      postgrey (tests/e2e/readme_test.py);
+#   5. the dependency script as a user with sudo rather than root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +30,11 @@ readme_block() {
 }
 # A login shell on Debian 12 starts with a soft limit of 1024 open files; so does this.
 ulimit -Sn 1024
+
+build_deb=$(readme_block install | head -n 1)
+step "Install as a service, the package build, on the untouched root: $build_deb"
+[[ $build_deb == scripts/build-deb.sh* ]] || fail "README's install block does not start with scripts/build-deb.sh"
+bash -c "$build_deb"
 
 step "Quick start 1: $(readme_block run-dev)"
 run_dev=$(readme_block run-dev)
@@ -56,6 +67,9 @@ trap - EXIT
 
 step "Quick start 2, release stage: $(readme_block test)"
 GREYLIGHT_STAGES=release bash -c "$(readme_block test)"
+
+step "the Debian package: lintian, reproducible, install, upgrade, remove, purge, reinstall"
+python3 tests/e2e/package_test.py --throwaway-machine
 
 step "README next steps: install as a service, Postfix, coming from postgrey"
 python3 tests/e2e/readme_test.py --throwaway-machine install postfix postgrey

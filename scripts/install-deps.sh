@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs greylight's dependencies from Debian's packages, without prompts.
 #   scripts/install-deps.sh build     what building and running greylightd needs
-#   scripts/install-deps.sh package   that, plus what building the Debian package needs
+#   scripts/install-deps.sh package   what building the Debian package needs: debhelper and
+#                                     the Build-Depends of debian/control (apt-get build-dep)
 #   scripts/install-deps.sh test      all of that, plus what the test suite runs against
 #                                     (and Debian's Exim, unpacked: see exim_root below)
 #
@@ -17,7 +18,12 @@ build_packages=(
   publicsuffix lmdb-utils                   # the public suffix list; mdb_stat for admins
   git ca-certificates                       # the source tree itself
 )
-package_packages=(dpkg-dev file fakeroot)
+# The package's own build dependencies are debian/control's Build-Depends, installed with
+# `apt-get build-dep`, so a missing one fails the package build on a brand-new root.
+package_packages=(
+  dpkg-dev debhelper build-essential git    # dpkg-buildpackage with dh; build-deb.sh's copy
+  lintian                                   # the package check (tests/packaging)
+)
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps iproute2 psmisc            # test harnesses: ps, ip netns, fuser
@@ -35,7 +41,7 @@ test_packages=(
 
 case "${1:-}" in
   build) packages=("${build_packages[@]}") ;;
-  package) packages=("${build_packages[@]}" "${package_packages[@]}") ;;
+  package) packages=("${package_packages[@]}") ;;
   test) packages=("${build_packages[@]}" "${package_packages[@]}" "${test_packages[@]}") ;;
   *) echo "usage: $0 build|package|test" >&2; exit 2 ;;
 esac
@@ -94,4 +100,11 @@ if [ "${1}" = test ]; then
   "${as_root[@]}" chmod 0750 "$exim_root.new"
   "${as_root[@]}" rm -rf "$exim_root"
   "${as_root[@]}" mv "$exim_root.new" "$exim_root"
+fi
+
+# Build-Depends from debian/control, for the package build (and the test suite's package
+# tests); `build` alone does not need debian/ (it may run from a copy of scripts/ only).
+if [ "$1" != build ]; then
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get build-dep -y -qq --no-install-recommends "$(cd "$(dirname "$0")/.." && pwd)"
 fi
