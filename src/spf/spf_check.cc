@@ -340,10 +340,13 @@ class Evaluation {
     throw NeedAnswers{};
   }
 
-  // Names every missing answer at once, so the caller can ask them in parallel.
+  // Names every missing answer at once (each once), so the caller can ask them in parallel.
   void AskAll(const std::vector<DnsQuestion>& questions) {
     for (const DnsQuestion& question : questions) {
-      if (!answers_.contains(question)) missing_.push_back(question);
+      if (!answers_.contains(question) &&
+          std::find(missing_.begin(), missing_.end(), question) == missing_.end()) {
+        missing_.push_back(question);
+      }
     }
     if (!missing_.empty()) throw NeedAnswers{};
   }

@@ -39,7 +39,7 @@ struct SpfRequest {
 // One step of an evaluation: the result, or the questions whose answers it needs next.
 struct SpfStep {
   std::optional<SpfResult> result;
-  std::vector<DnsQuestion> questions;  // when !result: none of them is in the answers
+  std::vector<DnsQuestion> questions;  // when !result: distinct, none in the answers
 };
 
 // Evaluates check_host(request.ip, request.domain, request.sender) as far as `answers`

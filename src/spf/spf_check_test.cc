@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <iostream>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -242,6 +245,104 @@ TEST(SpfRecordTest, SelectionAndSyntax) {
         "v=spf1 redirect=a.example.com redirect=b.example.com", "v=spf1 1x=y",
         "v=spf1 exp=", "v=spf1 include:", "v=spf1 a/24/64", "v=spf1 ip6:::1//64"}) {
     EXPECT_FALSE(SpfRecord::Parse(bad).ok()) << bad;
+  }
+}
+
+// Random records built from valid and broken terms, answered at random: every
+// evaluation ends well within the bound the RFC's limits imply, each round asks only
+// questions not yet answered, and the same answers give the same result again. Prints
+// its seed; set GREYLIGHT_TEST_SEED to replay one.
+TEST(SpfCheckTest, RandomRecordsAlwaysEndAndAskOnlyNewQuestions) {
+  unsigned seed = std::random_device{}();
+  if (const char* fixed = std::getenv("GREYLIGHT_TEST_SEED")) {
+    seed = static_cast<unsigned>(std::strtoul(fixed, nullptr, 10));
+  }
+  std::cout << "seed " << seed << "\n";
+  std::mt19937 random(seed);
+  const std::vector<std::string> names = {"example.com", "a.example.com", "b.example.com",
+                                          "c.example.net", "host.example.com"};
+  const std::vector<std::string> terms = {"all",
+                                          "-all",
+                                          "~all",
+                                          "?all",
+                                          "include:a.example.com",
+                                          "include:b.example.com",
+                                          "include:%{d}",
+                                          "a",
+                                          "a:b.example.com/24",
+                                          "mx",
+                                          "mx:c.example.net//64",
+                                          "ptr",
+                                          "ptr:example.com",
+                                          "ip4:192.0.2.0/24",
+                                          "ip6:2001:db8::/32",
+                                          "exists:%{ir}.%{v}.c.example.net",
+                                          "exists:%{p}.example.com",
+                                          "redirect=a.example.com",
+                                          "redirect=%{o}",
+                                          "exp=%{d}",
+                                          "foo=bar",
+                                          "a:%{l}.example.com",
+                                          "-mx/0",
+                                          "ip4:1.2.3.4/33",
+                                          "bad",
+                                          "a:%{x}.com"};
+  const std::vector<std::string> addresses = {"192.0.2.1", "192.0.2.9", "2001:db8::1"};
+  auto pick = [&](const std::vector<std::string>& from) { return from[random() % from.size()]; };
+  auto random_answer = [&](const DnsQuestion& question) {
+    DnsAnswer answer;
+    const unsigned roll = random() % 10;
+    answer.status = roll == 0   ? DnsAnswer::Status::kError
+                    : roll == 1 ? DnsAnswer::Status::kEmpty
+                    : roll == 2 ? DnsAnswer::Status::kNxDomain
+                                : DnsAnswer::Status::kRecords;
+    if (answer.status != DnsAnswer::Status::kRecords) return answer;
+    const size_t count = 1 + random() % 3;
+    for (size_t i = 0; i < count; ++i) {
+      switch (question.type) {
+        case RecordType::kTxt: {
+          std::string record = random() % 5 == 0 ? "not spf" : "v=spf1";
+          for (size_t t = random() % 5; t > 0; --t) record += " " + pick(terms);
+          answer.texts.push_back(record);
+          break;
+        }
+        case RecordType::kA:
+        case RecordType::kAaaa:
+          answer.addresses.push_back(Ip(pick(addresses)));
+          break;
+        case RecordType::kMx:
+        case RecordType::kPtr:
+          answer.texts.push_back(pick(names));
+          break;
+      }
+    }
+    return answer;
+  };
+  for (int evaluation = 0; evaluation < 2000; ++evaluation) {
+    const SpfRequest request =
+        SpfRequest::ForMailFrom(Ip(pick(addresses)), "user@" + pick(names), "helo.example.com");
+    DnsAnswers known;
+    std::optional<SpfResult> result;
+    for (int round = 0; round < 200 && !result; ++round) {
+      SpfStep step = CheckHost(request, known);
+      if (step.result) {
+        result = step.result;
+        break;
+      }
+      ASSERT_FALSE(step.questions.empty());
+      for (const DnsQuestion& question : step.questions) {
+        ASSERT_FALSE(known.contains(question)) << question.name;
+        known[question] = random_answer(question);
+      }
+    }
+    ASSERT_TRUE(result.has_value()) << "evaluation " << evaluation << " did not end";
+    SpfStep again = CheckHost(request, known);
+    ASSERT_TRUE(again.result.has_value());
+    EXPECT_EQ(again.result->code, result->code);
+    EXPECT_EQ(again.result->broad, result->broad);
+    if (result->code != SpfCode::kPass) {
+      EXPECT_FALSE(result->broad);
+    }
   }
 }
 
