@@ -144,16 +144,18 @@ class DnsResolver::Impl : public std::enable_shared_from_this<Impl> {
 
   void Shutdown() {
     if (channel_ == nullptr) return;
+    // The channel goes first, so a callback below that asks again fails at once instead
+    // of queueing on a channel about to be destroyed.
+    ares_channel channel = std::exchange(channel_, nullptr);
+    service_timer_.cancel();
     auto waiting = std::move(waiting_);
     waiting_.clear();
+    ares_destroy(channel);  // queries end with ARES_EDESTRUCTION, sockets are released
+    watches_.clear();
     const DnsRecords shut_down = DnsRecords::Failed("shut down");
     for (auto& [key, callbacks] : waiting) {
       for (DnsCallback& callback : callbacks) callback(shut_down);
     }
-    service_timer_.cancel();
-    ares_channel channel = std::exchange(channel_, nullptr);
-    ares_destroy(channel);  // queries end with ARES_EDESTRUCTION, sockets are released
-    watches_.clear();
   }
 
   DnsStrand& strand() { return strand_; }
