@@ -87,9 +87,8 @@ class DnsListChecker {
 
   DnsListStats Stats() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit DnsListChecker(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };

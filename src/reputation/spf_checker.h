@@ -75,9 +75,8 @@ class SpfChecker {
 
   SpfCheckerStats Stats() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit SpfChecker(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
