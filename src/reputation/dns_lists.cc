@@ -72,7 +72,11 @@ class DnsListChecker::Impl : public std::enable_shared_from_this<Impl> {
         Apply(*pending, i, *cached);
         continue;
       }
-      auto on_answer = [self = shared_from_this(), pending, i, name](const DnsRecords& records) {
+      // The resolver's callbacks must not own the checker, which owns the resolver: a
+      // cycle that would keep both alive if the io_context ends with queries in flight.
+      auto on_answer = [weak = weak_from_this(), pending, i, name](const DnsRecords& records) {
+        auto self = weak.lock();
+        if (!self) return;
         ListAnswer answer = ListAnswerFrom(records);
         // Cache even if the lookup has timed out: a late answer still saves the next query.
         if (answer.kind != ListAnswer::Kind::kFailed) self->cache_.Put(name, answer, answer.ttl);

@@ -140,8 +140,12 @@ class SpfChecker::Impl : public std::enable_shared_from_this<Impl> {
           continue;
         }
         pending->outstanding.insert(question);
-        auto on_answer = [self = shared_from_this(), pending, question,
+        // A weak reference: the resolver's callbacks must not own the checker, which owns
+        // the resolver (a cycle if the io_context ends with queries in flight).
+        auto on_answer = [weak = weak_from_this(), pending, question,
                           key](const DnsRecords& records) {
+          auto self = weak.lock();
+          if (!self) return;
           spf::DnsAnswer answer = SpfAnswerFrom(records);
           // Cache even if the check has ended: a late answer still saves the next query.
           if (records.kind != DnsRecords::Kind::kFailed) self->cache_.Put(key, answer, records.ttl);
