@@ -158,6 +158,30 @@ TEST_F(SpfCheckerTest, AnswersAreCachedForTheirTtl) {
   EXPECT_EQ(checker->Stats().queries, first + 1 + 3);
 }
 
+TEST_F(SpfCheckerTest, ConcurrentChecksShareQueries) {
+  auto checker = Checker();
+  ASSERT_TRUE(checker);
+  constexpr int kChecks = 50;
+  int passed = 0;
+  int answered = 0;
+  for (int i = 0; i < kChecks; ++i) {
+    checker->Check(
+        spf::SpfRequest::ForMailFrom(*policy::IpAddress::Parse("127.0.1.9"),
+                                     "user" + std::to_string(i) + "@pass.spf.test", "helo"),
+        [&](spf::SpfResult r) {
+          ++answered;
+          passed += r.code == spf::SpfCode::kPass ? 1 : 0;
+        });
+  }
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  io_.restart();
+  while (answered < kChecks && std::chrono::steady_clock::now() < deadline) io_.run_one_for(50ms);
+  EXPECT_EQ(answered, kChecks);
+  EXPECT_EQ(passed, kChecks);
+  EXPECT_EQ(checker->Stats().checks, static_cast<uint64_t>(kChecks));
+  EXPECT_EQ(checker->Stats().queries, 3u);  // pass TXT, inc TXT, host A: once each
+}
+
 TEST_F(SpfCheckerTest, ADeadResolverEndsInTempErrorAtTheTimeout) {
   BlackholeDns blackhole;
   ASSERT_NE(blackhole.port(), 0);
