@@ -26,6 +26,7 @@ package_packages=(
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev                           # reads the RFC 7208 SPF test suite
   python3 procps iproute2 psmisc            # test harnesses: ps, ip netns, fuser
   postgrey libparse-syslog-perl db5.3-util  # the reference; its policy-test needs Parse::Syslog
   redis-server redis-sentinel redis-tools

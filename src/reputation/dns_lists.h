@@ -5,61 +5,26 @@
 // that wait for it, and each of those at most the per-query timeout. Answers (listed and
 // not listed) are cached for their TTL; failures are not cached and count as "not listed"
 // for the caller, who logs them.
+//
+// The grammar of the lists is dns_list.h, the reading of answers dns_list_answer.h, the
+// c-ares driver dns_resolver.h.
 
-#include <array>
-#include <atomic>
-#include <bitset>
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <asio/io_context.hpp>
 
 #include "policy/ip_address.h"
+#include "reputation/dns_list.h"
+#include "reputation/dns_list_answer.h"
 #include "reputation/list_verdict.h"
 #include "util/clock.h"
 #include "util/status.h"
 
 namespace greylight::reputation {
-
-// --dnswl or --dnsbl.
-enum class ListKind { kAllow, kBlock };
-std::string_view ListKindName(ListKind kind);  // "dnswl" / "dnsbl"
-
-// The answers (A records) that count as "listed" for one list. A pattern is four octet
-// sets; an answer matches when each of its octets is in the set at its position.
-struct CodePattern {
-  std::array<std::bitset<256>, 4> octets;
-  bool Matches(const std::array<uint8_t, 4>& answer) const;
-};
-
-// One configured list: "ZONE[=codes]".
-//
-// codes is a comma-separated list of patterns, each either
-//   * four dot-separated octets, each a number, or a bracketed set of numbers and
-//     inclusive ranges separated by ';' (postscreen's syntax): "127.0.0.2",
-//     "127.0.0.[2..11]", "127.0.[0..255].[2;4;10..11]"; or
-//   * an address with a prefix length: "127.0.0.0/24".
-// Without "=codes" any answer in 127.0.0.0/8 counts except 127.255.255.0/24, which
-// Spamhaus and others return for refused or rate-limited queries (an error, not a
-// listing); an answer outside 127/8 (a resolver that rewrites NXDOMAIN) never counts by
-// default.
-struct DnsList {
-  ListKind kind = ListKind::kBlock;
-  std::string zone;                // lowercase, no trailing dot: "list.dnswl.org"
-  std::vector<CodePattern> codes;  // never empty after Parse (the default is filled in)
-  std::string spec;                // as written, for logs
-
-  // Parses `spec`. Fails with a message naming the option and the bad part.
-  static Result<DnsList> Parse(ListKind kind, std::string_view spec);
-  // True if `answer` is one of this list's codes.
-  bool Accepts(const std::array<uint8_t, 4>& answer) const;
-};
 
 struct DnsListOptions {
   static constexpr std::chrono::milliseconds kDefaultTimeout{1000};  // --dns-timeout
@@ -81,27 +46,6 @@ struct DnsListOptions {
   // system's /etc/resolv.conf.
   std::string servers;
 };
-
-// The meaning of one DNS response to a list query.
-struct ListAnswer {
-  enum class Kind { kListed, kNotListed, kFailed };
-  Kind kind = Kind::kFailed;
-  std::vector<std::array<uint8_t, 4>> addresses;  // kListed: the A records
-  Seconds ttl{0};                                 // how long the answer may be cached (kFailed: 0)
-  std::string error;                              // kFailed: why
-};
-
-// Reads a complete DNS response message: NOERROR with A records is kListed (TTL: the
-// smallest of theirs), NXDOMAIN or NOERROR without A records is kNotListed (TTL: the SOA
-// in the authority section, min(its TTL, its MINIMUM), else `default_negative_ttl`), any
-// other rcode or a message that is truncated or malformed is kFailed. Never reads outside
-// `message`. Pure; thread-safe.
-ListAnswer ParseListResponse(std::span<const uint8_t> message, Seconds default_negative_ttl);
-
-// The query name for `client` in `zone`: reversed octets for IPv4 ("5.113.0.203.zone"),
-// reversed nibbles for IPv6 (32 labels); an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is
-// queried as IPv4.
-std::string ListQueryName(const policy::IpAddress& client, std::string_view zone);
 
 // Counters since creation, for metrics.
 struct DnsListStats {
@@ -143,9 +87,8 @@ class DnsListChecker {
 
   DnsListStats Stats() const;
 
-  class Impl;  // public only so that the .cc's C callbacks can name it
-
  private:
+  class Impl;
   explicit DnsListChecker(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
