@@ -41,7 +41,9 @@ constexpr OptionSpec kDaemonOptions[] = {
      "when started as root, switch to GROUP", "postgrey"},
     {"--syslog-facility,--syslogfacility,--facility", Arity::kValue, "NAME", "mail",
      "syslog facility used with --daemonize", "postgrey"},
-    {"--exim", Arity::kFlag, "", "", "close the connection after every reply (for Exim)",
+    {"--exim", Arity::kFlag, "", "",
+     "close the connection after every reply (for Exim); the one-X-Greylist-header-per-message "
+     "memory is then shared by all connections, as postgrey's",
      "postgrey"},
     {"--listen-queue-size", Arity::kValue, "N", "1024", "listen backlog of every socket",
      "postgrey"},

@@ -4,6 +4,7 @@ namespace greylight::engine {
 
 bool HeaderTracker::TakeNew(std::optional<std::string_view> instance) {
   if (!instance) return true;
+  std::lock_guard lock(mutex_);
   for (size_t i = 0; i < size_; ++i) {
     if (recent_[i] == *instance) return false;
   }

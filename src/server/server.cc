@@ -176,7 +176,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const std::thread::id decider = std::this_thread::get_id();
       inline_decision_ = true;
       server_.greylister_->Decide(
-          requests_.front(), server_.clock_.Now(), headers_,
+          requests_.front(), server_.clock_.Now(),
+          server_.options_.close_after_reply ? server_.shared_headers_ : headers_,
           [self = shared_from_this(), decider](engine::Decision decision) {
             if (self->inline_decision_ && std::this_thread::get_id() == decider) {
               self->OnDecision(std::move(decision));

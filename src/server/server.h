@@ -100,6 +100,7 @@ class Server {
   const engine::Greylister* greylister_ = nullptr;
   const Clock& clock_;
   DaemonMetrics metrics_;
+  engine::HeaderTracker shared_headers_;  // --exim: one connection per request
   static constexpr std::chrono::seconds kDependencyErrorLogInterval{10};
   log::RateLimiter dependency_error_log_{kDependencyErrorLogInterval};
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -6,8 +6,8 @@
 
 #include "policy/triplet_key.h"
 #include "tools/command.h"
-#include "tools/record_filter.h"
 #include "tools/output_format.h"
+#include "tools/record_filter.h"
 #include "tools/tool_store.h"
 
 namespace greylight::tools {

@@ -7,10 +7,10 @@
 
 #include "policy/records.h"
 #include "tools/command.h"
-#include "tools/record_filter.h"
 #include "tools/output_format.h"
 #include "tools/postgrey_db.h"
 #include "tools/record_copy.h"
+#include "tools/record_filter.h"
 #include "tools/tool_store.h"
 
 namespace greylight::tools {

@@ -9,8 +9,8 @@
 #include "policy/records.h"
 #include "policy/triplet_key.h"
 #include "tools/command.h"
-#include "tools/record_filter.h"
 #include "tools/output_format.h"
+#include "tools/record_filter.h"
 #include "tools/tool_store.h"
 
 namespace greylight::tools {
