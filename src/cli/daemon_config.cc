@@ -30,7 +30,7 @@ constexpr OptionSpec kDaemonOptions[] = {
     {"-u,--unix", Arity::kRepeated, "PATH", "",
      "listen on the UNIX stream socket PATH (repeatable)", "postgrey"},
     {"--socketmode", Arity::kValue, "MODE", "0666", "octal permissions of the UNIX sockets",
-     "postgrey"},
+     "postgrey", 0, 07777, 8},
     {"-i,--inet", Arity::kRepeated, "[HOST:]PORT", "",
      "listen on TCP; a bare PORT means 127.0.0.1:PORT, *:PORT all addresses, [::1]:PORT IPv6 "
      "(repeatable, may be combined with --unix)",
@@ -46,7 +46,7 @@ constexpr OptionSpec kDaemonOptions[] = {
      "memory is then shared by all connections, as postgrey's",
      "postgrey"},
     {"--listen-queue-size", Arity::kValue, "N", "1024", "listen backlog of every socket",
-     "postgrey"},
+     "postgrey", 1, 65535},
     {"--allow-policy-test-time", Arity::kFlag, "", "",
      "honour the policy_test_time request attribute (postgrey's replay tool; never in "
      "production)",
@@ -54,19 +54,21 @@ constexpr OptionSpec kDaemonOptions[] = {
     {"--commit-interval", Arity::kValue, "MS", "50",
      "commit updates to disk together every MS milliseconds; a crash loses at most that "
      "window; 0 commits each request before answering it",
-     "greylight"},
+     "greylight", 0, 10000},
     {"--store-error-action", Arity::kValue, "ACTION", "DUNNO",
      "answer when the store fails (DUNNO fails open)", "greylight"},
     {"--idle-timeout", Arity::kValue, "SECONDS", "3600",
-     "close a connection idle for this long (Postfix closes its own after 300 s)", "greylight"},
+     "close a connection idle for this long (Postfix closes its own after 300 s)", "greylight", 1,
+     604800},
     {"--request-timeout", Arity::kValue, "SECONDS", "60",
-     "close a connection whose started request is not complete within this time", "greylight"},
+     "close a connection whose started request is not complete within this time", "greylight", 1,
+     3600},
     {"--max-connections", Arity::kValue, "N", "4000",
-     "most open connections; more are refused with a warning", "greylight"},
+     "most open connections; more are refused with a warning", "greylight", 1, 1000000},
     {"--max-connections-per-peer", Arity::kValue, "N", "1000",
      "most open TCP connections from one remote address (loopback and UNIX peers count only "
      "against --max-connections)",
-     "greylight"},
+     "greylight", 1, 1000000},
     {"--allow-from", Arity::kRepeated, "CIDR", "",
      "accept TCP connections only from these networks (repeatable; default: any, but --inet "
      "binds loopback unless given a host)",
@@ -80,12 +82,14 @@ constexpr OptionSpec kDaemonOptions[] = {
     {"--log-level", Arity::kValue, "LEVEL", "notice",
      "err, warning, notice, info or debug (-q is warning, -v is info)", "greylight"},
     {"--summary-interval", Arity::kValue, "SECONDS", "3600",
-     "log a one-line summary of the counters this often; 0 disables", "greylight"},
+     "log a one-line summary of the counters this often; 0 disables", "greylight", 0, 604800},
     {"--max-line-length", Arity::kValue, "BYTES", "8192",
-     "longest request line accepted; a longer one closes the connection", "greylight"},
-    {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request", "greylight"},
-    {"--max-request-size", Arity::kValue, "BYTES", "65536", "largest request accepted",
-     "greylight"},
+     "longest request line accepted; a longer one closes the connection", "greylight", 256,
+     1048576},
+    {"--max-attributes", Arity::kValue, "N", "128", "most attributes in one request", "greylight",
+     8, 4096},
+    {"--max-request-size", Arity::kValue, "BYTES", "65536", "largest request accepted", "greylight",
+     1024, 16777216},
 };
 
 }  // namespace
@@ -145,13 +149,12 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   if (c.server.listen.empty()) return Status::InvalidArgument("--unix or --inet must be specified");
 
   IntegerOptions numbers(o);
-  numbers.Set("socketmode", 0u, 07777u, c.server.socket_mode, 8);
-  numbers.Set("listen-queue-size", 1, 65535, c.server.listen_backlog);
-  numbers.Set("idle-timeout", 1LL, 86400LL * 7, c.server.idle_timeout);
-  numbers.Set("request-timeout", 1LL, 3600LL, c.server.request_timeout);
-  numbers.Set("max-connections", size_t{1}, size_t{1000000}, c.server.max_connections);
-  numbers.Set("max-connections-per-peer", size_t{1}, size_t{1000000},
-              c.server.max_connections_per_peer);
+  numbers.Set("socketmode", c.server.socket_mode);
+  numbers.Set("listen-queue-size", c.server.listen_backlog);
+  numbers.Set("idle-timeout", c.server.idle_timeout);
+  numbers.Set("request-timeout", c.server.request_timeout);
+  numbers.Set("max-connections", c.server.max_connections);
+  numbers.Set("max-connections-per-peer", c.server.max_connections_per_peer);
   if (!numbers.status().ok()) return numbers.status();
   c.server.close_after_reply = o.Has("exim");
   for (const std::string& cidr : o.All("allow-from")) {
@@ -171,11 +174,9 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
     if (metrics->size() != 1) return Status::InvalidArgument("--metrics-listen: one address only");
     c.metrics_listen = metrics->front();
   }
-  numbers.Set("max-line-length", size_t{256}, size_t{1} << 20,
-              c.server.parser_limits.max_line_bytes);
-  numbers.Set("max-attributes", size_t{8}, size_t{4096}, c.server.parser_limits.max_attributes);
-  numbers.Set("max-request-size", size_t{1024}, size_t{16} << 20,
-              c.server.parser_limits.max_request_bytes);
+  numbers.Set("max-line-length", c.server.parser_limits.max_line_bytes);
+  numbers.Set("max-attributes", c.server.parser_limits.max_attributes);
+  numbers.Set("max-request-size", c.server.parser_limits.max_request_bytes);
   if (!numbers.status().ok()) return numbers.status();
 
   if (Status policy = ParsePolicyConfig(o, c.policy); !policy.ok()) return policy;
@@ -183,7 +184,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   e.store_error_action = std::string(o.LastOrDefault("store-error-action"));
   if (Status s = CheckAction("store-error-action", e.store_error_action); !s.ok()) return s;
   e.allow_policy_test_time = o.Has("allow-policy-test-time");
-  numbers.Set("commit-interval", 0LL, 10000LL, c.commit_interval);
+  numbers.Set("commit-interval", c.commit_interval);
 
   c.daemonize = o.Has("daemonize");
   c.pidfile = std::string(o.Last("pidfile"));
@@ -213,7 +214,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
     return Status::InvalidArgument(
         fmt::format("--log-format: '{}' is not postgrey or json", format));
   }
-  numbers.Set("summary-interval", 0LL, 86400LL * 7, c.summary_interval);
+  numbers.Set("summary-interval", c.summary_interval);
   if (!numbers.status().ok()) return numbers.status();
   std::string_view facility = o.LastOrDefault("syslog-facility");
   c.syslog_facility = log::FacilityFromName(facility);

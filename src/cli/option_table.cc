@@ -37,6 +37,15 @@ template Result<long long> ParseInteger<long long>(std::string_view, std::string
 template Result<size_t> ParseInteger<size_t>(std::string_view, std::string_view, size_t, size_t,
                                              int);
 
+Result<long long> ParsedOptions::Integer(std::string_view name) const {
+  const OptionSpec& spec = *specs.at(std::string(name));
+  // Not given, or given without a value (an optional value, e.g. postgrey's bare
+  // --auto-whitelist-clients): the table's default.
+  std::string_view text = Last(name, spec.default_text);
+  if (text.empty() && spec.arity == OptionSpec::Arity::kOptionalValue) text = spec.default_text;
+  return ParseInteger<long long>(name, text, spec.min, spec.max, spec.base);
+}
+
 const std::vector<std::string>& ParsedOptions::All(std::string_view name) const {
   static const std::vector<std::string> kNone;
   auto it = values.find(name);
@@ -69,6 +78,7 @@ Result<ParsedOptions> ParseOptions(std::span<const OptionSpec> table,
   }
   ParsedOptions parsed;
   for (const OptionSpec& spec : table) {
+    parsed.specs[PrimaryName(spec)] = &spec;
     if (spec.arity != OptionSpec::Arity::kFlag) {
       parsed.defaults[PrimaryName(spec)] = spec.default_text;
     }
@@ -139,7 +149,18 @@ std::string FormatOptionHelp(std::span<const OptionSpec> table) {
       left += fmt::format("={}", spec.value_name);
     }
     help += fmt::format("  {}\n      {}", left, spec.help);
-    if (!spec.default_text.empty()) help += fmt::format(" (default: {})", spec.default_text);
+    std::string range;
+    if (spec.integer()) {
+      range = spec.base == 8 ? fmt::format("{:o} to {:o}", spec.min, spec.max)
+                             : fmt::format("{} to {}", spec.min, spec.max);
+    }
+    if (!spec.default_text.empty() && !range.empty()) {
+      help += fmt::format(" (default: {}; {})", spec.default_text, range);
+    } else if (!spec.default_text.empty()) {
+      help += fmt::format(" (default: {})", spec.default_text);
+    } else if (!range.empty()) {
+      help += fmt::format(" ({})", range);
+    }
     help += "\n";
   }
   return help;

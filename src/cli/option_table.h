@@ -11,8 +11,9 @@
 
 namespace greylight::cli {
 
-// One command-line option. This table is the single source for parsing, --help and the
-// man page (a test checks the man page against it).
+// One command-line option. This table is the single source for parsing, --help and the man
+// pages (man/make_greylightd_8.py and man/make_greylight_1.py write each option's
+// spelling, value, default and range from --help; a test checks them).
 struct OptionSpec {
   enum class Arity {
     kFlag,           // no value
@@ -26,6 +27,13 @@ struct OptionSpec {
   std::string_view default_text;
   std::string_view help;
   std::string_view section;  // "postgrey" or "greylight": where the option comes from
+  // Integer options: the accepted values, inclusive, in the option's unit (value_name),
+  // written in `base`. Other options leave min > max.
+  long long min = 1;
+  long long max = 0;
+  int base = 10;
+
+  bool integer() const { return min <= max; }
 };
 
 // The options as given: for each option (by its first long name, without dashes), every
@@ -34,6 +42,8 @@ struct ParsedOptions {
   std::map<std::string, std::vector<std::string>, std::less<>> values;
   // Each value option's default_text from the table.
   std::map<std::string, std::string_view, std::less<>> defaults;
+  // Every option of the table by its first long name.
+  std::map<std::string, const OptionSpec*, std::less<>> specs;
 
   bool Has(std::string_view name) const { return values.contains(name); }
   // The last value of `name`, or `fallback` if it was not given.
@@ -42,6 +52,10 @@ struct ParsedOptions {
   // written once: in the table that --help and the man page show.
   std::string_view LastOrDefault(std::string_view name) const;
   const std::vector<std::string>& All(std::string_view name) const;
+  // The integer value of option `name` (its table default when not given or given without
+  // a value) within the table's range. REQUIRES: `name` is an integer option of the table,
+  // which outlives this object.
+  Result<long long> Integer(std::string_view name) const;
 };
 
 // Parses `text` as an integer from `min` to `max` in `base`; the error names --option.
@@ -49,11 +63,12 @@ template <typename Integer>
 Result<Integer> ParseInteger(std::string_view option, std::string_view text, Integer min,
                              Integer max, int base = 10);
 
-// Reads integer options into their destinations, converted to the destination's type (a
-// count, or a duration whose unit is the option's), and keeps the first error:
+// Reads integer options (their range from the table) into their destinations, converted to
+// the destination's type (a count, or a duration whose unit is the option's), and keeps
+// the first error:
 //   IntegerOptions numbers(options);
-//   numbers.Set("idle-timeout", 1LL, 604800LL, config.idle_timeout);  // std::chrono::seconds
-//   numbers.Set<std::chrono::days>("max-age", 1LL, 3650LL, timing.max_age);
+//   numbers.Set("idle-timeout", config.idle_timeout);  // std::chrono::seconds
+//   numbers.Set<std::chrono::days>("max-age", timing.max_age);
 //   if (!numbers.status().ok()) return numbers.status();
 class IntegerOptions {
  public:
@@ -61,11 +76,10 @@ class IntegerOptions {
 
   // Sets `out` from option `name` (its table default when not given), unless an earlier
   // Set failed. `Unit` is the option's unit when it differs from Out's (days into seconds).
-  template <typename Unit = void, typename Integer, typename Out>
-  void Set(std::string_view name, Integer min, Integer max, Out& out, int base = 10) {
+  template <typename Unit = void, typename Out>
+  void Set(std::string_view name, Out& out) {
     if (!status_.ok()) return;
-    Result<Integer> value =
-        ParseInteger<Integer>(name, options_.LastOrDefault(name), min, max, base);
+    Result<long long> value = options_.Integer(name);
     if (!value.ok()) {
       status_ = value.status();
     } else if constexpr (std::is_void_v<Unit>) {

@@ -21,13 +21,14 @@ constexpr OptionSpec kPolicyOptions[] = {
     {"--store-prefix", Arity::kValue, "PREFIX",
      "greylight:", "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
     {"--store-timeout", Arity::kValue, "MS", "200",
-     "Redis connect and round-trip timeout; slower answers count as store errors", "greylight"},
+     "Redis connect and round-trip timeout; slower answers count as store errors", "greylight", 1,
+     60000},
     {"--dbdir", Arity::kValue, "PATH", "/var/lib/greylight",
      "directory of the LMDB database (the default store)", "postgrey"},
-    {"--delay", Arity::kValue, "SECONDS", "300",
-     "greylist a new triplet for this many seconds (1 to 86400)", "postgrey"},
+    {"--delay", Arity::kValue, "SECONDS", "300", "greylist a new triplet for this many seconds",
+     "postgrey", 1, 86400},
     {"--max-age", Arity::kValue, "DAYS", "35",
-     "forget triplets and auto-whitelisted clients not seen for DAYS days (1 to 3650)", "postgrey"},
+     "forget triplets and auto-whitelisted clients not seen for DAYS days", "postgrey", 1, 3650},
     {"--retry-window", Arity::kValue, "N|Nh", "2",
      "a retry later than N days (or N hours with 'h') after the first attempt starts over",
      "postgrey"},
@@ -47,13 +48,13 @@ constexpr OptionSpec kPolicyOptions[] = {
      "(registrable domain of a verified client name) or smart (domain, except generic or "
      "unverified names, which use the subnet)",
      "greylight"},
-    {"--ipv4cidr", Arity::kValue, "BITS", "24",
-     "prefix length of an IPv4 client's network (1 to 32)", "postgrey"},
-    {"--ipv6cidr", Arity::kValue, "BITS", "64",
-     "prefix length of an IPv6 client's network (1 to 128)", "postgrey"},
+    {"--ipv4cidr", Arity::kValue, "BITS", "24", "prefix length of an IPv4 client's network",
+     "postgrey", 1, 32},
+    {"--ipv6cidr", Arity::kValue, "BITS", "64", "prefix length of an IPv6 client's network",
+     "postgrey", 1, 128},
     {"--auto-whitelist-clients", Arity::kOptionalValue, "N", "5",
      "whitelist a client after N successful deliveries (counted once per hour); 0 disables",
-     "postgrey"},
+     "postgrey", 0, 1000000},
     {"--whitelist-clients", Arity::kRepeated, "FILE", "/etc/greylight/whitelist_clients",
      "client whitelist file (repeatable; replaces the default files)", "postgrey"},
     {"--whitelist-recipients", Arity::kRepeated, "FILE", "/etc/greylight/whitelist_recipients",
@@ -64,7 +65,7 @@ constexpr OptionSpec kPolicyOptions[] = {
      "greytrap; repeatable)",
      "greylight"},
     {"--greytrap-ttl", Arity::kValue, "SECONDS", "86400",
-     "how long a greytrap hit keeps the client on the trap list (60 to 31536000)", "greylight"},
+     "how long a greytrap hit keeps the client on the trap list", "greylight", 60, 31536000},
     {"--dnswl", Arity::kRepeated, "ZONE[=CODES]", "",
      "never greylist clients this DNS allow list lists (reason dnswl); CODES: answers that "
      "count, e.g. 127.0.[0..255].[2..3] or 127.0.0.2,127.0.0.3 (repeatable)",
@@ -75,7 +76,7 @@ constexpr OptionSpec kPolicyOptions[] = {
      "greylist only clients a --dnsbl lists; pass the others (reason not listed)", "greylight"},
     {"--dns-timeout", Arity::kValue, "MS", "1000",
      "longest wait for the DNS lists; a list that has not answered counts as not listing",
-     "greylight"},
+     "greylight", 1, 60000},
     {"--dns-servers", Arity::kValue, "HOST:PORT[,...]", "the resolvers of /etc/resolv.conf",
      "DNS servers to ask for the lists", "greylight"},
     {"--privacy", Arity::kFlag, "", "", "store SHA-1 digests of keys instead of addresses",
@@ -122,25 +123,20 @@ std::span<const OptionSpec> PolicyOptionTable() { return kPolicyOptions; }
 
 Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   IntegerOptions numbers(o);
-  numbers.Set("delay", 1LL, 86400LL, c.timing.delay);
-  numbers.Set<std::chrono::days>("max-age", 1LL, 3650LL, c.timing.max_age);
-  numbers.Set("greytrap-ttl", 60LL, 365LL * 86400, c.timing.trap_ttl);
+  numbers.Set("delay", c.timing.delay);
+  numbers.Set<std::chrono::days>("max-age", c.timing.max_age);
+  numbers.Set("greytrap-ttl", c.timing.trap_ttl);
   if (!numbers.status().ok()) return numbers.status();
   auto retry_window = ParseRetryWindow(o.LastOrDefault("retry-window"));
   if (!retry_window.ok()) return retry_window.status();
   c.timing.retry_window = *retry_window;
-  if (o.Has("auto-whitelist-clients")) {
-    std::string_view value = o.Last("auto-whitelist-clients");
-    auto threshold =
-        ParseInteger<int>("auto-whitelist-clients", value.empty() ? "5" : value, 0, 1000000);
-    if (!threshold.ok()) return threshold.status();
-    c.timing.awl_threshold = *threshold;
-  }
+  numbers.Set("auto-whitelist-clients", c.timing.awl_threshold);
+  if (!numbers.status().ok()) return numbers.status();
 
   engine::EngineOptions& e = c.engine;
-  numbers.Set("ipv4cidr", 1, 32, e.keys.ipv4_cidr);
-  numbers.Set("ipv6cidr", 1, 128, e.keys.ipv6_cidr);
-  numbers.Set("store-timeout", 1LL, 60000LL, c.store.timeout);
+  numbers.Set("ipv4cidr", e.keys.ipv4_cidr);
+  numbers.Set("ipv6cidr", e.keys.ipv6_cidr);
+  numbers.Set("store-timeout", c.store.timeout);
   if (!numbers.status().ok()) return numbers.status();
   e.keys.lookup_by_host = o.Has("lookup-by-host");
   e.keys.privacy = o.Has("privacy");
@@ -179,7 +175,7 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
           })) {
     return Status::InvalidArgument("--greylist-only-listed needs at least one --dnsbl");
   }
-  numbers.Set("dns-timeout", 1LL, 60000LL, c.dns.timeout);
+  numbers.Set("dns-timeout", c.dns.timeout);
   if (!numbers.status().ok()) return numbers.status();
   c.dns.servers = std::string(o.Last("dns-servers"));
 

@@ -12,7 +12,6 @@ namespace {
 
 // The client_name Postfix sends for a client whose name it could not verify.
 constexpr std::string_view kUnverifiedClientName = "unknown";
-constexpr long long kMaxUnixTime = 253402300799;  // 9999-12-31T23:59:59Z
 
 }  // namespace
 
@@ -56,7 +55,7 @@ Result<engine::RequestKeys> Context::Keys(const policy::IpAddress& client,
 
 Result<UnixTime> TimeOption(const cli::ParsedOptions& o, Context& c) {
   if (!o.Has("at")) return c.env.clock.Now();
-  auto seconds = cli::ParseInteger<long long>("at", o.Last("at"), 0, kMaxUnixTime);
+  auto seconds = o.Integer("at");
   if (!seconds.ok()) return seconds.status();
   return FromUnixSeconds(*seconds);
 }

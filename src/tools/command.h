@@ -75,6 +75,9 @@ struct Context {
   bool psl_loaded_ = false;
 };
 
+// The largest --at: 9999-12-31T23:59:59Z.
+inline constexpr long long kMaxUnixTime = 253402300799;
+
 // Options several commands take.
 inline constexpr cli::OptionSpec kHelpOption = {
     "-h,--help", cli::OptionSpec::Arity::kFlag, "", "", "show the options of this command and exit",
@@ -86,7 +89,9 @@ inline constexpr cli::OptionSpec kAtOption = {
     "the current time",
     "judge the records at this Unix time instead of now (e.g. to match requests replayed "
     "with policy_test_time)",
-    "greylight"};
+    "greylight",
+    0,
+    kMaxUnixTime};
 inline constexpr cli::OptionSpec kClientNameOption = {
     "--client-name",
     cli::OptionSpec::Arity::kValue,

@@ -42,7 +42,8 @@ constexpr OptionSpec kListOptions[] = {
      "is trapped and its last trap hit",
      "greylight"},
     {"--at", Arity::kValue, "UNIXTIME", "the current time",
-     "with --traps: judge whether a client is still trapped at this Unix time", "greylight"},
+     "with --traps: judge whether a client is still trapped at this Unix time", "greylight", 0,
+     kMaxUnixTime},
 };
 
 // Writes one listing row per record in the chosen format.

@@ -31,7 +31,8 @@ constexpr OptionSpec kQueryOptions[] = {
     {"--attribute", Arity::kRepeated, "NAME=VALUE", "",
      "one more request attribute, or another value for one of the above (repeatable)", "greylight"},
     {"--timeout", Arity::kValue, "SECONDS", "10",
-     "give up when connecting, sending or waiting for the answer takes longer", "greylight"},
+     "give up when connecting, sending or waiting for the answer takes longer", "greylight", 1,
+     3600},
 };
 
 int RunQuery(const ParsedOptions& o, Context& c) {
@@ -42,8 +43,7 @@ int RunQuery(const ParsedOptions& o, Context& c) {
   }
   auto server = PolicyServerAddress::Parse(o.LastOrDefault("server"));
   if (!server.ok()) return c.Fail(kExitUsage, "--server: " + server.status().message());
-  auto timeout_seconds =
-      cli::ParseInteger<long long>("timeout", o.LastOrDefault("timeout"), 1, 3600);
+  auto timeout_seconds = o.Integer("timeout");
   if (!timeout_seconds.ok()) return c.Fail(kExitUsage, timeout_seconds.status().message());
   // Postfix's attribute order; --attribute adds to them or replaces one.
   std::vector<std::pair<std::string, std::string>> attributes = {

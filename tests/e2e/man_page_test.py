@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 SIGNAL_NAMES = ("HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "PIPE", "ALRM", "CHLD")
 
@@ -194,6 +195,17 @@ def main():
     for required in ("FILES", "SIGNALS", "DIFFERENCES FROM POSTGREY", "LOGGING"):
         if required not in sections:
             failures.append(f"greylightd.8 has no {required} section")
+
+    # The options' facts (spellings, values, defaults, ranges) come from the option table.
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "greylightd.8")
+        shutil.copy(page, copy)
+        generated = subprocess.run([sys.executable, os.path.join(man_dir, "make_greylightd_8.py"),
+                                    args.greylightd, copy], capture_output=True, text=True)
+        with open(page) as a, open(copy) as b:
+            if generated.returncode != 0 or a.read() != b.read():
+                failures.append("man/greylightd.8 is stale: run python3 man/make_greylightd_8.py "
+                                "build/src/greylightd " + generated.stderr)
 
     if args.greylight:
         generator = os.path.join(man_dir, "make_greylight_1.py")
