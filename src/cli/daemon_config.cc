@@ -214,7 +214,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   numbers.Set("dns-timeout", 1LL, 60000LL, c.dns.timeout);
   c.dns.servers = std::string(o.Last("dns-servers"));
 
-  numbers.Set("commit-interval", 0LL, 10000LL, c.commit_interval);
+  numbers.Set("commit-interval", 0LL, 10000LL, c.policy.store.commit_interval);
 
   c.daemonize = o.Has("daemonize");
   c.pidfile = std::string(o.Last("pidfile"));

@@ -16,8 +16,8 @@ constexpr OptionSpec kPolicyOptions[] = {
      "redis://[user:password@]host:port[/db], redis+unix:///path[?db=N] or "
      "redis+sentinel://host:port[,host:port...]/mastername[?db=N&password=...]",
      "greylight"},
-    {"--store-prefix", Arity::kValue, "PREFIX",
-     "greylight:", "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
+    {"--store-prefix", Arity::kValue, "PREFIX", store::StoreConfig::kDefaultPrefix,
+     "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
     {"--store-timeout", Arity::kValue, "MS", "200",
      "Redis connect and round-trip timeout; slower answers count as store errors", "greylight"},
     {"--dbdir", Arity::kValue, "PATH", "/var/lib/greylight",

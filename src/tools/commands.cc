@@ -456,7 +456,7 @@ int RunExplain(const ParsedOptions& o, Context& c) {
   if (!greytraps.ok()) return c.Fail(kExitUsage, greytraps.status().message());
   auto psl = c.PublicSuffixList();
   if (!psl.ok()) return c.Fail(kExitUsage, psl.status().message());
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   ExplainRequest request;
@@ -543,7 +543,7 @@ int RunStats(const ParsedOptions& o, Context& c) {
   auto now_or = TimeOption(o, c);
   if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
   const UnixTime now = *now_or;
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   const policy::GreylistTiming& timing = c.config.timing;
@@ -807,7 +807,7 @@ int RunList(const ParsedOptions& o, Context& c) {
                   "with --privacy keys are SHA-1 digests: --client, --sender and --recipient "
                   "need clear keys (list without them, or filter with --state)");
   }
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   ListWriter writer(c.env.out, *format);
@@ -902,7 +902,7 @@ int RunDelete(const ParsedOptions& o, Context& c) {
   if (!target.ok()) return c.Fail(kExitUsage, target.status().message());
   const auto& [table, key] = *target;
   std::string_view what = RecordNoun(table);
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(table, key);
   if (!value.ok()) return c.StoreFailure(value.status());
@@ -922,7 +922,7 @@ int RunPass(const ParsedOptions& o, Context& c) {
   auto now_or = TimeOption(o, c);
   if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
   const UnixTime now = *now_or;
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(store::Table::kTriplets, *key);
   if (!value.ok()) return c.StoreFailure(value.status());
@@ -981,7 +981,7 @@ int RunReport(const ParsedOptions& o, Context& c) {
   auto scheme = c.Scheme();
   if (!scheme.ok()) return c.Fail(kExitUsage, scheme.status().message());
   // The store first: no point reading a long log if it cannot be looked up.
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   MailLogScanner scanner(c.config.engine.greylist_text, *scheme);
@@ -1033,9 +1033,9 @@ int RunMigrate(const ParsedOptions& o, Context& c) {
     return c.Fail(kExitUsage, fmt::format("--from and --to name the same store ({})",
                                           StoreIdentity(from_uri, c.config)));
   }
-  auto from = OpenToolStore(from_uri, c.config);
+  auto from = OpenToolStore(from_uri, c.config, c.env.clock);
   if (!from.ok()) return c.StoreFailure(from.status());
-  auto to = OpenToolStore(to_uri, c.config, StoreUse::kCreate);
+  auto to = OpenToolStore(to_uri, c.config, c.env.clock, StoreUse::kCreate);
   if (!to.ok()) return c.StoreFailure(to.status());
 
   std::array<uint64_t, store::kAllTables.size()> counts{};
@@ -1077,7 +1077,7 @@ int RunImportPostgrey(const ParsedOptions& o, Context& c) {
   std::string target_uri(o.Last("store", "lmdb:" + std::string(kPostgreyImportTarget)));
   auto source = PostgreyDatabase::Open(postgrey_dir, c.env.temp_dir);
   if (!source.ok()) return c.StoreFailure(source.status());
-  auto target = OpenToolStore(target_uri, c.config, StoreUse::kCreate);
+  auto target = OpenToolStore(target_uri, c.config, c.env.clock, StoreUse::kCreate);
   if (!target.ok()) return c.StoreFailure(target.status());
 
   uint64_t imported[2] = {0, 0};
