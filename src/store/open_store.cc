@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "store/lmdb/lmdb_store.h"
+#include "store/redis/redis_cluster_store.h"
 #include "store/redis/redis_store.h"
 #include "store/redis/redis_uri.h"
 
@@ -50,6 +51,9 @@ Result<std::unique_ptr<Store>> OpenRedis(const StoreConfig& config, const Clock&
   RedisOptions options;
   options.store = config;
   options.endpoint = std::move(endpoint.value());
+  if (options.endpoint.kind == RedisEndpoint::Kind::kCluster) {
+    return OpenRedisClusterStore(options, clock);
+  }
   return OpenRedisStore(options, clock);
 }
 
@@ -61,7 +65,8 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config, const Clock&
   if (config.uri.starts_with("redis")) return OpenRedis(config, clock);
   if (config.uri.empty()) return Status::InvalidArgument("empty store URI");
   return Status::InvalidArgument(fmt::format(
-      "unknown store '{}': expected lmdb:[PATH], redis://, redis+unix:// or redis+sentinel://",
+      "unknown store '{}': expected lmdb:[PATH], redis://, redis+unix://, redis+sentinel:// or "
+      "redis+cluster://",
       config.uri));
 }
 

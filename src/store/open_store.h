@@ -14,6 +14,7 @@ namespace greylight::store {
 //   "lmdb:"                 LMDB in config.dbdir
 //   "lmdb:PATH"             LMDB in the directory PATH ("lmdb:///abs" is "/abs")
 //   "redis://...", "redis+unix://...", "redis+sentinel://..."   one Redis (redis_uri.h)
+//   "redis+cluster://seed[,seed...][?password=...]"             a Redis Cluster
 // Errors: kInvalidArgument naming the problem for a malformed or unknown URI, a missing
 // dbdir, a non-positive timeout or a configuration the Redis server refuses; kBusy when
 // another daemon holds the LMDB dbdir; kNotFound when config.must_exist and there is no LMDB

@@ -245,6 +245,7 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Open(const RedisEndpoi
   bool check_role = false;
   switch (endpoint.kind) {
     case RedisEndpoint::Kind::kTcp:
+    case RedisEndpoint::Kind::kCluster:  // one node of it: the first address
       if (endpoint.addresses.empty()) return Status::InvalidArgument("redis: no server address");
       peer = FormatAddress(endpoint.addresses.front());
       context = ConnectTcp(endpoint.addresses.front(), timeout);
