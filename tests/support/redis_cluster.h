@@ -1,8 +1,8 @@
 #pragma once
 
-// A real Redis Cluster for tests: six redis-server processes on loopback ports (3 masters,
-// 3 replicas) joined with `redis-cli --cluster create`, stopped by PID when the object is
-// destroyed (also when a test fails: each RedisServer stops its process). Header-only.
+// A real Redis Cluster for tests: redis-server processes on loopback ports (3 masters, each
+// with `replicas` replicas) joined with `redis-cli --cluster create`, stopped by PID when the
+// object is destroyed (also when a test fails: each RedisServer stops its process). Header-only.
 
 #include <sys/wait.h>
 
@@ -19,18 +19,20 @@ namespace greylight::testing_support {
 
 class LocalRedisCluster {
  public:
-  static constexpr int kNodes = 6;  // 3 masters, each with one replica
+  static constexpr int kMasters = 3;
   static constexpr std::chrono::milliseconds kNodeTimeout{1000};
   static constexpr std::chrono::seconds kToolTimeout{60};
 
-  static Result<std::unique_ptr<LocalRedisCluster>> Start() {
+  // Starts 3 masters with `replicas` replicas each (a failover needs one; everything else
+  // starts faster without).
+  static Result<std::unique_ptr<LocalRedisCluster>> Start(int replicas = 1) {
     if (!FindProgram("redis-cli")) {
       return Status::NotFound(
           "redis-cli is not installed; the cluster tests need it: apt-get install redis-tools");
     }
     std::unique_ptr<LocalRedisCluster> cluster(new LocalRedisCluster());
     std::vector<std::string> create{"redis-cli", "--cluster", "create"};
-    for (int i = 0; i < kNodes; ++i) {
+    for (int i = 0; i < kMasters * (1 + replicas); ++i) {
       // The bus port is set explicitly: the default (port + 10000) may be past 65535.
       auto node =
           RedisServer::Start({"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -40,7 +42,7 @@ class LocalRedisCluster {
       create.push_back("127.0.0.1:" + std::to_string((*node)->port()));
       cluster->nodes_.push_back(std::move(node.value()));
     }
-    create.insert(create.end(), {"--cluster-replicas", "1", "--cluster-yes"});
+    create.insert(create.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
     if (Status s = cluster->RunCli(create); !s.ok()) return s;
     if (!WaitUntil([&] { return cluster->Healthy(); }, std::chrono::seconds(30))) {
       return Status::Unavailable("the cluster did not become healthy: " + cluster->CliLog());
@@ -72,14 +74,14 @@ class LocalRedisCluster {
     return out;
   }
 
-  // True when every running node says cluster_state:ok and three masters run.
+  // True when every running node says cluster_state:ok and kMasters masters run.
   bool Healthy() const {
     for (const auto& node : nodes_) {
       if (!node->running()) continue;
       auto info = node->Command({"CLUSTER", "INFO"});
       if (!info.ok() || info->str.find("cluster_state:ok") == std::string::npos) return false;
     }
-    return Masters().size() == 3;
+    return Masters().size() == kMasters;
   }
 
   // Runs redis-cli with `args` (args[0] is "redis-cli"), bounded by kToolTimeout.

@@ -90,7 +90,8 @@ TEST(RedisClusterMapTest, ParsesRedirectionsAndSlotMaps) {
 // One cluster per test process for the tests that do not break it; each store gets a
 // prefix of its own.
 Result<LocalRedisCluster*> SharedCluster() {
-  static Result<std::unique_ptr<LocalRedisCluster>> cluster = LocalRedisCluster::Start();
+  static Result<std::unique_ptr<LocalRedisCluster>> cluster =
+      LocalRedisCluster::Start(/*replicas=*/0);
   if (!cluster.ok()) return cluster.status();
   return cluster->get();
 }
@@ -277,7 +278,7 @@ class Load {
 // A slot moves to another master (redis-cli --cluster reshard) while checks run: every
 // check is answered (ASK, TRYAGAIN and MOVED are followed) and no record is lost.
 TEST(RedisClusterStoreTest, ReshardUnderLoadLosesNothing) {
-  auto started = LocalRedisCluster::Start();
+  auto started = LocalRedisCluster::Start(/*replicas=*/0);
   ASSERT_TRUE(started.ok()) << started.status().message();
   LocalRedisCluster& cluster = **started;
   auto store = OpenRedisClusterStore(OptionsFor(cluster, "reshard:"), kSystemClock);
