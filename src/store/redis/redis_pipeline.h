@@ -22,20 +22,17 @@
 
 namespace greylight::store {
 
+// Filled by the store factories from RedisOptions (redis_store.h), which owns the defaults.
 struct RedisPipelineOptions {
-  static constexpr std::chrono::milliseconds kDefaultMinReconnectDelay{100};
-  static constexpr std::chrono::milliseconds kDefaultMaxReconnectDelay{5000};
-  static constexpr std::chrono::milliseconds kDefaultWarningInterval{10000};
-
   RedisEndpoint endpoint;
   // Bounds each connection attempt (per sentinel and per server) and each round trip.
-  std::chrono::milliseconds timeout{200};
+  std::chrono::milliseconds timeout{};
   // After a failure, reconnection is attempted after min_reconnect_delay, doubling up to
   // max_reconnect_delay while attempts keep failing (ReconnectBackoff).
-  std::chrono::milliseconds min_reconnect_delay = kDefaultMinReconnectDelay;
-  std::chrono::milliseconds max_reconnect_delay = kDefaultMaxReconnectDelay;
+  std::chrono::milliseconds min_reconnect_delay{};
+  std::chrono::milliseconds max_reconnect_delay{};
   // At most one warning per interval; the next one counts those suppressed meanwhile.
-  std::chrono::milliseconds warning_interval = kDefaultWarningInterval;
+  std::chrono::milliseconds warning_interval{};
   // Loaded (SCRIPT LOAD) on every new connection; an EVALSHA of one of them that the server
   // answers NOSCRIPT is sent again as EVAL. Must outlive the pipeline.
   std::vector<const RedisScript*> scripts;

@@ -306,7 +306,8 @@ void RedisRecordStore::Sweep(const BackgroundSweep::Stopping& stopping) {
   };
   size_t deleted = 0;
   while (!cycle_done() && !stopping()) {
-    auto n = ExpireBatch(clock_.Now(), options_.expiry_batch);
+    // At least one record per batch, or a zero batch would never move the scan on.
+    auto n = ExpireBatch(clock_.Now(), std::max<size_t>(options_.expiry_batch, 1));
     if (!n.ok()) {
       log::Warning("redis: expiry sweep stopped: {}", n.status().message());
       break;

@@ -11,17 +11,15 @@
 
 namespace greylight::store {
 
+// Filled by the store factories from RedisOptions (redis_store.h), which owns the defaults.
 struct RedisRecordOptions {
-  static constexpr std::chrono::milliseconds kDefaultExpiryPeriod{3600 * 1000};
-  static constexpr size_t kDefaultExpiryBatch = 1000;
-
   // Uses timing and background_expiry.
   StoreConfig store;
   // Records written by Check() carry TTLs, so Redis expires them by itself. A background
   // sweep every expiry_period runs ExpireSome() over every table for what TTLs do not
   // cover: malformed values and records that Put() stored already expired.
-  std::chrono::milliseconds expiry_period = kDefaultExpiryPeriod;
-  size_t expiry_batch = kDefaultExpiryBatch;
+  std::chrono::milliseconds expiry_period{};
+  size_t expiry_batch = 0;
 };
 
 // The Store in Redis over `transport` with the key names of `layout`: the store logic of

@@ -274,11 +274,6 @@ std::string FormatAddress(const RedisAddress& address) {
 
 }  // namespace
 
-bool IsRedisUri(std::string_view uri) {
-  return uri.starts_with(kTcpScheme) || uri.starts_with(kUnixScheme) ||
-         uri.starts_with(kSentinelScheme) || uri.starts_with(kClusterScheme);
-}
-
 Result<RedisEndpoint> ParseRedisUri(std::string_view uri) {
   if (uri.starts_with(kTcpScheme)) return ParseTcp(uri);
   if (uri.starts_with(kUnixScheme)) return ParseUnix(uri);

@@ -50,7 +50,4 @@ struct RedisEndpoint {
 // query parameters (a typo must not silently drop a password).
 Result<RedisEndpoint> ParseRedisUri(std::string_view uri);
 
-// True if `uri` names a Redis store (by its scheme), whether or not it is well-formed.
-bool IsRedisUri(std::string_view uri);
-
 }  // namespace greylight::store
