@@ -50,12 +50,16 @@ RedisClusterRouter::~RedisClusterRouter() {
   // No Route may be using a pipeline while they close; later Routes fail at once.
   while (routing_.load() > 0) std::this_thread::yield();
   std::deque<Retry> retries;
+  std::map<std::string, std::unique_ptr<RedisPipeline>> pipelines;
   {
     std::lock_guard lock(mutex_);
     retries.swap(retries_);
+    pipelines.swap(pipelines_);
   }
   for (Retry& retry : retries) retry.request.done(Status::Unavailable("redis: store is closing"));
-  for (auto& [name, pipeline] : pipelines_) pipeline.reset();  // each drains and joins
+  // Each pipeline drains and joins its thread here, outside the lock: its callbacks may
+  // Route(), which fails at once now.
+  pipelines.clear();
 }
 
 RedisPipeline* RedisClusterRouter::PipelineFor(const RedisAddress& node) {
