@@ -49,8 +49,15 @@ class RedisRecordStore final : public Store {
                      [this](const BackgroundSweep::Stopping& stopping) { Sweep(stopping); });
     }
   }
-  // The sweep stops before the transport closes.
-  ~RedisRecordStore() override { sweep_.reset(); }
+  // The sweep stops first. Then the transport closes while every other member still lives:
+  // it completes or fails the requests still queued, running their callbacks, which use
+  // this store (and may submit again: the closing transport fails that at once). So it is
+  // deleted through the pointer it keeps, not reset() (which would clear it first).
+  ~RedisRecordStore() override {
+    sweep_.reset();
+    delete transport_.get();
+    (void)transport_.release();
+  }
 
   void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
   Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
