@@ -60,16 +60,16 @@ int main(int argc, char** argv) {
   }
   if (argc % 2 == 0 || triplets == 0 || (config.dbdir.empty() && config.uri == "lmdb:"))
     return Usage();
-  auto store = store::OpenStore(config);
+  SystemClock clock;
+  auto store = store::OpenStore(config, clock);
   if (!store.ok()) {
     std::fprintf(stderr, "greylight-fill: %s\n", store.status().message().c_str());
     return 3;
   }
   std::mt19937_64 random(seed);
-  const long long now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count() -
-                        age_days * 86400;
+  const long long now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch()).count() -
+      age_days * 86400;
   auto started = std::chrono::steady_clock::now();
   std::vector<std::pair<std::string, std::string>> batch;
   batch.reserve(kBatch);

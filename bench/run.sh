@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: the null server (the machine's limit), greylightd with LMDB,
-# greylightd with a Redis store (a redis-server started for each row), and postgrey, each at 1, 8 and 64 connections in modes "mixed" and "hot", on this machine and
+# greylightd with a Redis store (a redis-server started for each row), greylightd with a
+# Redis Cluster store (3 masters + 3 replicas started for each row), and postgrey, each at
+# 1, 8 and 64 connections in modes "mixed" and "hot", on this machine and
 # on 127.0.0.1 only. Writes the table and the ratios to BENCHMARKS.md at the repository root.
 #
 # Every server gets a fresh database directory for each row, so rows do not feed each
@@ -13,7 +15,8 @@
 #   GREYLIGHT_BENCH=path  load generator binary (default: built here)
 #   BUILD_DIR=path        CMake build tree, Release (default: <repo>/build-bench)
 #   SKIP_BUILD=1          build nothing; use the binaries as they are
-#   SERVERS="null greylightd greylightd-redis postgrey"  MODES="mixed hot"  CONNECTIONS="1 8 64"
+#   SERVERS="null greylightd greylightd-redis greylightd-cluster postgrey"
+#   MODES="mixed hot"  CONNECTIONS="1 8 64"
 #   HOT_SET=1000 HOT_DELAY=2 HOT_WARMUP=3 (seconds idle after priming) SEED=1
 #   LARGE_TRIPLETS=10000000 (0 skips the large-database section)
 #   BACKGROUND_RECORDS=1000000 (0 skips the background-work section: greylightd with and
@@ -38,7 +41,7 @@ done
 DURATION=${DURATION:-10}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 GREYLIGHTD=${GREYLIGHTD:-$BUILD_DIR/src/greylightd}
-SERVERS=${SERVERS:-null greylightd greylightd-redis postgrey}
+SERVERS=${SERVERS:-null greylightd greylightd-redis greylightd-cluster postgrey}
 MODES=${MODES:-mixed hot}
 CONNECTIONS=${CONNECTIONS:-1 8 64}
 HOT_SET=${HOT_SET:-1000}
@@ -80,7 +83,7 @@ note() {
 # The PID of the server running now, if any; the trap stops it. stop_server sets
 # STOP_FORCED=1 when the server had to be killed.
 SERVER_PID=""
-REDIS_PID=""  # the redis-server behind greylightd-redis rows
+REDIS_PIDS=()  # the redis-server processes behind greylightd-redis and -cluster rows
 STOP_FORCED=0
 # The load generator runs as a background job that the script waits for, because bash runs
 # a trap only once the foreground command has returned; `wait` returns at once on a signal.
@@ -104,6 +107,11 @@ stop_server() {
   fi
   wait "$pid" 2>/dev/null || true
 }
+stop_redis() {
+  local pid
+  for pid in "${REDIS_PIDS[@]}"; do stop_server "$pid"; done
+  REDIS_PIDS=()
+}
 cleanup() {
   local status=$?
   if [[ -n $CLIENT_PID ]]; then
@@ -112,8 +120,7 @@ cleanup() {
   fi
   stop_server "$SERVER_PID"
   SERVER_PID=""
-  stop_server "$REDIS_PID"
-  REDIS_PID=""
+  stop_redis
   if [[ ${KEEP_TMP:-0} == 1 ]]; then
     log "kept $WORK"
   else
@@ -216,6 +223,40 @@ free_port() {
   return 1
 }
 
+# Starts a Redis Cluster of 3 masters and 3 replicas on loopback ports, its files in
+# directory $1, bounded in time; sets CLUSTER_SEEDS and adds the PIDs to REDIS_PIDS.
+CLUSTER_SEEDS=""
+start_cluster() {
+  local dir=$1 i j port
+  local -a nodes=()
+  for ((i = 0; i < 6; i++)); do
+    port=$(free_port) || return 1
+    mkdir -p "$dir/node$i"
+    # The bus port is explicit: the default (port + 10000) may be taken or past 65535.
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$dir/node$i" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 2000 --cluster-port "$(free_port)" >"$dir/node$i/redis.log" 2>&1 &
+    REDIS_PIDS+=($!)
+    for ((j = 0; j < 50; j++)); do
+      is_listening "$port" && break
+      sleep 0.1
+    done
+    nodes+=("127.0.0.1:$port")
+  done
+  timeout 60 redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$dir/cluster-create.log" 2>&1 || return 1
+  for ((j = 0; j < 300; j++)); do
+    local ok=1
+    for i in "${nodes[@]}"; do
+      timeout 5 redis-cli -p "${i##*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' ||
+        ok=0
+    done
+    ((ok)) && break
+    sleep 0.1
+  done
+  CLUSTER_SEEDS=$(IFS=,; echo "${nodes[*]}")
+}
+
 # Starts server $1 for mode $2 on port $3 with its database in directory $4, in the
 # foreground of a background job, stderr to $4/server.log. Sets SERVER_PID.
 start_server() {
@@ -231,7 +272,7 @@ start_server() {
       redis_port=$(free_port) || return 1
       redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$dir" >"$dir/redis.log" 2>&1 &
-      REDIS_PID=$!
+      REDIS_PIDS+=($!)
       local j
       for ((j = 0; j < 50; j++)); do
         is_listening "$redis_port" && break
@@ -239,6 +280,12 @@ start_server() {
       done
       # shellcheck disable=SC2086
       "$GREYLIGHTD" --inet="127.0.0.1:$port" --store="redis://127.0.0.1:$redis_port" \
+        --user=root "${delay[@]}" $GREYLIGHTD_ARGS 2>"$dir/server.log" >/dev/null &
+      ;;
+    greylightd-cluster)
+      start_cluster "$dir" || return 1
+      # shellcheck disable=SC2086
+      "$GREYLIGHTD" --inet="127.0.0.1:$port" --store="redis+cluster://$CLUSTER_SEEDS" \
         --user=root "${delay[@]}" $GREYLIGHTD_ARGS 2>"$dir/server.log" >/dev/null &
       ;;
     greylightd)
@@ -272,6 +319,9 @@ server_available() {
     null) return 0 ;;
     greylightd) [[ -x $GREYLIGHTD ]] ;;
     greylightd-redis) [[ -x $GREYLIGHTD ]] && command -v redis-server >/dev/null ;;
+    greylightd-cluster)
+      [[ -x $GREYLIGHTD ]] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null
+      ;;
     postgrey) [[ -x $POSTGREY ]] ;;
     *) return 1 ;;
   esac
@@ -286,6 +336,7 @@ for server in $SERVERS; do
     case $server in
       greylightd) note "greylightd: skipped, no executable at $GREYLIGHTD (not built yet?)" ;;
       greylightd-redis) note "greylightd-redis: skipped, greylightd or redis-server missing" ;;
+      greylightd-cluster) note "greylightd-cluster: skipped, greylightd, redis-server or redis-cli missing" ;;
       postgrey) note "postgrey: skipped, $POSTGREY is not installed" ;;
       *) note "$server: unknown server, skipped" ;;
     esac
@@ -336,8 +387,7 @@ for server in $SERVERS; do
       fi
       stop_server "$SERVER_PID"
       SERVER_PID=""
-      stop_server "$REDIS_PID"
-      REDIS_PID=""
+      stop_redis
       if ((STOP_FORCED)); then
         note "$server did not exit within ${STOP_TIMEOUT} s of SIGTERM after mode $mode at $connections connections and was killed (SIGKILL)"
       fi
@@ -545,7 +595,8 @@ ratios=$(jq -r -s '
   | ($all | find("postgrey"; $k.mode; $k.connections)) as $p
   | ($all | find("null"; $k.mode; $k.connections)) as $n
   | ($all | find("greylightd-redis"; $k.mode; $k.connections)) as $r
-  | "| \($k.mode) | \($k.connections) | \(ratio($g.rps; $p.rps)) | \(ratio($g.rps; $n.rps)) | \(ratio($g.p99_ms; $n.p99_ms)) | \(ratio($r.rps; $p.rps)) | \(ratio($r.rps; $n.rps)) | \(ratio($r.p99_ms; $n.p99_ms)) |"
+  | ($all | find("greylightd-cluster"; $k.mode; $k.connections)) as $c
+  | "| \($k.mode) | \($k.connections) | \(ratio($g.rps; $p.rps)) | \(ratio($g.rps; $n.rps)) | \(ratio($g.p99_ms; $n.p99_ms)) | \(ratio($r.rps; $p.rps)) | \(ratio($r.rps; $n.rps)) | \(ratio($r.p99_ms; $n.p99_ms)) | \(ratio($c.rps; $r.rps)) | \(ratio($c.p99_ms; $r.p99_ms)) |"
 ' "$RESULTS")
 
 avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | round) else 0 end' "$RESULTS")
@@ -585,8 +636,8 @@ avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | 
   echo "Targets (issue 6): greylightd/postgrey >= 50 and greylightd/null >= 0.6 at 8 and 64"
   echo "connections; greylightd p99 / null p99 <= 2 at 64 connections."
   echo
-  echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 | redis: / postgrey | redis: / null | redis: p99 / null p99 |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 | redis: / postgrey | redis: / null | redis: p99 / null p99 | cluster: / redis: | cluster: p99 / redis: p99 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   if [[ -n $ratios ]]; then echo "$ratios"; fi
   cat "$BACKGROUND_SECTION"
   cat "$LARGE_SECTION"

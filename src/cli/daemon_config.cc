@@ -184,7 +184,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   e.store_error_action = std::string(o.LastOrDefault("store-error-action"));
   if (Status s = CheckAction("store-error-action", e.store_error_action); !s.ok()) return s;
   e.allow_policy_test_time = o.Has("allow-policy-test-time");
-  numbers.Set("commit-interval", c.commit_interval);
+  numbers.Set("commit-interval", c.policy.store.commit_interval);
 
   c.daemonize = o.Has("daemonize");
   c.pidfile = std::string(o.Last("pidfile"));

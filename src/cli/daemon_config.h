@@ -27,8 +27,7 @@ struct DaemonConfig {
   Mode mode = Mode::kRun;
 
   server::ServerOptions server;
-  PolicyConfig policy;
-  std::chrono::milliseconds commit_interval{50};
+  PolicyConfig policy;  // policy.store owns the store's settings (--commit-interval too)
 
   std::optional<server::ListenAddress> metrics_listen;
 

@@ -39,7 +39,10 @@ TEST(DaemonConfigTest, NumericDefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.server.parser_limits.max_attributes, 128u);
   EXPECT_EQ(c.server.parser_limits.max_request_bytes, 65536u);
   EXPECT_EQ(c.policy.dns.timeout, 1000ms);
-  EXPECT_EQ(c.commit_interval, 50ms);
+  EXPECT_EQ(c.policy.store.commit_interval, 50ms);
+  EXPECT_EQ(c.policy.store.commit_interval, store::StoreConfig::kDefaultCommitInterval);
+  EXPECT_EQ(c.policy.store.timeout, store::StoreConfig::kDefaultTimeout);
+  EXPECT_EQ(c.policy.store.prefix, store::StoreConfig::kDefaultPrefix);
   EXPECT_EQ(c.summary_interval, 3600s);
 }
 
@@ -85,7 +88,7 @@ TEST(DaemonConfigTest, GivenValuesAreConvertedToTheirUnits) {
   EXPECT_EQ(c.server.parser_limits.max_attributes, 16u);
   EXPECT_EQ(c.server.parser_limits.max_request_bytes, 4096u);
   EXPECT_EQ(c.policy.dns.timeout, 250ms);
-  EXPECT_EQ(c.commit_interval, 0ms);
+  EXPECT_EQ(c.policy.store.commit_interval, 0ms);
   EXPECT_EQ(c.summary_interval, 0s);
 }
 

@@ -120,9 +120,7 @@ int Run(const std::vector<std::string>& args) {
   }
 
   ::umask(0077);
-  store::StoreConfig store_config = config.policy.store;
-  store_config.commit_interval = config.commit_interval;
-  auto store_or = store::OpenStore(store_config);
+  auto store_or = store::OpenStore(config.policy.store, clock);
   if (!store_or.ok()) {
     return Fatal(store_or.status().code() == Status::Code::kBusy ? kExitLocked : kExitRuntime,
                  store_or.status().message());

@@ -15,11 +15,12 @@ using Arity = OptionSpec::Arity;
 constexpr OptionSpec kPolicyOptions[] = {
     {"--store", Arity::kValue, "URI", "lmdb:",
      "where the state lives: lmdb: (the database in --dbdir), lmdb:/path, "
-     "redis://[user:password@]host:port[/db], redis+unix:///path[?db=N] or "
-     "redis+sentinel://host:port[,host:port...]/mastername[?db=N&password=...]",
+     "redis://[user:password@]host:port[/db], redis+unix:///path[?db=N], "
+     "redis+sentinel://host:port[,host:port...]/mastername[?db=N&password=...] or "
+     "redis+cluster://host:port[,host:port...][?password=...]",
      "greylight"},
-    {"--store-prefix", Arity::kValue, "PREFIX",
-     "greylight:", "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
+    {"--store-prefix", Arity::kValue, "PREFIX", store::StoreConfig::kDefaultPrefix,
+     "Redis key prefix, to keep several sites apart in one Redis", "greylight"},
     {"--store-timeout", Arity::kValue, "MS", "200",
      "Redis connect and round-trip timeout; slower answers count as store errors", "greylight", 1,
      60000},

@@ -2,37 +2,46 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "store/lmdb/lmdb_store.h"
+#include "store/redis/redis_cluster_store.h"
 #include "store/redis/redis_store.h"
+#include "store/redis/redis_uri.h"
 
 namespace greylight::store {
 namespace {
 
 constexpr std::string_view kLmdbScheme = "lmdb:";
 
-Result<std::unique_ptr<Store>> OpenLmdb(const StoreConfig& config) {
+// The directory of an "lmdb:" URI: its path, or config.dbdir when it has none.
+Result<std::filesystem::path> LmdbDir(const StoreConfig& config) {
   std::string_view path = std::string_view(config.uri).substr(kLmdbScheme.size());
-  if (path.starts_with("//")) {
+  // "lmdb:///abs" names "/abs"; "lmdb://host/..." names no local directory.
+  if (path.starts_with("///")) {
+    path.remove_prefix(2);
+  } else if (path.starts_with("//")) {
     return Status::InvalidArgument(fmt::format(
         "bad store URI '{}': lmdb: takes a path, not a host (lmdb:/path/to/dir)", config.uri));
   }
-  LmdbOptions options;
-  options.dbdir = path.empty() ? config.dbdir : std::filesystem::path(path);
-  if (options.dbdir.empty()) {
+  std::filesystem::path dir = path.empty() ? config.dbdir : std::filesystem::path(path);
+  if (dir.empty()) {
     return Status::InvalidArgument(
         fmt::format("bad store URI '{}': no directory (give lmdb:/path or --dbdir)", config.uri));
   }
-  options.timing = config.timing;
-  options.commit_interval = config.commit_interval;
-  options.background_expiry = config.background_expiry;
-  options.exclusive = config.exclusive;
-  options.clock = config.clock;
-  auto store = LmdbStore::Open(std::move(options));
-  if (!store.ok()) return store.status();
-  return std::unique_ptr<Store>(std::move(store.value()));
+  return dir;
 }
 
-Result<std::unique_ptr<Store>> OpenRedis(const StoreConfig& config) {
+Result<std::unique_ptr<Store>> OpenLmdb(const StoreConfig& config, const Clock& clock) {
+  auto dir = LmdbDir(config);
+  if (!dir.ok()) return dir.status();
+  LmdbOptions options;
+  options.store = config;
+  options.store.dbdir = *dir;
+  return OpenLmdbStore(options, clock);
+}
+
+Result<std::unique_ptr<Store>> OpenRedis(const StoreConfig& config, const Clock& clock) {
   auto endpoint = ParseRedisUri(config.uri);
   if (!endpoint.ok()) return endpoint.status();
   if (config.timeout.count() <= 0) {
@@ -40,27 +49,34 @@ Result<std::unique_ptr<Store>> OpenRedis(const StoreConfig& config) {
         fmt::format("store timeout must be positive, not {} ms", config.timeout.count()));
   }
   RedisOptions options;
+  options.store = config;
   options.endpoint = std::move(endpoint.value());
-  options.prefix = config.prefix;
-  options.timing = config.timing;
-  options.timeout = config.timeout;
-  options.background_expiry = config.background_expiry;
-  options.clock = config.clock;
-  auto store = RedisStore::Open(std::move(options));
-  if (!store.ok()) return store.status();
-  return std::unique_ptr<Store>(std::move(store.value()));
+  if (options.endpoint.kind == RedisEndpoint::Kind::kCluster) {
+    return OpenRedisClusterStore(options, clock);
+  }
+  return OpenRedisStore(options, clock);
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config) {
-  if (config.uri.starts_with(kLmdbScheme)) return OpenLmdb(config);
+Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config, const Clock& clock) {
+  if (config.uri.starts_with(kLmdbScheme)) return OpenLmdb(config, clock);
   // Any redis* scheme goes to the Redis parser, whose errors say what is accepted.
-  if (config.uri.starts_with("redis")) return OpenRedis(config);
+  if (config.uri.starts_with("redis")) return OpenRedis(config, clock);
   if (config.uri.empty()) return Status::InvalidArgument("empty store URI");
   return Status::InvalidArgument(fmt::format(
-      "unknown store '{}': expected lmdb:[PATH], redis://, redis+unix:// or redis+sentinel://",
+      "unknown store '{}': expected lmdb:[PATH], redis://, redis+unix://, redis+sentinel:// or "
+      "redis+cluster://",
       config.uri));
+}
+
+std::string StoreIdentity(const StoreConfig& config) {
+  if (!config.uri.starts_with(kLmdbScheme)) return config.uri;
+  auto dir = LmdbDir(config);
+  if (!dir.ok()) return config.uri;
+  std::error_code ec;
+  std::filesystem::path canonical = std::filesystem::weakly_canonical(*dir, ec);
+  return std::string(kLmdbScheme) + (ec ? dir->lexically_normal().string() : canonical.string());
 }
 
 }  // namespace greylight::store

@@ -16,6 +16,7 @@ using testing_support::RedisServer;
 using testing_support::TempDir;
 
 constexpr long long T = 1800000000;
+const FakeClock kClock(FromUnixSeconds(T));
 
 Result<policy::Transition> CheckAndWait(Store& store, const CheckKeys& keys, long long now) {
   std::mutex mutex;
@@ -54,7 +55,7 @@ TEST(OpenStoreTest, BadUrisAreInvalidArguments) {
     StoreConfig config;
     config.uri = c.uri;
     config.dbdir = "/nonexistent";
-    auto store = OpenStore(config);
+    auto store = OpenStore(config, kClock);
     ASSERT_FALSE(store.ok()) << c.uri;
     EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument) << c.uri;
     EXPECT_NE(store.status().message().find(c.problem), std::string::npos)
@@ -65,7 +66,7 @@ TEST(OpenStoreTest, BadUrisAreInvalidArguments) {
 TEST(OpenStoreTest, LmdbWithoutAnyDirectoryIsRefused) {
   StoreConfig config;
   config.uri = "lmdb:";
-  auto store = OpenStore(config);
+  auto store = OpenStore(config, kClock);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument);
   EXPECT_NE(store.status().message().find("--dbdir"), std::string::npos);
@@ -75,7 +76,7 @@ TEST(OpenStoreTest, NonPositiveRedisTimeoutIsRefused) {
   StoreConfig config;
   config.uri = "redis://127.0.0.1:6379";
   config.timeout = 0ms;
-  auto store = OpenStore(config);
+  auto store = OpenStore(config, kClock);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument);
   EXPECT_NE(store.status().message().find("timeout must be positive"), std::string::npos);
@@ -88,20 +89,38 @@ TEST(OpenStoreTest, LmdbUsesDbdirOrTheGivenPath) {
   config.dbdir = dir.path() / "from-dbdir";
   config.commit_interval = 0ms;
   {
-    auto store = OpenStore(config);
+    auto store = OpenStore(config, kClock);
     ASSERT_TRUE(store.ok()) << store.status().message();
     ASSERT_TRUE(CheckAndWait(**store, {"k", ""}, T).ok());
   }
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "from-dbdir" / "greylight.lmdb"));
 
   config.uri = "lmdb:" + (dir.path() / "from-uri").string();
-  auto store = OpenStore(config);
+  auto store = OpenStore(config, kClock);
   ASSERT_TRUE(store.ok()) << store.status().message();
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "from-uri" / "greylight.lmdb"));
   // exclusive: a second daemon on the same directory is refused.
-  auto second = OpenStore(config);
+  auto second = OpenStore(config, kClock);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), Status::Code::kBusy);
+}
+
+TEST(OpenStoreTest, LmdbMustExistAndIdentity) {
+  TempDir dir;
+  StoreConfig config;
+  config.uri = "lmdb:" + (dir.path() / "missing").string();
+  config.must_exist = true;
+  auto missing = OpenStore(config, kClock);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(missing.status().message().find("greylight.lmdb does not exist"), std::string::npos);
+  // "lmdb:///abs" names "/abs", and "lmdb:" names the dbdir: the same store.
+  config.uri = "lmdb:///" + (dir.path() / "x").string();
+  StoreConfig other;
+  other.uri = "lmdb:";
+  other.dbdir = dir.path() / "y" / ".." / "x";
+  EXPECT_EQ(StoreIdentity(config), StoreIdentity(other));
+  EXPECT_EQ(StoreIdentity(config), "lmdb:" + (dir.path() / "x").string());
 }
 
 TEST(OpenStoreTest, RedisUsesPrefixAndTiming) {
@@ -112,7 +131,7 @@ TEST(OpenStoreTest, RedisUsesPrefixAndTiming) {
   config.prefix = "mx:";
   config.timing.delay = Seconds(60);
   config.background_expiry = false;
-  auto store = OpenStore(config);
+  auto store = OpenStore(config, kClock);
   ASSERT_TRUE(store.ok()) << store.status().message();
   ASSERT_TRUE(CheckAndWait(**store, {"k", ""}, T).ok());
   auto passed = CheckAndWait(**store, {"k", ""}, T + 60);
@@ -129,7 +148,7 @@ TEST(OpenStoreTest, UnreachableRedisOpensAndFailsRequests) {
   StoreConfig config;
   config.uri = "redis://127.0.0.1:" + std::to_string(testing_support::FreeLoopbackPort());
   config.background_expiry = false;
-  auto store = OpenStore(config);
+  auto store = OpenStore(config, kClock);
   ASSERT_TRUE(store.ok()) << store.status().message();
   auto result = CheckAndWait(**store, {"k", ""}, T);
   ASSERT_FALSE(result.ok());

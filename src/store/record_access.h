@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "policy/greylist_state.h"
 #include "store/store.h"
@@ -10,28 +11,41 @@
 
 namespace greylight::store {
 
-// Helpers shared by the backends that run policy::Decide in-process, so that decoding,
-// the corrupt-record rule and the write-back are written once.
+// Helpers shared by the backends, so that decoding by table, the corrupt-record rule, the
+// expiry rules and the write-back are written once. The rules themselves are policy's
+// (policy::Live, ExpiresAt, Expired); these only dispatch over store::Table.
 
-// Decodes a stored value of `table`; a malformed value is logged and treated as absent.
+// A decoded record of any table.
+using AnyRecord = std::variant<policy::TripletRecord, policy::ClientRecord, policy::TrapRecord>;
+
+// The one decode dispatcher: `value` of `table` through the policy codec; nullopt if
+// malformed.
+std::optional<AnyRecord> DecodeRecord(Table table, std::string_view value);
+
+// policy::ExpiresAt / policy::Expired of a record of any table.
+UnixTime ExpiresAt(const AnyRecord& record, const policy::GreylistTiming& timing);
+bool Expired(const AnyRecord& record, UnixTime now, const policy::GreylistTiming& timing);
+
+// True if the stored `value` of `table` may be deleted by the background expiry:
+// malformed, or policy::Expired().
+bool ShouldExpire(Table table, std::string_view value, UnixTime now,
+                  const policy::GreylistTiming& timing);
+
+// Logs one warning about a malformed stored value.
+void WarnCorrupt(Table table, std::string_view key, std::string_view value);
+
+// Decodes a stored value of `table` as a `Record`; a malformed value is logged and treated
+// as absent. REQUIRES: `Record` is the record type of `table`.
 template <typename Record>
 std::optional<Record> DecodeOrWarn(Table table, std::string_view key,
                                    std::optional<std::string_view> value) {
   if (!value) return std::nullopt;
-  std::optional<Record> record;
-  if constexpr (std::is_same_v<Record, policy::TripletRecord>) {
-    record = policy::DecodeTriplet(*value);
-  } else if constexpr (std::is_same_v<Record, policy::ClientRecord>) {
-    record = policy::DecodeClient(*value);
-  } else {
-    static_assert(std::is_same_v<Record, policy::TrapRecord>);
-    record = policy::DecodeTrap(*value);
-  }
+  std::optional<AnyRecord> record = DecodeRecord(table, *value);
   if (!record) {
-    log::Warning("ignoring corrupt {} record {}: '{}'", TableName(table), log::Escaped(key),
-                 log::Escaped(value->substr(0, 64)));
+    WarnCorrupt(table, key, *value);
+    return std::nullopt;
   }
-  return record;
+  return std::get<Record>(*record);
 }
 
 // Builds the PriorState for `keys` from `read(table, key) -> optional<string_view>`.
@@ -76,27 +90,6 @@ void ApplyTransition(const CheckKeys& keys, const policy::Transition& transition
   if (transition.trap_write && !keys.trap.empty()) {
     write(Table::kTraps, keys.trap, policy::EncodeTrap(*transition.trap_write));
   }
-}
-
-// True if the stored `value` of `table` may be deleted by the background expiry:
-// malformed, or expired by policy::Expired().
-inline bool ShouldExpire(Table table, std::string_view value, UnixTime now,
-                         const policy::GreylistTiming& timing) {
-  switch (table) {
-    case Table::kTriplets: {
-      auto record = policy::DecodeTriplet(value);
-      return !record || policy::Expired(*record, now, timing);
-    }
-    case Table::kClients: {
-      auto record = policy::DecodeClient(value);
-      return !record || policy::Expired(*record, now, timing);
-    }
-    case Table::kTraps: {
-      auto record = policy::DecodeTrap(value);
-      return !record || policy::Expired(*record, now);
-    }
-  }
-  return false;
 }
 
 }  // namespace greylight::store

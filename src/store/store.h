@@ -38,6 +38,10 @@ struct StoreStats {
   std::optional<uint64_t> clients;
   std::optional<uint64_t> traps;
   uint64_t expired_total = 0;  // records removed by the background expiry so far
+  // Network backends: whether every server the store needs is connected right now, and the
+  // pipelined exchanges so far (each may carry many requests). Empty for embedded ones.
+  std::optional<bool> connected;
+  std::optional<uint64_t> round_trips;
 };
 
 using CheckCallback = std::function<void(Result<policy::Transition>)>;

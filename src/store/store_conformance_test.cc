@@ -16,6 +16,9 @@ namespace {
 
 constexpr long long T = 1800000000;
 
+// The keys are shaped as greylightd builds them (engine/request_keys.h): a triplet's client
+// part is its client's network, so on a cluster every key of one check is in one slot.
+
 policy::Transition CheckNow(Store& store, const CheckKeys& keys, long long now) {
   std::optional<Result<policy::Transition>> result;
   std::mutex mutex;
@@ -39,29 +42,29 @@ std::optional<std::string> GetValue(Store& store, Table table, std::string_view 
 
 TEST_P(StoreConformanceTest, NewTripletIsWritten) {
   auto store = Create();
-  policy::Transition t = CheckNow(*store, {"net/a@b/c@d", "1.2.3.4"}, T);
+  policy::Transition t = CheckNow(*store, {"192.0.2.0/a@b/c@d", "192.0.2.4"}, T);
   EXPECT_TRUE(t.greylisted());
   EXPECT_EQ(t.first, FromUnixSeconds(T));
-  EXPECT_EQ(GetValue(*store, Table::kTriplets, "net/a@b/c@d"), "1800000000,1800000000");
-  EXPECT_EQ(GetValue(*store, Table::kClients, "1.2.3.4"), std::nullopt);
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "192.0.2.0/a@b/c@d"), "1800000000,1800000000");
+  EXPECT_EQ(GetValue(*store, Table::kClients, "192.0.2.4"), std::nullopt);
 }
 
 TEST_P(StoreConformanceTest, PassAfterDelayCountsClient) {
   auto store = Create();
-  CheckNow(*store, {"k", "1.2.3.4"}, T);
-  policy::Transition t = CheckNow(*store, {"k", "1.2.3.4"}, T + 300);
+  CheckNow(*store, {"192.0.2.0/k", "192.0.2.4"}, T);
+  policy::Transition t = CheckNow(*store, {"192.0.2.0/k", "192.0.2.4"}, T + 300);
   EXPECT_FALSE(t.greylisted());
   EXPECT_FALSE(t.last_was_successful);
-  EXPECT_EQ(GetValue(*store, Table::kTriplets, "k"), "1800000000,1800000300");
-  EXPECT_EQ(GetValue(*store, Table::kClients, "1.2.3.4"), "1,1800000300");
-  t = CheckNow(*store, {"k", "1.2.3.4"}, T + 400);
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "192.0.2.0/k"), "1800000000,1800000300");
+  EXPECT_EQ(GetValue(*store, Table::kClients, "192.0.2.4"), "1,1800000300");
+  t = CheckNow(*store, {"192.0.2.0/k", "192.0.2.4"}, T + 400);
   EXPECT_TRUE(t.last_was_successful);
 }
 
 TEST_P(StoreConformanceTest, NoClientKeyMeansNoClientRecord) {
   auto store = Create();
-  CheckNow(*store, {"k", ""}, T);
-  CheckNow(*store, {"k", ""}, T + 300);
+  CheckNow(*store, {"192.0.2.0/k", ""}, T);
+  CheckNow(*store, {"192.0.2.0/k", ""}, T + 300);
   bool any = false;
   ASSERT_TRUE(store->ForEach(Table::kClients, [&](auto, auto) { return any = true; }).ok());
   EXPECT_FALSE(any);
@@ -73,28 +76,29 @@ TEST_P(StoreConformanceTest, GreytrapHitTrapsTheClientUntilTheTtl) {
   policy::GreylistTiming timing;
   timing.trap_ttl = Seconds(3600);
   auto store = Create(timing);
-  const CheckKeys keys{"k", "1.2.3.4", "1.2.3.4"};
+  const CheckKeys keys{"192.0.2.0/k", "192.0.2.4", "192.0.2.4"};
   CheckNow(*store, keys, T);
   EXPECT_FALSE(CheckNow(*store, keys, T + 300).greylisted());
-  EXPECT_EQ(GetValue(*store, Table::kTriplets, "k"), "1800000000,1800000300");
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "192.0.2.0/k"), "1800000000,1800000300");
 
-  CheckKeys hit{"to-trap", "1.2.3.4", "1.2.3.4", /*trap_hit=*/true};
+  CheckKeys hit{"192.0.2.0/to-trap", "192.0.2.4", "192.0.2.4", /*trap_hit=*/true};
   policy::Transition t = CheckNow(*store, hit, T + 400);
   EXPECT_TRUE(t.trapped);
   EXPECT_TRUE(t.greylisted());
   EXPECT_EQ(t.missing, Seconds(3600));
-  EXPECT_EQ(GetValue(*store, Table::kTraps, "1.2.3.4"), "1800004000,1800000400");
-  EXPECT_EQ(GetValue(*store, Table::kTriplets, "to-trap"), std::nullopt);
+  EXPECT_EQ(GetValue(*store, Table::kTraps, "192.0.2.4"), "1800004000,1800000400");
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "192.0.2.0/to-trap"), std::nullopt);
 
   t = CheckNow(*store, keys, T + 500);
   EXPECT_TRUE(t.trapped);
   EXPECT_EQ(t.missing, Seconds(3500));
-  EXPECT_EQ(GetValue(*store, Table::kTriplets, "k"), "1800000000,1800000300");  // untouched
-  EXPECT_EQ(GetValue(*store, Table::kClients, "1.2.3.4"), "1,1800000300");
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "192.0.2.0/k"),
+            "1800000000,1800000300");  // untouched
+  EXPECT_EQ(GetValue(*store, Table::kClients, "192.0.2.4"), "1,1800000300");
 
   // Another client is not affected; without a trap key nothing is trapped.
-  EXPECT_FALSE(CheckNow(*store, {"k", "1.2.3.4"}, T + 600).trapped);
-  EXPECT_FALSE(CheckNow(*store, {"k5", "5.5.5.5", "5.5.5.5"}, T + 600).trapped);
+  EXPECT_FALSE(CheckNow(*store, {"192.0.2.0/k", "192.0.2.4"}, T + 600).trapped);
+  EXPECT_FALSE(CheckNow(*store, {"192.0.2.0/k5", "192.0.2.5", "192.0.2.5"}, T + 600).trapped);
 
   t = CheckNow(*store, keys, T + 4000);
   EXPECT_FALSE(t.trapped);
@@ -139,12 +143,12 @@ TEST_P(StoreConformanceTest, PutManyStoresEveryRecord) {
 
 TEST_P(StoreConformanceTest, CorruptAndExpiredRecordsAreAbsent) {
   auto store = Create();
-  ASSERT_TRUE(store->Put(Table::kTriplets, "corrupt", "not,a,record").ok());
-  ASSERT_TRUE(store->Put(Table::kTriplets, "old", "1000,1000").ok());
-  ASSERT_TRUE(store->Put(Table::kClients, "9.9.9.9", "garbage").ok());
-  EXPECT_EQ(CheckNow(*store, {"corrupt", "9.9.9.9"}, T).first, FromUnixSeconds(T));
-  EXPECT_EQ(CheckNow(*store, {"old", "9.9.9.9"}, T).first, FromUnixSeconds(T));
-  EXPECT_EQ(GetValue(*store, Table::kTriplets, "corrupt"), "1800000000,1800000000");
+  ASSERT_TRUE(store->Put(Table::kTriplets, "192.0.2.0/corrupt", "not,a,record").ok());
+  ASSERT_TRUE(store->Put(Table::kTriplets, "192.0.2.0/old", "1000,1000").ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "192.0.2.9", "garbage").ok());
+  EXPECT_EQ(CheckNow(*store, {"192.0.2.0/corrupt", "192.0.2.9"}, T).first, FromUnixSeconds(T));
+  EXPECT_EQ(CheckNow(*store, {"192.0.2.0/old", "192.0.2.9"}, T).first, FromUnixSeconds(T));
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, "192.0.2.0/corrupt"), "1800000000,1800000000");
 }
 
 TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
@@ -159,7 +163,9 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
       store->Put(Table::kTriplets, "abandoned", fmt::format("{},{}", T - 3 * day, T - 3 * day + 10))
           .ok());
   ASSERT_TRUE(
-      store->Put(Table::kTriplets, "old", fmt::format("{},{}", T - 40 * day, T - 36 * day)).ok());
+      store
+          ->Put(Table::kTriplets, "192.0.2.0/old", fmt::format("{},{}", T - 40 * day, T - 36 * day))
+          .ok());
   ASSERT_TRUE(store->Put(Table::kTriplets, "pending", fmt::format("{},{}", T - 60, T - 60)).ok());
   ASSERT_TRUE(store->Put(Table::kTriplets, "malformed", "x").ok());
   ASSERT_TRUE(store->Put(Table::kClients, "1.1.1.1", fmt::format("3,{}", T - 36 * day)).ok());
@@ -176,7 +182,7 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
   EXPECT_TRUE(GetValue(*store, Table::kTriplets, "live"));
   EXPECT_TRUE(GetValue(*store, Table::kTriplets, "pending"));
   EXPECT_FALSE(GetValue(*store, Table::kTriplets, "abandoned"));
-  EXPECT_FALSE(GetValue(*store, Table::kTriplets, "old"));
+  EXPECT_FALSE(GetValue(*store, Table::kTriplets, "192.0.2.0/old"));
   EXPECT_FALSE(GetValue(*store, Table::kTriplets, "malformed"));
   EXPECT_FALSE(GetValue(*store, Table::kClients, "1.1.1.1"));
   EXPECT_TRUE(GetValue(*store, Table::kClients, "2.2.2.2"));
@@ -184,22 +190,26 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
   EXPECT_TRUE(GetValue(*store, Table::kTraps, "4.4.4.4"));
 }
 
+// How the random traffic's keys are built: by subnet (every key of a check shares the
+// client's network), or by domain group (--lookup-by=domain: the trap entry is keyed by the
+// client's own address, on another cluster slot than the group's triplet and client keys).
+enum class KeyShape { kSubnet, kDomainGroup };
+
 // Random traffic over a few keys must give exactly the transitions and records of the
 // in-memory reference store.
-TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
-  policy::GreylistTiming timing;
-  timing.retry_window = Seconds(3000);
-  timing.awl_threshold = 3;
-  timing.trap_ttl = Seconds(2000);
-  auto store = Create(timing);
+void MatchesReferenceOnRandomTraffic(Store& store_under_test, KeyShape shape,
+                                     const policy::GreylistTiming& timing) {
+  Store* store = &store_under_test;
   MemoryStore reference(timing);
   const unsigned seed = testing::UnitTest::GetInstance()->random_seed();
   std::mt19937 random(seed);
   long long now = T;
   for (int i = 0; i < 2000; ++i) {
     now += std::uniform_int_distribution<int>(0, 900)(random);
-    std::string client = fmt::format("client{}", random() % 3);
-    CheckKeys keys{fmt::format("triplet{}", random() % 12), client, client,
+    std::string address = fmt::format("192.0.2.{}", random() % 3);
+    std::string group = shape == KeyShape::kSubnet ? "192.0.2.0" : "domain:example.com";
+    std::string client = shape == KeyShape::kSubnet ? address : group;
+    CheckKeys keys{fmt::format("{}/s{}@x/r@y", group, random() % 12), client, address,
                    /*trap_hit=*/random() % 40 == 0};
     policy::Transition got = CheckNow(*store, keys, now);
     policy::Transition want = CheckNow(reference, keys, now);
@@ -230,6 +240,24 @@ TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
   }
 }
 
+policy::GreylistTiming RandomTrafficTiming() {
+  policy::GreylistTiming timing;
+  timing.retry_window = Seconds(3000);
+  timing.awl_threshold = 3;
+  timing.trap_ttl = Seconds(2000);
+  return timing;
+}
+
+TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTraffic) {
+  auto store = Create(RandomTrafficTiming());
+  MatchesReferenceOnRandomTraffic(*store, KeyShape::kSubnet, RandomTrafficTiming());
+}
+
+TEST_P(StoreConformanceTest, MatchesReferenceOnRandomTrafficGroupedByDomain) {
+  auto store = Create(RandomTrafficTiming());
+  MatchesReferenceOnRandomTraffic(*store, KeyShape::kDomainGroup, RandomTrafficTiming());
+}
+
 // Concurrent checks of one triplet: exactly one may find it absent. A store whose
 // read-decide-write is not atomic lets two threads both see "absent".
 TEST_P(StoreConformanceTest, ConcurrentChecksDoNotLoseUpdates) {
@@ -243,14 +271,14 @@ TEST_P(StoreConformanceTest, ConcurrentChecksDoNotLoseUpdates) {
     threads.emplace_back([&] {
       for (int j = 0; j < kChecksPerThread; ++j) {
         long long now = clock.fetch_add(1);
-        policy::Transition t = CheckNow(*store, {"shared", "10.0.0.1"}, now);
+        policy::Transition t = CheckNow(*store, {"192.0.2.0/shared", "192.0.2.1"}, now);
         if (t.first == FromUnixSeconds(now) && !t.first_corrected) saw_absent.fetch_add(1);
       }
     });
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(saw_absent.load(), 1);
-  auto value = GetValue(*store, Table::kTriplets, "shared");
+  auto value = GetValue(*store, Table::kTriplets, "192.0.2.0/shared");
   ASSERT_TRUE(value);
   EXPECT_TRUE(policy::DecodeTriplet(*value));
 }

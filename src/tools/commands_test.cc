@@ -37,9 +37,9 @@ class CommandsTest : public testing::Test {
     dbdir_ = dir_.path() / "db";
     // A store greylightd would have written.
     store::LmdbOptions options;
-    options.dbdir = dbdir_;
-    options.commit_interval = std::chrono::milliseconds(0);
-    auto store = store::LmdbStore::Open(options);
+    options.store.dbdir = dbdir_;
+    options.store.commit_interval = std::chrono::milliseconds(0);
+    auto store = store::OpenLmdbStore(options, store_clock_);
     ASSERT_TRUE(store.ok()) << store.status().message();
     ASSERT_TRUE((*store)->Put(store::Table::kTriplets, kKey, "1800000000,1800000300").ok());
     ASSERT_TRUE((*store)
@@ -70,7 +70,7 @@ class CommandsTest : public testing::Test {
   // The test's store, opened as the tool opens it.
   std::unique_ptr<store::Store> Store() {
     cli::PolicyConfig config;
-    auto store = OpenToolStore("lmdb:" + dbdir_.string(), config);
+    auto store = OpenToolStore("lmdb:" + dbdir_.string(), config, store_clock_);
     EXPECT_TRUE(store.ok()) << store.status().message();
     return store.ok() ? std::move(store.value()) : nullptr;
   }
@@ -78,12 +78,13 @@ class CommandsTest : public testing::Test {
   std::optional<std::string> Stored(const std::filesystem::path& dbdir, store::Table table,
                                     const std::string& key) {
     cli::PolicyConfig config;
-    auto store = OpenToolStore("lmdb:" + dbdir.string(), config);
+    auto store = OpenToolStore("lmdb:" + dbdir.string(), config, store_clock_);
     EXPECT_TRUE(store.ok()) << store.status().message();
     if (!store.ok()) return std::nullopt;
     return (*store)->Get(table, key).value();
   }
 
+  FakeClock store_clock_{FromUnixSeconds(T + 400)};  // the stores' clock, as in Run()
   TempDir dir_;
   std::filesystem::path dbdir_;
 };

@@ -87,7 +87,7 @@ int RunDelete(const ParsedOptions& o, Context& c) {
   if (!target.ok()) return c.Fail(kExitUsage, target.status().message());
   const auto& [table, key] = *target;
   std::string_view what = RecordNoun(table);
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(table, key);
   if (!value.ok()) return c.StoreFailure(value.status());

@@ -43,7 +43,7 @@ int RunExplain(const ParsedOptions& o, Context& c) {
   if (!greytraps.ok()) return c.Fail(kExitUsage, greytraps.status().message());
   auto psl = c.PublicSuffixList();
   if (!psl.ok()) return c.Fail(kExitUsage, psl.status().message());
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   ExplainRequest request;

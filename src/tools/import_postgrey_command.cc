@@ -43,7 +43,7 @@ int RunImportPostgrey(const ParsedOptions& o, Context& c) {
   std::string target_uri(o.Last("store", "lmdb:" + std::string(kPostgreyImportTarget)));
   auto source = PostgreyDatabase::Open(postgrey_dir, c.env.temp_dir);
   if (!source.ok()) return c.StoreFailure(source.status());
-  auto target = OpenToolStore(target_uri, c.config, StoreUse::kCreate);
+  auto target = OpenToolStore(target_uri, c.config, c.env.clock, StoreUse::kCreate);
   if (!target.ok()) return c.StoreFailure(target.status());
 
   uint64_t imported[2] = {0, 0};

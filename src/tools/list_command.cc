@@ -223,7 +223,7 @@ int RunList(const ParsedOptions& o, Context& c) {
                   "with --privacy keys are SHA-1 digests: --client, --sender and --recipient "
                   "need clear keys (list without them, or filter with --state)");
   }
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   ListWriter writer(c.env.out, *format);

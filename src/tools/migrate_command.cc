@@ -31,9 +31,9 @@ int RunMigrate(const ParsedOptions& o, Context& c) {
     return c.Fail(kExitUsage, fmt::format("--from and --to name the same store ({})",
                                           StoreIdentity(from_uri, c.config)));
   }
-  auto from = OpenToolStore(from_uri, c.config);
+  auto from = OpenToolStore(from_uri, c.config, c.env.clock);
   if (!from.ok()) return c.StoreFailure(from.status());
-  auto to = OpenToolStore(to_uri, c.config, StoreUse::kCreate);
+  auto to = OpenToolStore(to_uri, c.config, c.env.clock, StoreUse::kCreate);
   if (!to.ok()) return c.StoreFailure(to.status());
 
   std::array<uint64_t, store::kAllTables.size()> counts{};

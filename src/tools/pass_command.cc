@@ -37,7 +37,7 @@ int RunPass(const ParsedOptions& o, Context& c) {
   auto now_or = TimeOption(o, c);
   if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
   const UnixTime now = *now_or;
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(store::Table::kTriplets, *key);
   if (!value.ok()) return c.StoreFailure(value.status());

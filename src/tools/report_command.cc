@@ -41,7 +41,7 @@ int RunReport(const ParsedOptions& o, Context& c) {
   auto scheme = c.Scheme();
   if (!scheme.ok()) return c.Fail(kExitUsage, scheme.status().message());
   // The store first: no point reading a long log if it cannot be looked up.
-  auto store = OpenToolStore(c.store_uri, c.config);
+  auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
   MailLogScanner scanner(c.config.engine.greylist_text, *scheme);

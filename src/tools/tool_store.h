@@ -1,8 +1,7 @@
 #pragma once
 
-// The one place where the greylight tool opens a store. Today it knows the LMDB backend;
-// once src/store/open_store.h exists this becomes a call to store::OpenStore, so every
-// command gains the Redis URIs at once.
+// The one place where the greylight tool opens a store: it turns the tool's options into a
+// store::StoreConfig for store::OpenStore, which knows every backend and URI.
 
 #include <memory>
 #include <string>
@@ -10,6 +9,7 @@
 
 #include "cli/policy_config.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/status.h"
 
 namespace greylight::tools {
@@ -21,22 +21,21 @@ enum class StoreUse { kExisting, kCreate };
 // The store URI used when --store is not given: LMDB at --dbdir ("lmdb:<dbdir>").
 std::string DefaultStoreUri(const cli::PolicyConfig& config);
 
-// Opens the store named by `uri`:
-//   "lmdb:"        LMDB at config.dbdir (greylightd's --dbdir)
-//   "lmdb:PATH"    LMDB in the directory PATH
-// LMDB is opened beside a possibly running greylightd (no dbdir lock) and commits every
-// write at once (commit interval 0), so a tool's change is durable when it returns. A
-// store created by root in a directory owned by another user is handed to that user.
-// Returns InvalidArgument for a malformed URI or a backend not built in (redis://,
-// redis+unix://, redis+sentinel://), NotFound if `use` is kExisting and there is no
-// store at the place named, and the backend's error if opening fails.
+// Opens the store named by `uri` (any URI store::OpenStore takes) with the daemon's
+// options in `config`, as a tool works beside a running greylightd: no LMDB dbdir lock,
+// every write committed before it returns (commit interval 0), no background expiry, and an
+// LMDB store created by root in a directory owned by another user handed to that user.
+// Errors: those of store::OpenStore, among them NotFound ("no greylight store at DIR: ...")
+// if `use` is kExisting and there is no LMDB store there; kUnavailable if the store does not
+// answer now (an unreachable Redis is reported, not shown as empty results). `clock` must
+// outlive the store.
 Result<std::unique_ptr<store::Store>> OpenToolStore(std::string_view uri,
                                                     const cli::PolicyConfig& config,
+                                                    const Clock& clock,
                                                     StoreUse use = StoreUse::kExisting);
 
 // A string naming the place `uri` refers to, equal for two URIs that name the same store
-// (LMDB paths are made absolute and canonical), for `migrate` to refuse copying a store
-// onto itself.
+// (store::StoreIdentity), for `migrate` to refuse copying a store onto itself.
 std::string StoreIdentity(std::string_view uri, const cli::PolicyConfig& config);
 
 }  // namespace greylight::tools

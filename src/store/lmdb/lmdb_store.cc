@@ -1,15 +1,24 @@
 #include "store/lmdb/lmdb_store.h"
 
-#include <fcntl.h>
+#include <fmt/format.h>
 #include <lmdb.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <array>
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <limits>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
 
+#include "store/lmdb/lmdb_dbdir.h"
 #include "store/record_access.h"
 #include "util/log.h"
 
@@ -80,50 +89,127 @@ class ReadTxn {
   MDB_txn* txn_ = nullptr;
 };
 
-}  // namespace
+// The LMDB store (see lmdb_store.h). Group commit: Check() updates an in-memory overlay of
+// pending records and answers; the commit thread writes the overlay in one durable
+// transaction every commit interval. Readers see the overlay first.
+class LmdbStore final : public Store {
+ public:
+  LmdbStore(const LmdbOptions& options, const Clock& clock)
+      : options_(options), timing_(options_.store.timing), clock_(clock) {}
+  ~LmdbStore() override;
 
-LmdbStore::LmdbStore(LmdbOptions options) : options_(std::move(options)) {}
+  Status OpenEnvironment();
+  void StartCommitThread();
 
-Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(LmdbOptions options) {
-  std::unique_ptr<LmdbStore> store(new LmdbStore(std::move(options)));
-  Status status = store->OpenEnvironment();
-  if (!status.ok()) return status;
-  if (store->options_.commit_interval.count() > 0) {
-    store->committer_ = std::thread([raw = store.get()] { raw->CommitLoop(); });
+  void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
+  Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
+  Status Put(Table table, std::string_view key, std::string_view value) override;
+  Status Delete(Table table, std::string_view key) override;
+  Status PutMany(Table table,
+                 const std::vector<std::pair<std::string, std::string>>& records) override;
+  Status ForEach(Table table, const VisitFunction& visit) override;
+  Result<size_t> ExpireSome(UnixTime now, size_t max_records) override;
+  Status Flush() override;
+  StoreStats Stats() override;
+
+ private:
+  // A pending change: a value to put, or nullopt to delete.
+  // Transparent hashing: lookups by string_view allocate nothing.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+  };
+  using Overlay =
+      std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;
+  // One overlay per table, indexed by TableIndex().
+  using Overlays = std::array<Overlay, kAllTables.size()>;
+  static size_t PendingCount(const Overlays& overlays) {
+    size_t count = 0;
+    for (const Overlay& overlay : overlays) count += overlay.size();
+    return count;
   }
-  return store;
-}
+
+  void CommitLoop();
+  // Moves pending_ into one durable write transaction.
+  Status CommitPending();
+  // Runs `body` in a write transaction, growing the map and retrying on MDB_MAP_FULL.
+  template <typename Body>
+  Status WithWriteTxn(Body&& body);
+  // Reads `key` through the overlays, then LMDB. REQUIRES: mutex_ held.
+  Result<std::optional<std::string_view>> ReadLocked(Table table, const std::string& key);
+  Result<size_t> MapBytes() const;
+  Status GrowMap();
+  // REQUIRES: mutex_ held.
+  void DropReadTxnLocked();
+  // Takes the map size another process set. REQUIRES: mutex_ held.
+  Status AdoptMapSizeLocked();
+  MDB_dbi Dbi(Table table) const { return dbis_[TableIndex(table)]; }
+
+  const LmdbOptions options_;
+  const policy::GreylistTiming& timing_;
+  const Clock& clock_;
+  std::optional<DbdirLock> lock_;
+  MDB_env* env_ = nullptr;
+  std::array<MDB_dbi, kAllTables.size()> dbis_{};
+
+  mutable std::mutex mutex_;     // guards everything below and map resizes
+  MDB_txn* read_txn_ = nullptr;  // reused (reset/renew) for Check reads
+  Overlays pending_;             // acknowledged, not yet in a write transaction
+  Overlays committing_;          // in the write transaction being committed
+  std::string read_buffer_;      // value copy for reads from the overlays
+
+  std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
+  // Where the next expiry step starts, per table.
+  std::array<std::optional<std::string>, kAllTables.size()> expiry_resume_;
+  size_t expiry_table_ = 0;  // index into kAllTables of the table being expired
+
+  std::atomic<uint64_t> expired_total_{0};
+
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread committer_;
+};
 
 Status LmdbStore::OpenEnvironment() {
+  const std::filesystem::path& dir = options_.store.dbdir;
+  const std::filesystem::path data_path = dir / LmdbOptions::kDataFile;
   std::error_code ec;
-  std::filesystem::create_directories(options_.dbdir, ec);
-  if (ec)
-    return Status::IoError(
-        fmt::format("can't create {}: {}", options_.dbdir.string(), ec.message()));
-
-  if (options_.exclusive) {
-    std::string lock_path = (options_.dbdir / kLockFile).string();
-    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0) {
-      return Status::IoError(
-          fmt::format("can't open lock file: {}: {}", lock_path, std::strerror(errno)));
-    }
-    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      return Status::Busy(fmt::format("locked: {}", lock_path));
-    }
+  const bool existed = std::filesystem::exists(data_path, ec);
+  if (options_.store.must_exist && !existed) {
+    return Status::NotFound(fmt::format("no greylight store at {}: {} does not exist{}",
+                                        dir.string(), data_path.string(),
+                                        ec ? fmt::format(" ({})", ec.message()) : ""));
+  }
+  if (Status created = CreateDbdir(dir); !created.ok()) return created;
+  if (options_.store.exclusive) {
+    auto lock = DbdirLock::Acquire(dir / LmdbOptions::kLockFile);
+    if (!lock.ok()) return lock.status();
+    lock_.emplace(std::move(lock.value()));
   }
 
   int rc = mdb_env_create(&env_);
   if (rc != 0) return LmdbError("env_create", rc);
-  mdb_env_set_maxdbs(env_, kMaxDatabases);
-  mdb_env_set_maxreaders(env_, kMaxReaders);
-  mdb_env_set_mapsize(env_, options_.initial_map_bytes);
-  std::string data_path = (options_.dbdir / kDataFile).string();
+  if ((rc = mdb_env_set_maxdbs(env_, kMaxDatabases)) != 0) return LmdbError("set_maxdbs", rc);
+  if ((rc = mdb_env_set_maxreaders(env_, kMaxReaders)) != 0) {
+    return LmdbError("set_maxreaders", rc);
+  }
+  if ((rc = mdb_env_set_mapsize(env_, options_.initial_map_bytes)) != 0) {
+    return LmdbError("set_mapsize", rc);
+  }
   // MDB_NOTLS: the reused read transaction may be renewed on whichever thread runs Check.
   rc = mdb_env_open(env_, data_path.c_str(), MDB_NOSUBDIR | MDB_NOTLS, 0600);
-  if (rc != 0) return LmdbError(fmt::format("open {}", data_path), rc);
+  if (rc != 0) return LmdbError(fmt::format("open {}", data_path.string()), rc);
+  if (!existed && options_.store.hand_new_files_to_dir_owner) {
+    Status handed =
+        HandToDirectoryOwner(dir, {data_path, std::filesystem::path(data_path.string() + "-lock")});
+    if (!handed.ok()) return handed;
+  }
   int dead_readers = 0;
-  mdb_reader_check(env_, &dead_readers);  // slots left by a killed process
+  // Frees the reader slots a killed process left; failing that, they stay taken until the
+  // next check, which costs slots, not correctness.
+  if ((rc = mdb_reader_check(env_, &dead_readers)) != 0) {
+    log::Warning("lmdb: reader check failed: {}", mdb_strerror(rc));
+  }
 
   WriteTxn txn;
   if ((rc = txn.Begin(env_)) != 0) return LmdbError("txn_begin", rc);
@@ -135,6 +221,12 @@ Status LmdbStore::OpenEnvironment() {
   }
   if ((rc = txn.Commit()) != 0) return LmdbError("commit", rc);
   return Status::Ok();
+}
+
+void LmdbStore::StartCommitThread() {
+  if (options_.store.commit_interval.count() > 0) {
+    committer_ = std::thread([this] { CommitLoop(); });
+  }
 }
 
 LmdbStore::~LmdbStore() {
@@ -152,12 +244,11 @@ LmdbStore::~LmdbStore() {
     if (read_txn_ != nullptr) mdb_txn_abort(read_txn_);
     mdb_env_close(env_);
   }
-  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-size_t LmdbStore::map_bytes() const {
+Result<size_t> LmdbStore::MapBytes() const {
   MDB_envinfo info;
-  mdb_env_info(env_, &info);
+  if (int rc = mdb_env_info(env_, &info); rc != 0) return LmdbError("env_info", rc);
   return info.me_mapsize;
 }
 
@@ -170,15 +261,18 @@ void LmdbStore::DropReadTxnLocked() {
   }
 }
 
-void LmdbStore::AdoptMapSizeLocked() {
+Status LmdbStore::AdoptMapSizeLocked() {
   DropReadTxnLocked();
-  mdb_env_set_mapsize(env_, 0);
+  if (int rc = mdb_env_set_mapsize(env_, 0); rc != 0) return LmdbError("adopt map size", rc);
+  return Status::Ok();
 }
 
 Status LmdbStore::GrowMap() {
   std::lock_guard lock(mutex_);
   DropReadTxnLocked();
-  size_t new_size = map_bytes() * 2;
+  auto map_bytes = MapBytes();
+  if (!map_bytes.ok()) return map_bytes.status();
+  size_t new_size = *map_bytes * 2;
   int rc = mdb_env_set_mapsize(env_, new_size);
   if (rc != 0) return LmdbError("set_mapsize", rc);
   log::Info("lmdb: map grown to {} MiB", new_size >> 20);
@@ -192,7 +286,7 @@ Status LmdbStore::WithWriteTxn(Body&& body) {
     int rc = txn.Begin(env_);
     if (rc == MDB_MAP_RESIZED) {  // another process grew the map: adopt its size
       std::lock_guard lock(mutex_);
-      AdoptMapSizeLocked();
+      if (Status adopted = AdoptMapSizeLocked(); !adopted.ok()) return adopted;
       continue;
     }
     if (rc != 0) return LmdbError("txn_begin", rc);
@@ -220,7 +314,7 @@ Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, const
   int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
                                 : mdb_txn_renew(read_txn_);
   if (rc == MDB_MAP_RESIZED) {
-    AdoptMapSizeLocked();
+    if (Status adopted = AdoptMapSizeLocked(); !adopted.ok()) return adopted;
     rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_);
   }
   if (rc != 0) {
@@ -241,7 +335,7 @@ Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, const
 }
 
 void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
-  const bool immediate = options_.commit_interval.count() == 0;
+  const bool immediate = options_.store.commit_interval.count() == 0;
   policy::Transition transition;
   Status failure;
   {
@@ -260,9 +354,9 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
       }
       return *value;
     };
-    policy::PriorState prior = ReadPrior(keys, now, options_.timing, read);
+    policy::PriorState prior = ReadPrior(keys, now, timing_, read);
     if (failure.ok()) {
-      transition = DecideFor(keys, prior, now, options_.timing);
+      transition = DecideFor(keys, prior, now, timing_);
       ApplyTransition(keys, transition,
                       [this](Table table, const std::string& key, std::string value) {
                         pending_[TableIndex(table)][key] = std::move(value);
@@ -325,18 +419,19 @@ Status LmdbStore::CommitPending() {
 void LmdbStore::CommitLoop() {
   // Commits are background work: when both cores are busy, answering requests comes first
   // (a late commit only takes more updates at once).
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kCommitThreadNice);
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kCommitThreadNice) != 0) {
+    log::Info("lmdb: commit thread keeps its priority: {}", std::strerror(errno));
+  }
   int ticks = 0;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    wake_.wait_for(lock, options_.commit_interval);
+    wake_.wait_for(lock, options_.store.commit_interval);
     if (stopping_) break;
     lock.unlock();
     Status status = CommitPending();
     if (!status.ok()) log::Error("lmdb: commit failed, will retry: {}", status.message());
-    if (options_.background_expiry && ++ticks % kExpiryEveryTicks == 0) {
-      UnixTime now = options_.clock != nullptr ? options_.clock->Now() : SystemClock().Now();
-      auto expired = ExpireSome(now, options_.expiry_batch);
+    if (options_.store.background_expiry && ++ticks % kExpiryEveryTicks == 0) {
+      auto expired = ExpireSome(clock_.Now(), options_.expiry_batch);
       if (!expired.ok()) log::Error("lmdb: expiry failed: {}", expired.status().message());
     }
     lock.lock();
@@ -378,7 +473,7 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
           std::lock_guard lock(mutex_);
           pending = pending_[TableIndex(table)].contains(key);
         }
-        if (!pending && ShouldExpire(table, FromVal(v), now, options_.timing)) {
+        if (!pending && ShouldExpire(table, FromVal(v), now, timing_)) {
           if ((rc = mdb_cursor_del(cursor, 0)) != 0) break;
           ++deleted;
           // After a delete LMDB's MDB_NEXT yields the record that followed, not the one after.
@@ -460,7 +555,7 @@ Status LmdbStore::ForEach(Table table, const VisitFunction& visit) {
   if (rc == MDB_MAP_RESIZED) {
     {
       std::lock_guard lock(mutex_);
-      AdoptMapSizeLocked();
+      if (Status adopted = AdoptMapSizeLocked(); !adopted.ok()) return adopted;
     }
     rc = txn.Begin(env_);
   }
@@ -474,6 +569,15 @@ Status LmdbStore::ForEach(Table table, const VisitFunction& visit) {
   }
   mdb_cursor_close(cursor);
   return rc == 0 || rc == MDB_NOTFOUND ? Status::Ok() : LmdbError("cursor_get", rc);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenLmdbStore(const LmdbOptions& options, const Clock& clock) {
+  auto store = std::make_unique<LmdbStore>(options, clock);
+  if (Status status = store->OpenEnvironment(); !status.ok()) return status;
+  store->StartCommitThread();
+  return std::unique_ptr<Store>(std::move(store));
 }
 
 }  // namespace greylight::store

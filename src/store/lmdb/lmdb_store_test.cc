@@ -18,12 +18,12 @@ class LmdbStoreInTempDir final : public Store {
                                        std::chrono::milliseconds interval) {
     auto owner = std::unique_ptr<LmdbStoreInTempDir>(new LmdbStoreInTempDir());
     LmdbOptions options;
-    options.dbdir = owner->dir_.path();
-    options.timing = timing;
-    options.commit_interval = interval;
-    options.background_expiry = false;
+    options.store.dbdir = owner->dir_.path();
+    options.store.timing = timing;
+    options.store.commit_interval = interval;
+    options.store.background_expiry = false;
     options.initial_map_bytes = 1 << 20;
-    auto store = LmdbStore::Open(options);
+    auto store = OpenLmdbStore(options, owner->clock_);
     EXPECT_TRUE(store.ok()) << store.status().message();
     owner->store_ = std::move(store.value());
     return owner;
@@ -44,7 +44,8 @@ class LmdbStoreInTempDir final : public Store {
 
  private:
   TempDir dir_;
-  std::unique_ptr<LmdbStore> store_;  // destroyed before dir_
+  FakeClock clock_{FromUnixSeconds(1800000000)};
+  std::unique_ptr<Store> store_;  // destroyed before dir_ and clock_
 };
 
 INSTANTIATE_TEST_SUITE_P(Lmdb, StoreConformanceTest,
@@ -62,10 +63,17 @@ INSTANTIATE_TEST_SUITE_P(Lmdb, StoreConformanceTest,
 
 LmdbOptions OptionsFor(const TempDir& dir) {
   LmdbOptions options;
-  options.dbdir = dir.path();
-  options.commit_interval = std::chrono::milliseconds(1000);
-  options.background_expiry = false;
+  options.store.dbdir = dir.path();
+  options.store.commit_interval = std::chrono::milliseconds(1000);
+  options.store.background_expiry = false;
   return options;
+}
+
+// The stores' clock: only the background expiry reads it, and these tests turn that off.
+const FakeClock kClock(FromUnixSeconds(1800000000));
+
+Result<std::unique_ptr<Store>> Open(const LmdbOptions& options) {
+  return OpenLmdbStore(options, kClock);
 }
 
 void CheckSync(Store& store, const CheckKeys& keys, long long now) {
@@ -80,13 +88,13 @@ void CheckSync(Store& store, const CheckKeys& keys, long long now) {
 TEST(LmdbStoreTest, StateSurvivesReopen) {
   TempDir dir;
   {
-    auto store = LmdbStore::Open(OptionsFor(dir));
+    auto store = Open(OptionsFor(dir));
     ASSERT_TRUE(store.ok()) << store.status().message();
     CheckSync(**store, {"k", "1.2.3.4"}, 1800000000);
     CheckSync(**store, {"k", "1.2.3.4"}, 1800000300);
     // Not flushed explicitly: closing commits what is pending.
   }
-  auto store = LmdbStore::Open(OptionsFor(dir));
+  auto store = Open(OptionsFor(dir));
   ASSERT_TRUE(store.ok());
   EXPECT_EQ((*store)->Get(Table::kTriplets, "k").value(), "1800000000,1800000300");
   EXPECT_EQ((*store)->Get(Table::kClients, "1.2.3.4").value(), "1,1800000300");
@@ -94,29 +102,31 @@ TEST(LmdbStoreTest, StateSurvivesReopen) {
 
 TEST(LmdbStoreTest, SecondOwnerOfADbdirIsRefused) {
   TempDir dir;
-  auto first = LmdbStore::Open(OptionsFor(dir));
+  auto first = Open(OptionsFor(dir));
   ASSERT_TRUE(first.ok());
-  auto second = LmdbStore::Open(OptionsFor(dir));
+  auto second = Open(OptionsFor(dir));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), Status::Code::kBusy);
   EXPECT_EQ(second.status().message(), "locked: " + (dir.path() / "greylight.lock").string());
   LmdbOptions shared = OptionsFor(dir);
-  shared.exclusive = false;  // tools work beside the daemon
-  EXPECT_TRUE(LmdbStore::Open(shared).ok());
+  shared.store.exclusive = false;  // tools work beside the daemon
+  EXPECT_TRUE(Open(shared).ok());
 }
 
 TEST(LmdbStoreTest, MapGrowsWhenFull) {
   TempDir dir;
   LmdbOptions options = OptionsFor(dir);
   options.initial_map_bytes = 256 << 10;
-  auto store = LmdbStore::Open(options);
+  auto store = Open(options);
   ASSERT_TRUE(store.ok());
   for (int i = 0; i < 20000; ++i) {
     CheckSync(**store, {fmt::format("192.0.2.0/sender{}@example.net/rcpt@example.org", i), ""},
               1800000000 + i);
   }
   ASSERT_TRUE((*store)->Flush().ok());
-  EXPECT_GT((*store)->map_bytes(), options.initial_map_bytes);
+  // The data file never outgrows the map: a file larger than the first map proves growth.
+  EXPECT_GT(std::filesystem::file_size(dir.path() / LmdbOptions::kDataFile),
+            options.initial_map_bytes);
   EXPECT_EQ(
       (*store)->Get(Table::kTriplets, "192.0.2.0/sender19999@example.net/rcpt@example.org").value(),
       "1800019999,1800019999");
@@ -125,25 +135,39 @@ TEST(LmdbStoreTest, MapGrowsWhenFull) {
 TEST(LmdbStoreTest, PendingUpdatesAreReadBeforeCommit) {
   TempDir dir;
   LmdbOptions options = OptionsFor(dir);
-  options.commit_interval = std::chrono::milliseconds(60000);  // never during the test
-  auto store = LmdbStore::Open(options);
+  options.store.commit_interval = std::chrono::milliseconds(60000);  // never during the test
+  auto store = Open(options);
   ASSERT_TRUE(store.ok());
   CheckSync(**store, {"k", ""}, 1800000000);
   EXPECT_EQ((*store)->Get(Table::kTriplets, "k").value(), "1800000000,1800000000");
   // A second process (tool) sees it only once committed.
   LmdbOptions reader_options = options;
-  reader_options.exclusive = false;
-  auto reader = LmdbStore::Open(reader_options);
+  reader_options.store.exclusive = false;
+  auto reader = Open(reader_options);
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*reader)->Get(Table::kTriplets, "k").value(), std::nullopt);
   ASSERT_TRUE((*store)->Flush().ok());
   EXPECT_EQ((*reader)->Get(Table::kTriplets, "k").value(), "1800000000,1800000000");
 }
 
+TEST(LmdbStoreTest, MustExistRefusesToCreate) {
+  TempDir dir;
+  LmdbOptions options = OptionsFor(dir);
+  options.store.dbdir = dir.path() / "nowhere";
+  options.store.must_exist = true;
+  auto missing = Open(options);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(missing.status().message(),
+            fmt::format("no greylight store at {0}: {0}/greylight.lmdb does not exist",
+                        options.store.dbdir.string()));
+  EXPECT_FALSE(std::filesystem::exists(options.store.dbdir));
+}
+
 TEST(LmdbStoreTest, UnwritableDbdirFailsToOpen) {
   LmdbOptions options;
-  options.dbdir = "/proc/greylight-cannot-exist";
-  auto store = LmdbStore::Open(options);
+  options.store.dbdir = "/proc/greylight-cannot-exist";
+  auto store = Open(options);
   ASSERT_FALSE(store.ok());
   EXPECT_FALSE(store.status().message().empty());
 }

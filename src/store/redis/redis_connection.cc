@@ -14,8 +14,6 @@
 namespace greylight::store {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 struct ContextDeleter {
   void operator()(redisContext* context) const {
     if (context != nullptr) redisFree(context);
@@ -87,9 +85,9 @@ Status MakeNonBlocking(redisContext* context, std::string_view peer) {
 }
 
 Status WaitFor(const redisContext* context, short events, RedisDeadline deadline,
-               std::string_view peer) {
+               std::string_view peer, const Clock& clock) {
   while (true) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock.Monotonic());
     if (left.count() <= 0) return Status::Unavailable(fmt::format("redis {}: timed out", peer));
     pollfd fd{context->fd, events, 0};
     int rc = ::poll(&fd, 1, static_cast<int>(left.count()));
@@ -102,7 +100,7 @@ Status WaitFor(const redisContext* context, short events, RedisDeadline deadline
 
 Result<std::vector<RedisReply>> ExchangeOn(redisContext* context, std::string_view peer,
                                            std::span<const RedisCommand> commands,
-                                           RedisDeadline deadline) {
+                                           RedisDeadline deadline, const Clock& clock) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (const RedisCommand& command : commands) {
@@ -121,7 +119,7 @@ Result<std::vector<RedisReply>> ExchangeOn(redisContext* context, std::string_vi
   while (true) {
     if (redisBufferWrite(context, &written) != REDIS_OK) return ContextError(context, peer);
     if (written) break;
-    if (Status s = WaitFor(context, POLLOUT, deadline, peer); !s.ok()) return s;
+    if (Status s = WaitFor(context, POLLOUT, deadline, peer, clock); !s.ok()) return s;
   }
   std::vector<RedisReply> replies;
   replies.reserve(commands.size());
@@ -133,7 +131,7 @@ Result<std::vector<RedisReply>> ExchangeOn(redisContext* context, std::string_vi
       freeReplyObject(raw);
       continue;
     }
-    if (Status s = WaitFor(context, POLLIN, deadline, peer); !s.ok()) return s;
+    if (Status s = WaitFor(context, POLLIN, deadline, peer, clock); !s.ok()) return s;
     if (redisBufferRead(context) != REDIS_OK) return ContextError(context, peer);
   }
   return replies;
@@ -145,7 +143,10 @@ Result<ContextPtr> ConnectTcp(const RedisAddress& address, std::chrono::millisec
       redisConnectWithTimeout(address.host.c_str(), address.port, ToTimeval(timeout)));
   if (context == nullptr) return Status::Unavailable(fmt::format("redis {}: out of memory", peer));
   if (context->err != 0) return ContextError(context.get(), peer);
-  redisEnableKeepAlive(context.get());  // best effort: only speeds up noticing a dead peer
+  // Best effort: keep-alive only speeds up noticing a dead peer; deadlines bound the rest.
+  if (redisEnableKeepAlive(context.get()) != REDIS_OK) {
+    context->err = 0;  // hiredis records the failure; the connection itself is fine
+  }
   if (Status s = MakeNonBlocking(context.get(), peer); !s.ok()) return s;
   return context;
 }
@@ -174,8 +175,8 @@ RedisCommand AuthCommand(const std::string& user, const std::string& password) {
 
 // Asks each sentinel in turn for the address of the master, as the Sentinel client
 // guidelines describe: the first sentinel that names one wins.
-Result<RedisAddress> AskSentinels(const RedisEndpoint& endpoint,
-                                  std::chrono::milliseconds timeout) {
+Result<RedisAddress> AskSentinels(const RedisEndpoint& endpoint, std::chrono::milliseconds timeout,
+                                  const Clock& clock) {
   std::vector<std::string> problems;
   bool all_refused = true;  // every sentinel rejected our credentials
   for (const RedisAddress& sentinel : endpoint.addresses) {
@@ -191,7 +192,7 @@ Result<RedisAddress> AskSentinels(const RedisEndpoint& endpoint,
       commands.push_back(AuthCommand(endpoint.sentinel_user, endpoint.sentinel_password));
     }
     commands.push_back({"SENTINEL", "get-master-addr-by-name", endpoint.master_name});
-    auto replies = ExchangeOn(context->get(), peer, commands, SteadyClock::now() + timeout);
+    auto replies = ExchangeOn(context->get(), peer, commands, clock.Monotonic() + timeout, clock);
     if (!replies.ok()) {
       problems.push_back(replies.status().message());
       all_refused = false;
@@ -230,19 +231,21 @@ bool RedisReply::IsError(std::string_view code) const {
          (str.size() == code.size() || str[code.size()] == ' ');
 }
 
-RedisConnection::RedisConnection(redisContext* context, std::string peer)
-    : context_(context), peer_(std::move(peer)) {}
+RedisConnection::RedisConnection(redisContext* context, std::string peer, const Clock& clock)
+    : context_(context), peer_(std::move(peer)), clock_(clock) {}
 
 RedisConnection::~RedisConnection() { redisFree(context_); }
 
-Result<std::unique_ptr<RedisConnection>> RedisConnection::Open(
-    const RedisEndpoint& endpoint, std::chrono::milliseconds timeout,
-    std::span<const RedisCommand> setup) {
+Result<std::unique_ptr<RedisConnection>> RedisConnection::Open(const RedisEndpoint& endpoint,
+                                                               std::chrono::milliseconds timeout,
+                                                               std::span<const RedisCommand> setup,
+                                                               const Clock& clock) {
   Result<ContextPtr> context = Status::Unavailable("no address");
   std::string peer;
   bool check_role = false;
   switch (endpoint.kind) {
     case RedisEndpoint::Kind::kTcp:
+    case RedisEndpoint::Kind::kCluster:  // one node of it: the first address
       if (endpoint.addresses.empty()) return Status::InvalidArgument("redis: no server address");
       peer = FormatAddress(endpoint.addresses.front());
       context = ConnectTcp(endpoint.addresses.front(), timeout);
@@ -252,7 +255,7 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Open(
       context = ConnectUnix(endpoint.unix_path, timeout);
       break;
     case RedisEndpoint::Kind::kSentinel: {
-      auto master = AskSentinels(endpoint, timeout);
+      auto master = AskSentinels(endpoint, timeout, clock);
       if (!master.ok()) return master.status();
       peer = FormatAddress(*master);
       context = ConnectTcp(*master, timeout);
@@ -270,7 +273,7 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Open(
   const size_t role_index = commands.size();
   if (check_role) commands.push_back({"ROLE"});
   commands.insert(commands.end(), setup.begin(), setup.end());
-  auto replies = ExchangeOn(context->get(), peer, commands, SteadyClock::now() + timeout);
+  auto replies = ExchangeOn(context->get(), peer, commands, clock.Monotonic() + timeout, clock);
   if (!replies.ok()) return replies.status();
   for (size_t i = 0; i < replies->size(); ++i) {
     const RedisReply& reply = (*replies)[i];
@@ -292,12 +295,13 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Open(
                       peer, endpoint.master_name, name));
     }
   }
-  return std::unique_ptr<RedisConnection>(new RedisConnection(context->release(), std::move(peer)));
+  return std::unique_ptr<RedisConnection>(
+      new RedisConnection(context->release(), std::move(peer), clock));
 }
 
 Result<std::vector<RedisReply>> RedisConnection::Exchange(std::span<const RedisCommand> commands,
                                                           RedisDeadline deadline) {
-  return ExchangeOn(context_, peer_, commands, deadline);
+  return ExchangeOn(context_, peer_, commands, deadline, clock_);
 }
 
 }  // namespace greylight::store

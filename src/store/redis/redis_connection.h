@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "store/redis/redis_uri.h"
+#include "util/clock.h"
 #include "util/status.h"
 
 struct redisContext;
@@ -15,7 +16,7 @@ namespace greylight::store {
 
 // One Redis command, as its arguments (binary-safe).
 using RedisCommand = std::vector<std::string>;
-using RedisDeadline = std::chrono::steady_clock::time_point;
+using RedisDeadline = MonoTime;
 
 // A reply, copied out of hiredis so that callers never see hiredis types.
 struct RedisReply {
@@ -31,8 +32,8 @@ struct RedisReply {
 };
 
 // One blocking-free connection to a Redis data server, for the exclusive use of one thread.
-// Every operation is bounded by a deadline; hiredis' quirks (non-blocking mode under its
-// blocking API, reply ownership) stay inside redis_connection.cc.
+// Every operation is bounded by a deadline on `clock`'s monotonic time; hiredis' quirks
+// (non-blocking mode under its blocking API, reply ownership) stay inside redis_connection.cc.
 //
 // Thread-safety: none; one thread owns a connection.
 class RedisConnection {
@@ -44,10 +45,11 @@ class RedisConnection {
   // loading, not the master), kInvalidArgument when the server refuses the configuration
   // (bad password, no such database, a setup command rejected).
   // REQUIRES: the calling thread blocks SIGPIPE (or ignores it), as hiredis writes with
-  // write(2).
+  // write(2); `clock` outlives the connection.
   static Result<std::unique_ptr<RedisConnection>> Open(const RedisEndpoint& endpoint,
                                                        std::chrono::milliseconds timeout,
-                                                       std::span<const RedisCommand> setup);
+                                                       std::span<const RedisCommand> setup,
+                                                       const Clock& clock);
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
@@ -62,9 +64,10 @@ class RedisConnection {
   const std::string& peer() const { return peer_; }
 
  private:
-  RedisConnection(redisContext* context, std::string peer);
+  RedisConnection(redisContext* context, std::string peer, const Clock& clock);
   redisContext* context_;
   std::string peer_;
+  const Clock& clock_;
 };
 
 }  // namespace greylight::store

@@ -5,39 +5,26 @@
 namespace greylight::store {
 namespace {
 
-// The script is policy::Decide() and policy::Live() (src/policy/greylist_state.cc)
-// transcribed statement by statement, greytraps included, plus the TTLs. It is not a second source
-// of truth: the store reruns policy::Decide in C++ on the prior values the script returns and
-// refuses any answer where the two disagree, and the store conformance suite compares the
-// whole store with the in-memory reference on random traffic.
+// The script is policy::Decide() (src/policy/greylist_state.cc) transcribed statement by
+// statement, greytraps included. It is not a second source of truth: the store reruns
+// policy::Decide in C++ on the prior values the script returns and refuses any answer where
+// the two disagree (redis_check.cc), and the store conformance suite compares the whole
+// store with the in-memory reference on random traffic.
 //
-// decode() accepts exactly what policy::DecodeTriplet / DecodeClient accept
+// Every instant and bound that a named policy rule defines comes in as an argument computed
+// in C++ from that rule (redis_check.cc): liveness (policy::Live) as `live_since`,
+// policy::Abandoned as `abandoned_before`, the expiry instants (policy::ExpiresAt) of the
+// records it may write, the auto-whitelist counting interval and the codec's largest field
+// (policy::kMaxRecordField). What remains here is the decision's own control flow,
+// policy::Passed (last - first >= delay) among it, and the codec's grammar.
+//
+// decode() accepts exactly what policy::DecodeTriplet / DecodeClient / DecodeTrap accept
 // (std::from_chars fields: optional '-' that only "-0" survives, leading zeros allowed,
-// a third ",..." field for triplets only), minus fields above 2^53-1, see
-// kMaxExactLuaInteger.
+// a third ",..." field for triplets only, no field above max_field).
 //
-// TTLs (seconds after this write, whose last-seen time is `now`) let Redis do the expiry
-// of policy::Expired(): a triplet that passed is dead max_age after its last update; one
-// still pending is dead once retry_window has passed since its last update (policy::Decide
-// would start it over, exactly as if it were absent) or max_age, whichever comes first;
-// a client entry max_age after its last update; a trap entry when it stops trapping. One
-// second of margin keeps a record alive
-// through the whole second in which the policy still reads it.
-constexpr std::string_view kCheckScript = R"lua(
-local now = tonumber(ARGV[1])
-local delay = tonumber(ARGV[2])
-local max_age = tonumber(ARGV[3])
-local retry_window = tonumber(ARGV[4])
-local awl_threshold = tonumber(ARGV[5])
-local awl_interval = tonumber(ARGV[6])
-local trap_ttl = tonumber(ARGV[7])
-local has_client = ARGV[8] == '1'
-local trap_mode = ARGV[9]
-local max_exact = 9007199254740991
-local has_trap = trap_mode ~= '0'
-local trap_key = KEYS[#KEYS]
-
-local function field(text)
+// The codec part (field, decode, read, write) is shared with the trap script.
+constexpr std::string_view kCodecLua = R"lua(
+local function field(text, max_field)
   if string.sub(text, 1, 1) == '-' then
     text = string.sub(text, 2)
     if string.find(text, '[1-9]') then return nil end
@@ -45,19 +32,19 @@ local function field(text)
   local digits = string.match(text, '^0*(%d*)$')
   if #digits > 16 then return nil end
   local n = tonumber(digits) or 0
-  if n > max_exact then return nil end
+  if n > max_field then return nil end
   return n
 end
 
-local function decode(value, allow_third_field)
+local function decode(value, allow_third_field, max_field)
   if not value then return nil end
   local a, b, rest = string.match(value, '^(%-?%d+),(%-?%d+)(.*)$')
   if not a then return nil end
   if rest ~= '' and not (allow_third_field and string.sub(rest, 1, 1) == ',') then
     return nil
   end
-  a = field(a)
-  b = field(b)
+  a = field(a, max_field)
+  b = field(b, max_field)
   if not a or not b then return nil end
   return a, b
 end
@@ -68,76 +55,100 @@ local function read(key)
   return value
 end
 
-local raw_triplet = read(KEYS[1])
-local raw_client = false
-if has_client then raw_client = read(KEYS[2]) end
+local function write(key, a, b, now, expires_at)
+  local value = string.format('%d,%d', a, b)
+  redis.call('SET', key, value, 'EX', expires_at - now)
+  return value
+end
+)lua";
 
-local t_first, t_last = decode(raw_triplet, true)
-if t_first and now - t_last > max_age then t_first, t_last = nil, nil end
-local c_count, c_last
+constexpr std::string_view kCheckLua = R"lua(
+local now = tonumber(ARGV[1])
+local delay = tonumber(ARGV[2])
+local live_since = tonumber(ARGV[3])
+local abandoned_before = tonumber(ARGV[4])
+local awl_threshold = tonumber(ARGV[5])
+local awl_count_before = tonumber(ARGV[6])
+local trap_until_on_hit = tonumber(ARGV[7])
+local pending_expires_at = tonumber(ARGV[8])
+local passed_expires_at = tonumber(ARGV[9])
+local client_expires_at = tonumber(ARGV[10])
+local max_field = tonumber(ARGV[11])
+local has_client = ARGV[12] == '1'
+local trap_mode = ARGV[13]
+local trap_key = KEYS[#KEYS]
+
+local raw_triplet = read(KEYS[1])
+local t_first, t_last = decode(raw_triplet, true, max_field)
+if t_first and t_last < live_since then t_first, t_last = nil, nil end
+local raw_client, c_count, c_last = false, nil, nil
 if has_client then
-  c_count, c_last = decode(raw_client, false)
-  if c_count and now - c_last > max_age then c_count, c_last = nil, nil end
+  raw_client = read(KEYS[2])
+  c_count, c_last = decode(raw_client, false, max_field)
+  if c_count and c_last < live_since then c_count, c_last = nil, nil end
 end
 
-local raw_trap = false
-local trap_until = nil
-if has_trap then
+local raw_trap, trap_until = false, nil
+if trap_mode ~= '0' then
   raw_trap = read(trap_key)
-  local u = decode(raw_trap, false)
+  local u = decode(raw_trap, false, max_field)
   if u and now < u then trap_until = u end
 end
-
-local written_trap = false
 if trap_mode == '2' then
-  local until_time = now + trap_ttl
+  local until_time = trap_until_on_hit
   if trap_until and trap_until > until_time then until_time = trap_until end
-  trap_until = until_time
-  written_trap = string.format('%d,%d', until_time, now)
-  redis.call('SET', trap_key, written_trap, 'EX', until_time - now + 1)
+  local written_trap = write(trap_key, until_time, now, now, until_time)
+  return {raw_triplet, raw_client, false, false, raw_trap, written_trap}
 end
 if trap_until then
-  return {raw_triplet, raw_client, false, false, raw_trap, written_trap}
+  return {raw_triplet, raw_client, false, false, raw_trap, false}
 end
 
 local awl_enabled = awl_threshold > 0
-local new_triplet, new_client = nil, nil
+local written_triplet, written_client = false, false
 if awl_enabled and c_count and c_count >= awl_threshold then
-  if now >= c_last + awl_interval or c_last > now then
-    new_client = {c_count + 1, now}
+  if c_last <= awl_count_before or c_last > now then
+    written_client = write(KEYS[2], c_count + 1, now, now, client_expires_at)
   end
-else
-  local first = now
-  local last_was_successful = false
-  if t_first then
-    first = t_first
-    if t_last - t_first >= delay then
-      last_was_successful = true
-    elseif now - t_first > retry_window then
-      first = now
-    end
-    if first > now then first = now end
-  end
-  new_triplet = {first, now}
-  local missing = delay - (now - first)
-  if awl_enabled and missing <= 0 and not last_was_successful and
-      (not c_count or now >= c_last + awl_interval) then
-    new_client = {(c_count or 0) + 1, now}
-  end
+  return {raw_triplet, raw_client, false, written_client, raw_trap, false}
 end
 
-local written_triplet, written_client = false, false
-if new_triplet then
-  written_triplet = string.format('%d,%d', new_triplet[1], new_triplet[2])
-  local ttl = math.min(max_age, retry_window) + 1
-  if new_triplet[2] - new_triplet[1] >= delay then ttl = max_age + 1 end
-  redis.call('SET', KEYS[1], written_triplet, 'EX', ttl)
+local first = now
+local last_was_successful = false
+if t_first then
+  first = t_first
+  if t_last - t_first >= delay then
+    last_was_successful = true
+  elseif t_first < abandoned_before then
+    first = now
+  end
+  if first > now then first = now end
 end
-if new_client and has_client then
-  written_client = string.format('%d,%d', new_client[1], new_client[2])
-  redis.call('SET', KEYS[2], written_client, 'EX', max_age + 1)
+local passed = now - first >= delay
+written_triplet = write(KEYS[1], first, now, now, passed and passed_expires_at or pending_expires_at)
+if has_client and awl_enabled and passed and not last_was_successful and
+    (not c_count or c_last <= awl_count_before) then
+  written_client = write(KEYS[2], (c_count or 0) + 1, now, now, client_expires_at)
 end
 return {raw_triplet, raw_client, written_triplet, written_client, raw_trap, false}
+)lua";
+
+// The greytrap part of the check alone, for a trap entry on another cluster slot than the
+// triplet: the same statements as the check script's trap part.
+constexpr std::string_view kTrapLua = R"lua(
+local now = tonumber(ARGV[1])
+local trap_until_on_hit = tonumber(ARGV[2])
+local max_field = tonumber(ARGV[3])
+local raw_trap = read(KEYS[1])
+local trap_until = nil
+local u = decode(raw_trap, false, max_field)
+if u and now < u then trap_until = u end
+if ARGV[4] == '1' then
+  local until_time = trap_until_on_hit
+  if trap_until and trap_until > until_time then until_time = trap_until end
+  return {raw_trap, write(KEYS[1], until_time, now, now, until_time)}
+end
+return {raw_trap, false}
 )lua";
 
 constexpr std::string_view kDeleteIfUnchangedScript = R"lua(
@@ -150,7 +161,14 @@ return 0
 }  // namespace
 
 const RedisScript& CheckScript() {
-  static const RedisScript script{kCheckScript, Sha1Hex(kCheckScript)};
+  static const std::string text = std::string(kCodecLua) + std::string(kCheckLua);
+  static const RedisScript script{text, Sha1Hex(text)};
+  return script;
+}
+
+const RedisScript& TrapScript() {
+  static const std::string text = std::string(kCodecLua) + std::string(kTrapLua);
+  static const RedisScript script{text, Sha1Hex(text)};
   return script;
 }
 

@@ -5,34 +5,36 @@
 
 namespace greylight::store {
 
-// The server-side Lua scripts of the Redis store. A script is addressed by the SHA-1 of its
-// text (EVALSHA); the store loads both on every new connection and falls back to EVAL when
-// a server answers NOSCRIPT.
+// The server-side Lua scripts of the Redis stores. A script is addressed by the SHA-1 of
+// its text (EVALSHA); the pipeline loads them on every new connection and falls back to
+// EVAL when a server answers NOSCRIPT.
 struct RedisScript {
   std::string_view text;
   std::string sha1;  // lowercase hex, as SCRIPT LOAD returns it
 };
 
-// The greylisting check, one atomic read-decide-write:
-//   KEYS[1] triplet key, then the client key if ARGV[8] is "1", then the trap-list key if
-//     ARGV[9] is not "0"
-//   ARGV    now, delay, max_age, retry_window, awl_threshold, awl_count_interval, trap_ttl
-//     (seconds), client key present ("1"/"0"), trap ("0" none, "1" check, "2" trap hit)
+// The greylisting check, one atomic read-decide-write (arguments built by redis_check.cc):
+//   KEYS[1] triplet key, then the client key if ARGV[12] is "1", then the trap-list key if
+//     ARGV[13] is not "0"
+//   ARGV    now, delay, live_since, abandoned_before, awl_threshold, awl_count_before,
+//     trap_until_on_hit, pending_expires_at, passed_expires_at, client_expires_at,
+//     max_field (Unix seconds or counts), client key present ("1"/"0"), trap ("0" none,
+//     "1" check, "2" trap hit)
 // Returns {prior triplet value, prior client value, written triplet value, written client
 // value, prior trap value, written trap value}, each a bulk string or nil. The prior values
 // are returned raw (possibly malformed or expired) so that the caller can rerun
 // policy::Decide on exactly what the script saw.
 const RedisScript& CheckScript();
 
+// The greytrap part of the check alone (a cluster whose trap entry is on another slot):
+//   KEYS[1] the trap-list key
+//   ARGV    now, trap_until_on_hit, max_field, hit ("1"/"0")
+// Returns {prior trap value, written trap value}, each a bulk string or nil.
+const RedisScript& TrapScript();
+
 // Compare-and-delete for expiry: KEYS[1], ARGV[1] the value seen. Deletes the key only if
 // it still holds that value, so a record updated since it was read is kept. Returns 1 if
 // deleted, else 0.
 const RedisScript& DeleteIfUnchangedScript();
-
-// The largest integer both sides of the check represent exactly: Redis' Lua numbers are
-// doubles. Stored fields above it are treated as malformed by the script, and by the C++
-// side when it reruns the decision, so both agree (policy::DecodeTriplet alone would accept
-// up to 2^63-1, a time 292 billion years away).
-inline constexpr long long kMaxExactLuaInteger = (1LL << 53) - 1;
 
 }  // namespace greylight::store

@@ -19,6 +19,7 @@ std::pair<std::string_view, std::string_view> SplitQuery(std::string_view uri_ta
 constexpr std::string_view kTcpScheme = "redis://";
 constexpr std::string_view kUnixScheme = "redis+unix://";
 constexpr std::string_view kSentinelScheme = "redis+sentinel://";
+constexpr std::string_view kClusterScheme = "redis+cluster://";
 constexpr int kMaxPort = 65535;
 // Redis has 16 databases unless configured otherwise; any sane configuration stays far
 // below this, and the bound keeps SELECT's argument an int.
@@ -239,6 +240,31 @@ Result<RedisEndpoint> ParseSentinel(std::string_view uri) {
   return endpoint;
 }
 
+// "redis+cluster://host:port[,host:port...][?user=U&password=P]": seed nodes, asked for the
+// slot map; a cluster has one database, so no db.
+Result<RedisEndpoint> ParseCluster(std::string_view uri) {
+  RedisEndpoint endpoint;
+  endpoint.kind = RedisEndpoint::Kind::kCluster;
+  auto [hosts, query] = SplitQuery(uri.substr(kClusterScheme.size()));
+  if (hosts.find('@') != std::string_view::npos) {
+    return Invalid(uri, "credentials go in the query: ?user=&password=");
+  }
+  if (hosts.find('/') != std::string_view::npos) {
+    return Invalid(uri, "a cluster has no database number or path");
+  }
+  if (hosts.empty()) return Invalid(uri, "missing seed node host");
+  while (true) {
+    size_t comma = hosts.find(',');
+    auto address = ParseAddress(uri, hosts.substr(0, comma), RedisEndpoint::kDefaultPort);
+    if (!address.ok()) return address.status();
+    endpoint.addresses.push_back(std::move(address.value()));
+    if (comma == std::string_view::npos) break;
+    hosts = hosts.substr(comma + 1);
+  }
+  if (Status s = ApplyQuery(uri, query, {"user", "password"}, false, endpoint); !s.ok()) return s;
+  return endpoint;
+}
+
 std::string FormatAddress(const RedisAddress& address) {
   if (address.host.find(':') != std::string::npos) {
     return fmt::format("[{}]:{}", address.host, address.port);
@@ -248,16 +274,12 @@ std::string FormatAddress(const RedisAddress& address) {
 
 }  // namespace
 
-bool IsRedisUri(std::string_view uri) {
-  return uri.starts_with(kTcpScheme) || uri.starts_with(kUnixScheme) ||
-         uri.starts_with(kSentinelScheme);
-}
-
 Result<RedisEndpoint> ParseRedisUri(std::string_view uri) {
   if (uri.starts_with(kTcpScheme)) return ParseTcp(uri);
   if (uri.starts_with(kUnixScheme)) return ParseUnix(uri);
   if (uri.starts_with(kSentinelScheme)) return ParseSentinel(uri);
-  return Invalid(uri, "expected redis://, redis+unix:// or redis+sentinel://");
+  if (uri.starts_with(kClusterScheme)) return ParseCluster(uri);
+  return Invalid(uri, "expected redis://, redis+unix://, redis+sentinel:// or redis+cluster://");
 }
 
 std::string RedisEndpoint::Describe() const {
@@ -272,6 +294,11 @@ std::string RedisEndpoint::Describe() const {
       std::vector<std::string> hosts;
       for (const RedisAddress& address : addresses) hosts.push_back(FormatAddress(address));
       return fmt::format("redis+sentinel://{}/{}?db={}", fmt::join(hosts, ","), master_name, db);
+    }
+    case Kind::kCluster: {
+      std::vector<std::string> hosts;
+      for (const RedisAddress& address : addresses) hosts.push_back(FormatAddress(address));
+      return fmt::format("redis+cluster://{}{}", user_part, fmt::join(hosts, ","));
     }
   }
   return "redis";

@@ -20,9 +20,10 @@ struct RedisEndpoint {
   static constexpr int kDefaultPort = 6379;
   static constexpr int kDefaultSentinelPort = 26379;
 
-  enum class Kind { kTcp, kUnix, kSentinel };
+  enum class Kind { kTcp, kUnix, kSentinel, kCluster };
   Kind kind = Kind::kTcp;
   // kTcp: the server (one entry). kSentinel: the sentinels, asked in this order.
+  // kCluster: the seed nodes, asked in this order for the slot map.
   std::vector<RedisAddress> addresses;
   std::string unix_path;    // kUnix
   std::string master_name;  // kSentinel
@@ -43,12 +44,10 @@ struct RedisEndpoint {
 //   redis+unix:///path/to/socket[?db=N&user=U&password=P]
 //   redis+sentinel://host[:port][,host[:port]...]/mastername
 //       [?db=N&user=U&password=P&sentinel_user=U&sentinel_password=P]
+//   redis+cluster://host[:port][,host[:port]...][?user=U&password=P]
 // User and password may be percent-encoded; IPv6 hosts go in brackets. Returns
 // InvalidArgument with a message naming the problem for anything else, including unknown
 // query parameters (a typo must not silently drop a password).
 Result<RedisEndpoint> ParseRedisUri(std::string_view uri);
-
-// True if `uri` names a Redis store (by its scheme), whether or not it is well-formed.
-bool IsRedisUri(std::string_view uri);
 
 }  // namespace greylight::store

@@ -73,6 +73,20 @@ TEST(RedisUriTest, Sentinel) {
             "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,[fd00::3]:26380/mymaster?db=1");
 }
 
+TEST(RedisUriTest, Cluster) {
+  auto e = ParseRedisUri("redis+cluster://10.0.0.1:7000,10.0.0.2,[fd00::3]:7001?password=p%40w");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e->kind, Kind::kCluster);
+  EXPECT_EQ(e->addresses,
+            (std::vector<RedisAddress>{{"10.0.0.1", 7000}, {"10.0.0.2", 6379}, {"fd00::3", 7001}}));
+  EXPECT_EQ(e->password, "p@w");
+  EXPECT_EQ(e->Describe(), "redis+cluster://10.0.0.1:7000,10.0.0.2:6379,[fd00::3]:7001");
+  for (std::string_view bad : {"redis+cluster://", "redis+cluster://h:1/0",
+                               "redis+cluster://u:p@h:1", "redis+cluster://h:1?db=2"}) {
+    EXPECT_FALSE(ParseRedisUri(bad).ok()) << bad;
+  }
+}
+
 TEST(RedisUriTest, DescribeHidesThePassword) {
   auto e = ParseRedisUri("redis://mx1:hunter2@host:6379/5");
   ASSERT_TRUE(e.ok());

@@ -1,0 +1,58 @@
+#include "store/redis/redis_keys.h"
+
+#include <gtest/gtest.h>
+
+namespace greylight::store {
+namespace {
+
+TEST(RedisKeyLayoutTest, PlainKeysAreThePrefixTableAndKey) {
+  RedisKeyLayout layout("site:", RedisKeyLayout::Mode::kPlain);
+  EXPECT_EQ(layout.Key(Table::kTriplets, "192.0.2.0/a@b/c@d"), "site:t:192.0.2.0/a@b/c@d");
+  EXPECT_EQ(layout.Key(Table::kClients, "x"), "site:c:x");
+  EXPECT_EQ(layout.Key(Table::kTraps, "192.0.2.1"), "site:g:192.0.2.1");
+  EXPECT_EQ(layout.ScanPattern(Table::kClients), "site:c:*");
+  EXPECT_EQ(RedisKeyLayout("a*[b]:", RedisKeyLayout::Mode::kPlain).ScanPattern(Table::kTraps),
+            "a\\*\\[b\\]:g:*");
+  EXPECT_EQ(layout.RecordKey(Table::kClients, "site:c:x"), "x");
+  EXPECT_EQ(layout.RecordKey(Table::kTriplets, "site:c:x"), std::nullopt);
+  EXPECT_EQ(layout.RecordKey(Table::kClients, "other:c:x"), std::nullopt);
+}
+
+TEST(RedisKeyLayoutTest, ClusterKeysCarryTheHashTag) {
+  RedisKeyLayout layout("gl:", RedisKeyLayout::Mode::kCluster);
+  EXPECT_EQ(layout.Key(Table::kTriplets, "192.0.2.0/a@b/c@d"), "gl:t:{192.0.0.0}192.0.2.0/a@b/c@d");
+  EXPECT_EQ(layout.Key(Table::kClients, "192.0.2.1"), "gl:c:{192.0.0.0}192.0.2.1");
+  EXPECT_EQ(layout.Key(Table::kTraps, "192.0.2.1"), "gl:g:{192.0.0.0}192.0.2.1");
+  EXPECT_EQ(layout.ScanPattern(Table::kTriplets), "gl:t:{*");
+  EXPECT_EQ(layout.RecordKey(Table::kTriplets, "gl:t:{192.0.0.0}192.0.2.0/a@b/c@d"),
+            "192.0.2.0/a@b/c@d");
+  EXPECT_EQ(layout.RecordKey(Table::kTriplets, "gl:t:192.0.2.0/a@b/c@d"), std::nullopt);
+  EXPECT_EQ(layout.RecordKey(Table::kTriplets, "gl:t:{unterminated"), std::nullopt);
+}
+
+// The keys one check touches share a tag in every mode that can: subnet (any --ipv4cidr
+// from 16), host, domain groups with their auto-whitelist key.
+TEST(ClusterHashTagTest, TheKeysOfOneCheckShareATag) {
+  struct Case {
+    std::string triplet, client;
+  };
+  for (const Case& c : {
+           Case{"192.0.2.0/alice@example.org/bob@example.net", "192.0.2.77"},
+           Case{"192.0.0.0/alice@example.org/bob@example.net", "192.0.2.77"},  // --ipv4cidr=16
+           Case{"192.0.2.77/32/alice@example.org/bob@example.net", "192.0.2.77"},
+           Case{"2001:DB8:1:2:0:0:0:0/a@b/c@d", "2001:DB8:1:2:0:0:0:1"},
+           Case{"domain:example.com/a@b/c@d", "domain:example.com"},
+       }) {
+    EXPECT_EQ(ClusterHashTag(Table::kTriplets, c.triplet),
+              ClusterHashTag(Table::kClients, c.client))
+        << c.triplet;
+  }
+  EXPECT_EQ(ClusterHashTag(Table::kTraps, "192.0.2.77"), "192.0.0.0");
+  EXPECT_EQ(ClusterHashTag(Table::kTraps, "2001:DB8:1:2:0:0:0:1"), "2001:DB8:0:0:0:0:0:0");
+  // A domain group's trap entry stays with the client's address: another slot.
+  EXPECT_NE(ClusterHashTag(Table::kTriplets, "domain:example.com/a@b/c@d"),
+            ClusterHashTag(Table::kTraps, "192.0.2.77"));
+}
+
+}  // namespace
+}  // namespace greylight::store

@@ -1,0 +1,336 @@
+#include "store/redis/redis_records.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "store/record_access.h"
+#include "store/redis/background_sweep.h"
+#include "store/redis/redis_check.h"
+#include "store/redis/redis_scan.h"
+#include "store/redis/redis_scripts.h"
+#include "util/log.h"
+
+namespace greylight::store {
+namespace {
+
+constexpr std::chrono::seconds kErrorLogInterval{10};
+
+// The reply of a single-command call, or the error it carries.
+Result<RedisReply> Single(Result<std::vector<RedisReply>> replies) {
+  if (!replies.ok()) return replies.status();
+  RedisReply& reply = replies->front();
+  if (reply.is_error()) {
+    if (reply.IsError("WRONGTYPE")) return Status::Corruption("redis: " + reply.str);
+    return Status::IoError("redis: " + reply.str);
+  }
+  return std::move(reply);
+}
+
+class RedisRecordStore final : public Store {
+ public:
+  RedisRecordStore(std::unique_ptr<RedisTransport> transport, RedisKeyLayout layout,
+                   const RedisRecordOptions& options, const Clock& clock)
+      : transport_(std::move(transport)),
+        layout_(std::move(layout)),
+        options_(options),
+        timing_(options_.store.timing),
+        clock_(clock),
+        errors_(kErrorLogInterval) {
+    for (Table table : kAllTables) {
+      expiry_[TableIndex(table)].scan.emplace(layout_.ScanPattern(table));
+    }
+    if (options_.store.background_expiry) {
+      sweep_.emplace(options_.expiry_period,
+                     [this](const BackgroundSweep::Stopping& stopping) { Sweep(stopping); });
+    }
+  }
+  // The sweep stops first. Then the transport closes while every other member still lives:
+  // it completes or fails the requests still queued, running their callbacks, which use
+  // this store (and may submit again: the closing transport fails that at once). So it is
+  // deleted through the pointer it keeps, not reset() (which would clear it first).
+  ~RedisRecordStore() override {
+    sweep_.reset();
+    delete transport_.get();
+    (void)transport_.release();
+  }
+
+  void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
+  Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
+  Status Put(Table table, std::string_view key, std::string_view value) override;
+  Status Delete(Table table, std::string_view key) override;
+  Status ForEach(Table table, const VisitFunction& visit) override;
+  Result<size_t> ExpireSome(UnixTime now, size_t max_records) override;
+  Status Flush() override { return Status::Ok(); }
+  StoreStats Stats() override {
+    StoreStats stats;
+    stats.expired_total = expired_total_.load();
+    stats.connected = transport_->connected();
+    stats.round_trips = transport_->round_trips();
+    return stats;
+  }
+
+ private:
+  struct ExpiryState {
+    std::optional<KeyScan> scan;
+    std::deque<std::string> backlog;  // keys scanned, not yet examined
+    uint64_t cycles = 0;              // full SCAN cycles completed
+  };
+
+  // On a cluster, true if the key of `table` lies in another slot than the triplet's.
+  bool OtherSlot(const CheckKeys& keys, Table table, const std::string& key) const {
+    return layout_.mode() == RedisKeyLayout::Mode::kCluster &&
+           ClusterHashTag(table, key) != ClusterHashTag(Table::kTriplets, keys.triplet);
+  }
+  void CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now, CheckCallback done);
+  void Fail(CheckCallback& done, Status status) {
+    if (errors_.Allow(clock_.Monotonic())) log::Error("{}", status.message());
+    done(std::move(status));
+  }
+  // REQUIRES: expiry_mutex_ held.
+  Result<size_t> ExpireBatch(UnixTime now, size_t max_records);
+  void Sweep(const BackgroundSweep::Stopping& stopping);
+
+  std::unique_ptr<RedisTransport> transport_;
+  const RedisKeyLayout layout_;
+  const RedisRecordOptions options_;
+  const policy::GreylistTiming& timing_;
+  const Clock& clock_;
+  log::RateLimiter errors_;
+  std::atomic<uint64_t> expired_total_{0};
+
+  std::mutex expiry_mutex_;  // serialises ExpireSome
+  std::array<ExpiryState, kAllTables.size()> expiry_;
+  std::optional<BackgroundSweep> sweep_;  // last: stops first
+};
+
+void RedisRecordStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
+  if (!keys.client.empty() && OtherSlot(keys, Table::kClients, keys.client)) {
+    return Fail(done, Status::InvalidArgument(fmt::format(
+                          "redis+cluster: the triplet {} and the client {} hash to different "
+                          "slots (--privacy, or --ipv4cidr below 16 / --ipv6cidr below 32?)",
+                          log::Escaped(keys.triplet), log::Escaped(keys.client))));
+  }
+  if (!keys.trap.empty() && OtherSlot(keys, Table::kTraps, keys.trap)) {
+    return CheckWithTrapElsewhere(keys, now, std::move(done));
+  }
+  RedisCommand command = BuildCheckCommand(keys, now, timing_, layout_);
+  std::string route = command[3];  // the triplet's Redis key
+  transport_->Submit(
+      route, {std::move(command)},
+      [this, keys, now, done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        done(TransitionFromReply(keys, now, timing_, replies->front()));
+      });
+}
+
+// A trap entry on another slot than the triplet (--lookup-by=domain or smart on a cluster):
+// the trap script runs on the trap's slot first, then, unless the client is trapped, the
+// check script without the trap key on the triplet's. The two are not one atomic step: a
+// trap hit landing between them lets this one request go on as if it came just before the
+// hit, which is what it would have been had it arrived a moment sooner.
+void RedisRecordStore::CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
+                                              CheckCallback done) {
+  const bool hit = keys.trap_hit;
+  RedisCommand trap_command{"EVALSHA",
+                            TrapScript().sha1,
+                            "1",
+                            layout_.Key(Table::kTraps, keys.trap),
+                            std::to_string(ToUnixSeconds(now)),
+                            std::to_string(ToUnixSeconds(now + timing_.trap_ttl)),
+                            std::to_string(policy::kMaxRecordField),
+                            hit ? "1" : "0"};
+  std::string route = trap_command[3];
+  transport_->Submit(
+      route, {std::move(trap_command)},
+      [this, keys, now, hit,
+       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        const RedisReply& reply = replies->front();
+        if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
+        if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
+          return done(Status::Corruption("redis: unexpected reply to the trap script"));
+        }
+        auto raw = [](const RedisReply& r) -> std::optional<std::string_view> {
+          if (r.type != RedisReply::Type::kString) return std::nullopt;
+          return std::string_view(r.str);
+        };
+        std::optional<policy::TrapRecord> trap = policy::Live(
+            DecodeOrWarn<policy::TrapRecord>(Table::kTraps, keys.trap, raw(reply.elements[0])),
+            now);
+        if (hit) {
+          policy::TrapRecord want{std::max(now + timing_.trap_ttl, trap ? trap->until : now), now};
+          if (raw(reply.elements[1]) != std::optional<std::string_view>(policy::EncodeTrap(want))) {
+            return done(Status::Corruption("redis: the trap script and policy::Decide disagree"));
+          }
+        }
+        if (!hit && !trap) {
+          CheckKeys rest = keys;
+          rest.trap.clear();
+          rest.trap_hit = false;
+          return Check(rest, now, std::move(done));
+        }
+        // Trapped: nothing else is written; the prior triplet only feeds the log line's `first`.
+        std::string triplet_key = layout_.Key(Table::kTriplets, keys.triplet);
+        transport_->Submit(triplet_key, {{"GET", triplet_key}},
+                           [this, keys, now, trap,
+                            done = std::move(done)](Result<std::vector<RedisReply>> got) mutable {
+                             if (!got.ok()) return done(got.status());
+                             policy::PriorState prior;
+                             if (got->front().type == RedisReply::Type::kString) {
+                               prior.triplet = policy::Live(
+                                   DecodeOrWarn<policy::TripletRecord>(
+                                       Table::kTriplets, keys.triplet, got->front().str),
+                                   now, timing_);
+                             }
+                             prior.trap = trap;
+                             done(DecideFor(keys, prior, now, timing_));
+                           });
+      });
+}
+
+// ---- Raw access ----------------------------------------------------------------------
+
+Result<std::optional<std::string>> RedisRecordStore::Get(Table table, std::string_view key) {
+  std::string redis_key = layout_.Key(table, key);
+  auto reply = Single(CallKey(*transport_, redis_key, {{"GET", redis_key}}));
+  if (!reply.ok()) return reply.status();
+  if (reply->type == RedisReply::Type::kNil) return std::optional<std::string>();
+  return std::optional<std::string>(std::move(reply->str));
+}
+
+Status RedisRecordStore::Put(Table table, std::string_view key, std::string_view value) {
+  std::string redis_key = layout_.Key(table, key);
+  RedisCommand command{"SET", redis_key, std::string(value)};
+  // The TTL a Check would give the record: until policy::ExpiresAt, counted on the store's
+  // clock. Malformed or already expired: no TTL, left to ExpireSome().
+  if (std::optional<AnyRecord> record = DecodeRecord(table, value)) {
+    UnixTime now = clock_.Now();
+    UnixTime expires_at = ExpiresAt(*record, timing_);
+    if (expires_at > now) {
+      command.push_back("EX");
+      command.push_back(std::to_string((expires_at - now).count()));
+    }
+  }
+  auto reply = Single(CallKey(*transport_, redis_key, {std::move(command)}));
+  return reply.ok() ? Status::Ok() : reply.status();
+}
+
+Status RedisRecordStore::Delete(Table table, std::string_view key) {
+  std::string redis_key = layout_.Key(table, key);
+  auto reply = Single(CallKey(*transport_, redis_key, {{"DEL", redis_key}}));
+  return reply.ok() ? Status::Ok() : reply.status();
+}
+
+Status RedisRecordStore::ForEach(Table table, const VisitFunction& visit) {
+  KeyScan scan(layout_.ScanPattern(table));
+  while (true) {
+    auto page = scan.Next(*transport_);
+    if (!page.ok()) return page.status();
+    auto values = ReadValues(*transport_, page->keys);
+    if (!values.ok()) return values.status();
+    for (size_t i = 0; i < page->keys.size(); ++i) {
+      std::optional<std::string_view> key = layout_.RecordKey(table, page->keys[i]);
+      // Gone since the SCAN, or not a record of this table.
+      if (!key || !(*values)[i]) continue;
+      if (!visit(*key, *(*values)[i])) return Status::Ok();
+    }
+    if (page->cycle_done) return Status::Ok();
+  }
+}
+
+// ---- Expiry ----------------------------------------------------------------------------
+
+Result<size_t> RedisRecordStore::ExpireSome(UnixTime now, size_t max_records) {
+  std::lock_guard lock(expiry_mutex_);
+  return ExpireBatch(now, max_records);
+}
+
+Result<size_t> RedisRecordStore::ExpireBatch(UnixTime now, size_t max_records) {
+  size_t deleted = 0;
+  for (Table table : kAllTables) {
+    ExpiryState& state = expiry_[TableIndex(table)];
+    bool cycle_done = false;
+    while (deleted < max_records) {
+      if (state.backlog.empty()) {
+        if (cycle_done) break;
+        auto page = state.scan->Next(*transport_);
+        if (!page.ok()) return page.status();
+        for (std::string& key : page->keys) {
+          if (layout_.RecordKey(table, key)) state.backlog.push_back(std::move(key));
+        }
+        if (page->cycle_done) {
+          cycle_done = true;  // the next call starts a new cycle
+          ++state.cycles;
+        }
+        continue;
+      }
+      // Examine a chunk of the backlog; keys after the last deletion this call may make stay
+      // in the backlog for the next call.
+      size_t chunk = std::min(state.backlog.size(), KeyScan::kScanCount);
+      std::vector<std::string> keys(state.backlog.begin(), state.backlog.begin() + chunk);
+      auto values = ReadValues(*transport_, keys);
+      if (!values.ok()) return values.status();
+      std::vector<std::pair<std::string, RedisCommand>> deletes;
+      size_t examined = 0;
+      for (; examined < chunk && deleted + deletes.size() < max_records; ++examined) {
+        const std::optional<std::string>& value = (*values)[examined];
+        if (value && ShouldExpire(table, *value, now, timing_)) {
+          deletes.push_back(
+              {keys[examined],
+               {"EVALSHA", DeleteIfUnchangedScript().sha1, "1", keys[examined], *value}});
+        }
+      }
+      state.backlog.erase(state.backlog.begin(), state.backlog.begin() + examined);
+      if (deletes.empty()) continue;
+      auto results = CallEachKey(*transport_, std::move(deletes));
+      if (!results.ok()) return results.status();
+      for (const Result<RedisReply>& result : *results) {
+        if (!result.ok()) return result.status();
+        if (result->is_error()) return Status::IoError("redis: " + result->str);
+        if (result->integer == 1) ++deleted;
+      }
+    }
+  }
+  expired_total_.fetch_add(deleted);
+  return deleted;
+}
+
+// One full cycle over every table, in batches, stopping early when the store closes.
+void RedisRecordStore::Sweep(const BackgroundSweep::Stopping& stopping) {
+  std::lock_guard lock(expiry_mutex_);
+  std::array<uint64_t, kAllTables.size()> start;
+  for (size_t i = 0; i < start.size(); ++i) start[i] = expiry_[i].cycles;
+  auto cycle_done = [&] {
+    for (size_t i = 0; i < start.size(); ++i) {
+      if (expiry_[i].cycles == start[i]) return false;
+    }
+    return true;
+  };
+  size_t deleted = 0;
+  while (!cycle_done() && !stopping()) {
+    // At least one record per batch, or a zero batch would never move the scan on.
+    auto n = ExpireBatch(clock_.Now(), std::max<size_t>(options_.expiry_batch, 1));
+    if (!n.ok()) {
+      log::Warning("redis: expiry sweep stopped: {}", n.status().message());
+      break;
+    }
+    deleted += *n;
+  }
+  if (deleted > 0) log::Info("redis: expiry sweep deleted {} records", deleted);
+}
+
+}  // namespace
+
+std::unique_ptr<Store> MakeRedisRecordStore(std::unique_ptr<RedisTransport> transport,
+                                            RedisKeyLayout layout,
+                                            const RedisRecordOptions& options, const Clock& clock) {
+  return std::make_unique<RedisRecordStore>(std::move(transport), std::move(layout), options,
+                                            clock);
+}
+
+}  // namespace greylight::store

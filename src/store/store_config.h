@@ -1,0 +1,56 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "policy/greylist_state.h"
+
+namespace greylight::store {
+
+// Everything needed to open any backend, as the --store family of options gives it. This
+// struct is the one owner of each setting: the backends' option structs embed it, and the
+// daemon's and the tool's configurations hold one.
+struct StoreConfig {
+  static constexpr std::string_view kDefaultUri = "lmdb:";
+  static constexpr std::string_view kDefaultPrefix = "greylight:";
+  static constexpr std::chrono::milliseconds kDefaultTimeout{200};
+  static constexpr std::chrono::milliseconds kDefaultCommitInterval{50};
+
+  // "lmdb:" (the database in `dbdir`), "lmdb:/path", "redis://[user:password@]host:port[/db]",
+  // "redis+unix:///path/to/socket[?db=N]",
+  // "redis+sentinel://host:port[,host:port...]/mastername[?db=N&password=...]" or
+  // "redis+cluster://host:port[,host:port...][?password=...]".
+  std::string uri{kDefaultUri};
+  // LMDB: the directory of the database (from the URI, else --dbdir).
+  std::filesystem::path dbdir;
+  policy::GreylistTiming timing;
+  // Redis: keys are <prefix><table letter>:<key>, so several sites can share one Redis
+  // (--store-prefix). Two prefixes must not be prefixes of each other's keys (keep a
+  // trailing ':' and they never are).
+  std::string prefix{kDefaultPrefix};
+  // Redis: bounds each connection attempt and each round trip (--store-timeout). A request
+  // that cannot be answered within it fails, and the caller fails open.
+  std::chrono::milliseconds timeout = kDefaultTimeout;
+  // LMDB group commit (--commit-interval): updates are acknowledged at once and committed
+  // (with fsync) together every interval, so a crash loses at most the last interval of
+  // updates and never corrupts the database. Zero commits every request durably before
+  // answering it, as postgrey does.
+  std::chrono::milliseconds commit_interval = kDefaultCommitInterval;
+  // LMDB: hold the dbdir lock, so only one daemon owns the dbdir. Tools that work beside a
+  // running daemon leave it off.
+  bool exclusive = true;
+  // Expire records in the background (LMDB commit thread, Redis sweep). Tools that only copy
+  // or inspect records turn it off.
+  bool background_expiry = true;
+  // The store must already exist (the tool's reading commands): LMDB fails with kNotFound
+  // instead of creating an empty database; Redis fails with kUnavailable unless the server
+  // answers now (rather than connecting in the background).
+  bool must_exist = false;
+  // LMDB: files created by a process running as root are handed to the owner of the
+  // directory (the tool writing into the daemon's dbdir as root).
+  bool hand_new_files_to_dir_owner = false;
+};
+
+}  // namespace greylight::store
