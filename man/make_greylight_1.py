@@ -74,9 +74,17 @@ def main():
             policy, _ = options_block(lines[at:])
     page += [".SH STORE AND POLICY OPTIONS",
              roff("The same options as greylightd(8), with the same defaults:")] + (policy or [])
+    # The same numbers as greylightd(8) (src/cli/exit_status.h).
     page += [".SH EXIT STATUS",
-             roff("0 success, 1 record absent or already passed, 2 bad arguments, "
-                  "3 store unreachable or unreadable."),
+             ".TP", ".B 0", "Success.",
+             ".TP", ".B 1", roff("Usage: an unknown command or option, a missing value or "
+                                 "required option."),
+             ".TP", ".B 2", roff("An invalid value: an option, a whitelist or greytrap file, a "
+                                 "store URI."),
+             ".TP", ".B 3", roff("The store (for query: the policy server, for import-postgrey: "
+                                 "postgrey's files) cannot be reached or read."),
+             ".TP", ".B 4", roff("The record is absent (delete, pass), or pass found the "
+                                 "triplet passed already."),
              ".SH SEE ALSO", ".BR greylightd (8),", ".BR postgrey (8)"]
     print("\n".join(page))
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "cli/daemon_config.h"
+#include "cli/exit_status.h"
 #include "engine/greylister.h"
 #include "server/metrics_endpoint.h"
 #include "server/process.h"
@@ -23,10 +24,8 @@
 namespace greylight {
 namespace {
 
-constexpr int kExitUsage = 1;    // postgrey: --help and unknown options
-constexpr int kExitConfig = 2;   // invalid option values
-constexpr int kExitLocked = 11;  // postgrey: dbdir lock held by another process
-constexpr int kExitRuntime = 3;
+using cli::kExitConfig;
+using cli::kExitUnavailable;
 
 // Loads the whitelists and logs their warnings (missing files).
 Result<std::shared_ptr<const whitelist::Whitelists>> LoadAndReportWhitelists(
@@ -48,7 +47,7 @@ int Run(const std::vector<std::string>& args) {
   auto config_or = cli::ParseDaemonConfig(args);
   if (!config_or.ok()) {
     std::fprintf(stderr, "ERROR: %s\n", config_or.status().message().c_str());
-    return config_or.status().message().starts_with("Unknown option") ? kExitUsage : kExitConfig;
+    return cli::ExitStatusFor(config_or.status());
   }
   cli::DaemonConfig& config = config_or.value();
   if (config.mode == cli::DaemonConfig::Mode::kHelp) {
@@ -85,7 +84,7 @@ int Run(const std::vector<std::string>& args) {
   asio::signal_set stop_signals(io, SIGTERM, SIGINT, SIGQUIT);
   asio::signal_set reload_signals(io, SIGHUP);
   server::Server server(io, config.server, clock);
-  if (Status bound = server.Bind(); !bound.ok()) return Fatal(kExitRuntime, bound.message());
+  if (Status bound = server.Bind(); !bound.ok()) return Fatal(kExitUnavailable, bound.message());
   store::Store* metrics_store = nullptr;  // set once the store is open
   std::unique_ptr<server::MetricsEndpoint> metrics_endpoint;
   if (config.metrics_listen) {
@@ -95,7 +94,7 @@ int Run(const std::vector<std::string>& args) {
                                                                   : store::StoreStats{});
         });
     if (Status bound = metrics_endpoint->Bind(); !bound.ok()) {
-      return Fatal(kExitRuntime, bound.message());
+      return Fatal(kExitUnavailable, bound.message());
     }
   }
 
@@ -110,20 +109,19 @@ int Run(const std::vector<std::string>& args) {
   if (config.daemonize) {
     log::Configure(config.log_level, log::Sink::kSyslog, "greylightd", config.syslog_facility);
     if (Status daemonized = server::Daemonize(); !daemonized.ok()) {
-      return Fatal(kExitRuntime, daemonized.message());
+      return Fatal(kExitUnavailable, daemonized.message());
     }
   }
   if (!config.pidfile.empty()) {
     if (Status written = server::WritePidFile(config.pidfile); !written.ok()) {
-      return Fatal(kExitRuntime, written.message());
+      return Fatal(kExitUnavailable, written.message());
     }
   }
 
   ::umask(0077);
   auto store_or = store::OpenStore(config.policy.store, clock);
   if (!store_or.ok()) {
-    return Fatal(store_or.status().code() == Status::Code::kBusy ? kExitLocked : kExitRuntime,
-                 store_or.status().message());
+    return Fatal(cli::ExitStatusFor(store_or.status()), store_or.status().message());
   }
   std::unique_ptr<store::Store> store = std::move(store_or.value());
   metrics_store = store.get();

@@ -86,7 +86,7 @@ Result<ParsedOptions> ParseOptions(std::span<const OptionSpec> table,
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (arg.size() < 2 || arg[0] != '-') {
-      return Status::InvalidArgument(fmt::format("unexpected argument: {}", arg));
+      return Status::Usage(fmt::format("unexpected argument: {}", arg));
     }
     std::string_view spelling = arg;
     std::optional<std::string> inline_value;
@@ -99,7 +99,7 @@ Result<ParsedOptions> ParseOptions(std::span<const OptionSpec> table,
     }
     auto it = by_spelling.find(spelling);
     if (it == by_spelling.end()) {
-      return Status::InvalidArgument(
+      return Status::Usage(
           fmt::format("Unknown option: {}", spelling.substr(spelling.find_first_not_of('-'))));
     }
     const OptionSpec& spec = *it->second;
@@ -107,7 +107,7 @@ Result<ParsedOptions> ParseOptions(std::span<const OptionSpec> table,
     switch (spec.arity) {
       case OptionSpec::Arity::kFlag:
         if (inline_value) {
-          return Status::InvalidArgument(fmt::format("Option {} does not take a value", spelling));
+          return Status::Usage(fmt::format("Option {} does not take a value", spelling));
         }
         values.emplace_back();
         break;
@@ -127,7 +127,7 @@ Result<ParsedOptions> ParseOptions(std::span<const OptionSpec> table,
         } else if (i + 1 < args.size()) {
           values.push_back(args[++i]);
         } else {
-          return Status::InvalidArgument(fmt::format("Option {} requires an argument", spelling));
+          return Status::Usage(fmt::format("Option {} requires an argument", spelling));
         }
         break;
     }

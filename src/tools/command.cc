@@ -25,7 +25,7 @@ void Context::Warn(std::string_view message) {
 }
 
 int Context::StoreFailure(const Status& status) {
-  return Fail(status.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitStore,
+  return Fail(status.code() == Status::Code::kInvalidArgument ? kExitConfig : kExitUnavailable,
               status.message());
 }
 

@@ -48,8 +48,9 @@ std::string UsageOf(const Command& command) {
     usage += cli::FormatOptionHelp(cli::PolicyOptionTable());
   }
   usage +=
-      "\nExit status: 0 success, 1 record absent or already passed, 2 bad arguments,\n"
-      "3 store (query: policy server) unreachable or unreadable.\n";
+      "\nExit status: 0 success, 1 usage (unknown command or option, missing option),\n"
+      "2 invalid value, 3 store (query: policy server) unreachable or unreadable,\n"
+      "4 record absent or already passed.\n";
   return usage;
 }
 
@@ -70,8 +71,9 @@ std::string ToolUsage() {
   usage +=
       "\nStore URIs: lmdb: (LMDB at --dbdir), lmdb:/path/to/dbdir, redis://host:port[/db],\n"
       "redis+unix:///path[?db=N], redis+sentinel://host:port[,...]/mastername.\n\n"
-      "Exit status: 0 success, 1 record absent or already passed, 2 bad arguments,\n"
-      "3 store (query: policy server) unreachable or unreadable.\n";
+      "Exit status: 0 success, 1 usage (unknown command or option, missing option),\n"
+      "2 invalid value, 3 store (query: policy server) unreachable or unreadable,\n"
+      "4 record absent or already passed.\n";
   return usage;
 }
 
@@ -114,8 +116,9 @@ int RunTool(const std::vector<std::string>& args, ToolEnvironment& env) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   auto parsed = cli::ParseOptions(table, rest);
   if (!parsed.ok()) {
-    return context.Fail(kExitUsage, fmt::format("{} (see greylight {} --help)",
-                                                parsed.status().message(), command->name));
+    return context.Fail(
+        cli::ExitStatusFor(parsed.status()),
+        fmt::format("{} (see greylight {} --help)", parsed.status().message(), command->name));
   }
   if (parsed->Has("help")) {
     env.out << UsageOf(*command);
@@ -123,7 +126,7 @@ int RunTool(const std::vector<std::string>& args, ToolEnvironment& env) {
   }
   if (command->policy_options) {
     if (Status status = cli::ParsePolicyConfig(*parsed, context.config); !status.ok()) {
-      return context.Fail(kExitUsage, status.message());
+      return context.Fail(kExitConfig, status.message());
     }
   }
   context.config.engine.version = kGreylightVersion;

@@ -10,16 +10,18 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/exit_status.h"
 #include "util/clock.h"
 #include "util/status.h"
 
 namespace greylight::tools {
 
-// Exit statuses of the tool.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRefused = 1;  // the record is absent, or `pass` found it passed
-inline constexpr int kExitUsage = 2;    // bad arguments or option values
-inline constexpr int kExitStore = 3;    // the store (or postgrey's files) cannot be opened or read
+// Exit statuses of the tool: cli/exit_status.h, shared with greylightd.
+using cli::kExitAbsent;
+using cli::kExitConfig;
+using cli::kExitOk;
+using cli::kExitUnavailable;
+using cli::kExitUsage;
 
 // Where a command reads, writes and gets the time. The streams and the clock must outlive
 // the RunTool call.

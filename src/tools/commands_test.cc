@@ -109,29 +109,29 @@ TEST_F(CommandsTest, HelpAndUsageErrors) {
   Outcome bad_option = Run({"stats", "--nope"});
   EXPECT_EQ(bad_option.status, kExitUsage);
   EXPECT_EQ(bad_option.err, "greylight stats: Unknown option: nope (see greylight stats --help)\n");
-  EXPECT_EQ(Run({"stats", "--delay=0"}).status, kExitUsage);
-  EXPECT_EQ(Run({"stats", "--format=csv"}).status, kExitUsage);
-  EXPECT_EQ(Run({"list", "--state=maybe"}).status, kExitUsage);
+  EXPECT_EQ(Run({"stats", "--delay=0"}).status, kExitConfig);
+  EXPECT_EQ(Run({"stats", "--format=csv"}).status, kExitConfig);
+  EXPECT_EQ(Run({"list", "--state=maybe"}).status, kExitConfig);
   EXPECT_EQ(Run({"explain", "--client-address=192.0.2.10"}).status, kExitUsage);
-  EXPECT_EQ(Run({"pass", "--key=k", "--sender=a@b"}).status, kExitUsage);
-  EXPECT_EQ(Run({"delete"}).status, kExitUsage);
+  EXPECT_EQ(Run({"pass", "--key=k", "--sender=a@b"}).status, kExitConfig);
+  EXPECT_EQ(Run({"delete"}).status, kExitConfig);
   EXPECT_EQ(Run({"migrate", "--from=lmdb:"}).status, kExitUsage);
   EXPECT_EQ(Run({"import-postgrey"}, false).status, kExitUsage);
   Outcome privacy = Run({"list", "--privacy", "--sender=a@b"});
-  EXPECT_EQ(privacy.status, kExitUsage);
+  EXPECT_EQ(privacy.status, kExitConfig);
   EXPECT_NE(privacy.err.find("need clear keys"), std::string::npos) << privacy.err;
 }
 
 TEST_F(CommandsTest, MissingStoreAndUnsupportedUris) {
   Outcome missing = Run({"stats", "--store=lmdb:" + (dir_.path() / "nowhere").string()});
-  EXPECT_EQ(missing.status, kExitStore);
+  EXPECT_EQ(missing.status, kExitUnavailable);
   EXPECT_EQ(missing.err, fmt::format("greylight stats: no greylight store at {0}/nowhere: "
                                      "{0}/nowhere/greylight.lmdb does not exist\n",
                                      dir_.path().string()));
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "nowhere")) << "reading creates nothing";
   Outcome redis = Run({"list", "--store=redis://"});
-  EXPECT_EQ(redis.status, kExitUsage) << redis.err;
-  EXPECT_EQ(Run({"list", "--store=mysql://x"}).status, kExitUsage);
+  EXPECT_EQ(redis.status, kExitConfig) << redis.err;
+  EXPECT_EQ(Run({"list", "--store=mysql://x"}).status, kExitConfig);
 }
 
 TEST_F(CommandsTest, StatsUsesTheClock) {
@@ -181,7 +181,7 @@ TEST_F(CommandsTest, ListTraps) {
   EXPECT_EQ(Run({"list", "--traps", "--client=10.0.0.0/8", "--format=json"}).out, "[]\n");
 
   EXPECT_EQ(Run({"list", "--traps", "--clients"}).status, kExitUsage);
-  EXPECT_EQ(Run({"list", "--traps", "--state=pending"}).status, kExitUsage);
+  EXPECT_EQ(Run({"list", "--traps", "--state=pending"}).status, kExitConfig);
   Outcome at_alone = Run({"list", "--at=1800000050"});
   EXPECT_EQ(at_alone.status, kExitUsage);
   EXPECT_EQ(at_alone.err, "greylight list: --at goes with --traps\n");
@@ -193,7 +193,7 @@ TEST_F(CommandsTest, DeleteTrapTakesTheClientOffTheList) {
   EXPECT_EQ(deleted.out, "deleted trap record 192.0.2.10 (was 1800003600,1800000000)\n");
   EXPECT_EQ(Stored(dbdir_, store::Table::kTraps, "192.0.2.10"), std::nullopt);
   Outcome again = Run({"delete", "--trap=192.0.2.10"});
-  EXPECT_EQ(again.status, kExitRefused);
+  EXPECT_EQ(again.status, kExitAbsent);
   EXPECT_EQ(again.err, "greylight delete: no trap record 192.0.2.10\n");
   // The other records of that client stay.
   EXPECT_EQ(Stored(dbdir_, store::Table::kClients, "192.0.2.10"), "1,1800000300");
@@ -221,7 +221,7 @@ TEST_F(CommandsTest, DeleteTrapTakesTheClientOffTheList) {
            {"delete", "--key=k", "--traps", "--clients"},
            {"delete", "--key=k", "--client-name=mail.example.net"},
        }) {
-    EXPECT_EQ(Run(bad).status, kExitUsage) << fmt::format("{}", fmt::join(bad, " "));
+    EXPECT_EQ(Run(bad).status, kExitConfig) << fmt::format("{}", fmt::join(bad, " "));
   }
 }
 
@@ -310,7 +310,7 @@ TEST_F(CommandsTest, ExplainLoadsTheGreytraps) {
 
   Outcome missing = Run({"explain", "--greytrap-recipients=" + (dir_.path() / "none").string(),
                          "--client-address=192.0.2.10", "--sender=a@b", "--recipient=c@d"});
-  EXPECT_EQ(missing.status, kExitUsage);
+  EXPECT_EQ(missing.status, kExitConfig);
   EXPECT_NE(missing.err.find("greylight explain: "), std::string::npos) << missing.err;
   EXPECT_NE(missing.err.find((dir_.path() / "none").string()), std::string::npos) << missing.err;
   EXPECT_EQ(missing.out, "");
@@ -327,10 +327,10 @@ TEST_F(CommandsTest, PassThenRefuseASecondTime) {
                             "is its first accepted delivery\n");
   EXPECT_EQ(Stored(dbdir_, store::Table::kTriplets, pending), "1800000100,1800000100");
   Outcome again = Run({"pass", "--key=" + kKey});
-  EXPECT_EQ(again.status, kExitRefused);
+  EXPECT_EQ(again.status, kExitAbsent);
   EXPECT_NE(again.err.find("has already passed"), std::string::npos) << again.err;
   Outcome absent = Run({"pass", "--key=192.0.2.0/x@y/z@w"});
-  EXPECT_EQ(absent.status, kExitRefused);
+  EXPECT_EQ(absent.status, kExitAbsent);
   EXPECT_EQ(absent.err, "greylight pass: no triplet 192.0.2.0/x@y/z@w\n");
 }
 
@@ -339,11 +339,11 @@ TEST_F(CommandsTest, DeleteTripletAndClient) {
   EXPECT_EQ(deleted.status, kExitOk) << deleted.err;
   EXPECT_EQ(deleted.out, "deleted triplet " + kKey + " (was 1800000000,1800000300)\n");
   EXPECT_EQ(Stored(dbdir_, store::Table::kTriplets, kKey), std::nullopt);
-  EXPECT_EQ(Run({"delete", "--key=" + kKey}).status, kExitRefused);
+  EXPECT_EQ(Run({"delete", "--key=" + kKey}).status, kExitAbsent);
   Outcome client = Run({"delete", "--client=192.0.2.10"});
   EXPECT_EQ(client.status, kExitOk) << client.err;
   EXPECT_EQ(Stored(dbdir_, store::Table::kClients, "192.0.2.10"), std::nullopt);
-  EXPECT_EQ(Run({"delete", "--client=192.0.2.10"}).status, kExitRefused);
+  EXPECT_EQ(Run({"delete", "--client=192.0.2.10"}).status, kExitAbsent);
 }
 
 TEST_F(CommandsTest, MigrateCopiesEverythingAndRefusesItself) {
@@ -360,10 +360,10 @@ TEST_F(CommandsTest, MigrateCopiesEverythingAndRefusesItself) {
   EXPECT_EQ(Stored(target, store::Table::kTraps, "192.0.2.10"), "1800003600,1800000000");
   EXPECT_EQ(Stored(target, store::Table::kTraps, "198.51.100.7"), "1800000100,1799990000");
   Outcome same = Run({"migrate", "--from=lmdb:", "--to=lmdb:" + dbdir_.string() + "/."});
-  EXPECT_EQ(same.status, kExitUsage);
+  EXPECT_EQ(same.status, kExitConfig);
   EXPECT_NE(same.err.find("name the same store"), std::string::npos) << same.err;
   Outcome missing = Run({"migrate", "--from=lmdb:" + target + "-none", "--to=lmdb:" + target});
-  EXPECT_EQ(missing.status, kExitStore);
+  EXPECT_EQ(missing.status, kExitUnavailable);
 }
 
 TEST_F(CommandsTest, StoreCreatedByRootGoesToTheDirectoryOwner) {
@@ -407,14 +407,14 @@ TEST_F(CommandsTest, ReportReadsStandardInput) {
             "  greylisted triplets: 2, never came back: 1\n"
             "  greylisted clients: 2, never retried: 1 (50.0%)\n");
   Outcome no_file = Run({"report", "--log=" + (dir_.path() / "no.log").string()});
-  EXPECT_EQ(no_file.status, kExitUsage);
+  EXPECT_EQ(no_file.status, kExitConfig);
 }
 
 TEST_F(CommandsTest, ImportPostgreyReportsMissingFiles) {
   Outcome missing = Run({"import-postgrey", "--dbdir=" + (dir_.path() / "pg").string(),
                          "--store=lmdb:" + (dir_.path() / "target").string()},
                         false);
-  EXPECT_EQ(missing.status, kExitStore);
+  EXPECT_EQ(missing.status, kExitUnavailable);
   EXPECT_NE(missing.err.find("is not a directory"), std::string::npos) << missing.err;
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "target"));
 }

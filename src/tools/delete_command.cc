@@ -84,14 +84,14 @@ Result<RecordRef> DeleteTarget(const ParsedOptions& o, Context& c) {
 
 int RunDelete(const ParsedOptions& o, Context& c) {
   auto target = DeleteTarget(o, c);
-  if (!target.ok()) return c.Fail(kExitUsage, target.status().message());
+  if (!target.ok()) return c.Fail(kExitConfig, target.status().message());
   const auto& [table, key] = *target;
   std::string_view what = RecordNoun(table);
   auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(table, key);
   if (!value.ok()) return c.StoreFailure(value.status());
-  if (!*value) return c.Fail(kExitRefused, fmt::format("no {} {}", what, Printable(key)));
+  if (!*value) return c.Fail(kExitAbsent, fmt::format("no {} {}", what, Printable(key)));
   if (Status deleted = (*store)->Delete(table, key); !deleted.ok()) {
     return c.StoreFailure(deleted);
   }

@@ -35,14 +35,14 @@ int RunExplain(const ParsedOptions& o, Context& c) {
     }
   }
   auto now = TimeOption(o, c);
-  if (!now.ok()) return c.Fail(kExitUsage, now.status().message());
+  if (!now.ok()) return c.Fail(kExitConfig, now.status().message());
   auto whitelists = cli::LoadWhitelists(c.config);
-  if (!whitelists.ok()) return c.Fail(kExitUsage, whitelists.status().message());
+  if (!whitelists.ok()) return c.Fail(kExitConfig, whitelists.status().message());
   for (const std::string& warning : (*whitelists)->warnings()) c.Warn(warning);
   auto greytraps = cli::LoadGreytraps(c.config);
-  if (!greytraps.ok()) return c.Fail(kExitUsage, greytraps.status().message());
+  if (!greytraps.ok()) return c.Fail(kExitConfig, greytraps.status().message());
   auto psl = c.PublicSuffixList();
-  if (!psl.ok()) return c.Fail(kExitUsage, psl.status().message());
+  if (!psl.ok()) return c.Fail(kExitConfig, psl.status().message());
   auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
@@ -60,7 +60,7 @@ int RunExplain(const ParsedOptions& o, Context& c) {
   std::unique_ptr<reputation::DnsListChecker> lists;
   if (!c.config.dns.lists.empty()) {
     auto checker = reputation::DnsListChecker::Create(io, c.config.dns, c.env.clock);
-    if (!checker.ok()) return c.Fail(kExitUsage, checker.status().message());
+    if (!checker.ok()) return c.Fail(kExitConfig, checker.status().message());
     lists = std::move(checker.value());
     inputs.lists = [&lists](const policy::IpAddress& client, reputation::ListCallback done) {
       lists->Lookup(client, std::move(done));

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   std::cout.flush();
   if (!std::cout.good()) {
     std::cerr << "greylight: error writing the output\n";
-    return status != 0 ? status : greylight::tools::kExitStore;
+    return status != 0 ? status : greylight::tools::kExitUnavailable;
   }
   return status;
 }

@@ -189,17 +189,17 @@ Status ForEachClientRecord(store::Store& store, store::Table table, const Triple
 
 int RunList(const ParsedOptions& o, Context& c) {
   auto format = ParseOutputFormat(o.LastOrDefault("format"), true);
-  if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
+  if (!format.ok()) return c.Fail(kExitConfig, format.status().message());
   const bool clients = o.Has("clients");
   const bool traps = o.Has("traps");
   if (clients && traps) return c.Fail(kExitUsage, "--clients and --traps exclude each other");
   if (o.Has("at") && !traps) return c.Fail(kExitUsage, "--at goes with --traps");
   auto now = TimeOption(o, c);
-  if (!now.ok()) return c.Fail(kExitUsage, now.status().message());
+  if (!now.ok()) return c.Fail(kExitConfig, now.status().message());
   TripletFilter filter;
   if (o.Has("client")) {
     auto network = ParseNetworkOption("client", o.Last("client"));
-    if (!network.ok()) return c.Fail(kExitUsage, network.status().message());
+    if (!network.ok()) return c.Fail(kExitConfig, network.status().message());
     filter.client = *network;
   }
   if (o.Has("sender")) filter.sender = SenderKeyPart(o.Last("sender"));
@@ -210,16 +210,16 @@ int RunList(const ParsedOptions& o, Context& c) {
   } else if (state == "passed") {
     filter.state = TripletState::kPassed;
   } else if (state != "all") {
-    return c.Fail(kExitUsage,
+    return c.Fail(kExitConfig,
                   fmt::format("--state: '{}' is not one of pending, passed, all", state));
   }
   if ((clients || traps) && (filter.sender || filter.recipient || filter.state)) {
     std::string_view listed = clients ? "--clients" : "--traps";
-    return c.Fail(kExitUsage,
+    return c.Fail(kExitConfig,
                   fmt::format("--sender, --recipient and --state filter triplets, not {}", listed));
   }
   if (c.config.engine.keys.privacy && (filter.NeedsClearKeys())) {
-    return c.Fail(kExitUsage,
+    return c.Fail(kExitConfig,
                   "with --privacy keys are SHA-1 digests: --client, --sender and --recipient "
                   "need clear keys (list without them, or filter with --state)");
   }

@@ -28,8 +28,8 @@ int RunMigrate(const ParsedOptions& o, Context& c) {
   std::string_view from_uri = o.Last("from");
   std::string_view to_uri = o.Last("to");
   if (StoreIdentity(from_uri, c.config) == StoreIdentity(to_uri, c.config)) {
-    return c.Fail(kExitUsage, fmt::format("--from and --to name the same store ({})",
-                                          StoreIdentity(from_uri, c.config)));
+    return c.Fail(kExitConfig, fmt::format("--from and --to name the same store ({})",
+                                           StoreIdentity(from_uri, c.config)));
   }
   auto from = OpenToolStore(from_uri, c.config, c.env.clock);
   if (!from.ok()) return c.StoreFailure(from.status());

@@ -33,30 +33,30 @@ constexpr OptionSpec kPassOptions[] = {
 
 int RunPass(const ParsedOptions& o, Context& c) {
   auto key = TripletKeyOption(o, c);
-  if (!key.ok()) return c.Fail(kExitUsage, key.status().message());
+  if (!key.ok()) return c.Fail(kExitConfig, key.status().message());
   auto now_or = TimeOption(o, c);
-  if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
+  if (!now_or.ok()) return c.Fail(kExitConfig, now_or.status().message());
   const UnixTime now = *now_or;
   auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(store::Table::kTriplets, *key);
   if (!value.ok()) return c.StoreFailure(value.status());
   const std::string shown = Printable(*key);
-  if (!*value) return c.Fail(kExitRefused, fmt::format("no triplet {}", shown));
+  if (!*value) return c.Fail(kExitAbsent, fmt::format("no triplet {}", shown));
   std::optional<policy::TripletRecord> record = policy::DecodeTriplet(**value);
   if (!record) {
-    return c.Fail(kExitRefused, fmt::format("triplet {} has a malformed value '{}' (greylightd "
-                                            "treats it as absent)",
-                                            shown, Printable(**value)));
+    return c.Fail(kExitAbsent, fmt::format("triplet {} has a malformed value '{}' (greylightd "
+                                           "treats it as absent)",
+                                           shown, Printable(**value)));
   }
   const policy::GreylistTiming& timing = c.config.timing;
   if (!policy::Live(record, now, timing)) {
-    return c.Fail(kExitRefused, fmt::format("triplet {} was last seen more than max-age ago "
-                                            "(greylightd treats it as absent)",
-                                            shown));
+    return c.Fail(kExitAbsent, fmt::format("triplet {} was last seen more than max-age ago "
+                                           "(greylightd treats it as absent)",
+                                           shown));
   }
   if (StateOf(*record, timing) == TripletState::kPassed) {
-    return c.Fail(kExitRefused,
+    return c.Fail(kExitAbsent,
                   fmt::format("triplet {} has already passed (first seen {}, last seen {})", shown,
                               FormatTime(record->first), FormatTime(record->last)));
   }

@@ -42,9 +42,9 @@ int RunQuery(const ParsedOptions& o, Context& c) {
     }
   }
   auto server = PolicyServerAddress::Parse(o.LastOrDefault("server"));
-  if (!server.ok()) return c.Fail(kExitUsage, "--server: " + server.status().message());
+  if (!server.ok()) return c.Fail(kExitConfig, "--server: " + server.status().message());
   auto timeout_seconds = o.Integer("timeout");
-  if (!timeout_seconds.ok()) return c.Fail(kExitUsage, timeout_seconds.status().message());
+  if (!timeout_seconds.ok()) return c.Fail(kExitConfig, timeout_seconds.status().message());
   // Postfix's attribute order; --attribute adds to them or replaces one.
   std::vector<std::pair<std::string, std::string>> attributes = {
       {"protocol_state", "RCPT"},
@@ -65,7 +65,7 @@ int RunQuery(const ParsedOptions& o, Context& c) {
   for (const std::string& extra : o.All("attribute")) {
     size_t equals = extra.find('=');
     if (equals == std::string::npos || equals == 0) {
-      return c.Fail(kExitUsage, fmt::format("--attribute '{}': expected NAME=VALUE", extra));
+      return c.Fail(kExitConfig, fmt::format("--attribute '{}': expected NAME=VALUE", extra));
     }
     std::string name = extra.substr(0, equals);
     auto same = std::find_if(attributes.begin(), attributes.end(),
@@ -77,9 +77,9 @@ int RunQuery(const ParsedOptions& o, Context& c) {
     }
   }
   auto request = FormatPolicyRequest(attributes);
-  if (!request.ok()) return c.Fail(kExitUsage, request.status().message());
+  if (!request.ok()) return c.Fail(kExitConfig, request.status().message());
   auto reply = AskPolicyServer(*server, *request, std::chrono::seconds(*timeout_seconds));
-  if (!reply.ok()) return c.Fail(kExitStore, reply.status().message());
+  if (!reply.ok()) return c.Fail(kExitUnavailable, reply.status().message());
   c.env.out << *reply << "\n";
   return kExitOk;
 }

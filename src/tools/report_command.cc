@@ -26,20 +26,20 @@ constexpr OptionSpec kReportOptions[] = {
 
 int RunReport(const ParsedOptions& o, Context& c) {
   auto format = ParseOutputFormat(o.LastOrDefault("format"), false);
-  if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
+  if (!format.ok()) return c.Fail(kExitConfig, format.status().message());
   std::string_view log_path = o.LastOrDefault("log");
   std::ifstream file;
   std::istream* in = &c.env.in;
   if (log_path != "-") {
     file.open(std::string(log_path));
     if (!file) {
-      return c.Fail(kExitUsage,
+      return c.Fail(kExitConfig,
                     fmt::format("--log: can't open {}: {}", log_path, std::strerror(errno)));
     }
     in = &file;
   }
   auto scheme = c.Scheme();
-  if (!scheme.ok()) return c.Fail(kExitUsage, scheme.status().message());
+  if (!scheme.ok()) return c.Fail(kExitConfig, scheme.status().message());
   // The store first: no point reading a long log if it cannot be looked up.
   auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
@@ -50,7 +50,7 @@ int RunReport(const ParsedOptions& o, Context& c) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     scanner.AddLine(line);
   }
-  if (in->bad()) return c.Fail(kExitUsage, fmt::format("--log: error reading {}", log_path));
+  if (in->bad()) return c.Fail(kExitConfig, fmt::format("--log: error reading {}", log_path));
   auto report = scanner.Finish(
       [&](std::string_view key) { return (*store)->Get(store::Table::kTriplets, key); },
       c.config.timing);

@@ -40,9 +40,9 @@ struct AgeBuckets {
 
 int RunStats(const ParsedOptions& o, Context& c) {
   auto format = ParseOutputFormat(o.LastOrDefault("format"), false);
-  if (!format.ok()) return c.Fail(kExitUsage, format.status().message());
+  if (!format.ok()) return c.Fail(kExitConfig, format.status().message());
   auto now_or = TimeOption(o, c);
-  if (!now_or.ok()) return c.Fail(kExitUsage, now_or.status().message());
+  if (!now_or.ok()) return c.Fail(kExitConfig, now_or.status().message());
   const UnixTime now = *now_or;
   auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());

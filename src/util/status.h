@@ -10,10 +10,20 @@ namespace greylight {
 // a log line or a CLI error. Cheap to copy when ok.
 class [[nodiscard]] Status {
  public:
-  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kCorruption, kBusy, kUnavailable };
+  enum class Code {
+    kOk,
+    kUsage,  // a command line that cannot be read (unknown option, missing value)
+    kInvalidArgument,
+    kNotFound,
+    kIoError,
+    kCorruption,
+    kBusy,
+    kUnavailable
+  };
 
   Status() = default;
   static Status Ok() { return Status(); }
+  static Status Usage(std::string msg) { return {Code::kUsage, std::move(msg)}; }
   static Status InvalidArgument(std::string msg) {
     return {Code::kInvalidArgument, std::move(msg)};
   }

@@ -398,7 +398,7 @@ class DeleteAndPassTest(ToolTestCase):
         self.assertIn("action=greylist, reason=new, client_name=mail.example.net, "
                       "client_address=192.0.2.10, sender=alice@example.net, "
                       "recipient=pending@example.org", self.daemon.log_text())
-        r = self.tool("delete", f"--key={awl_key(9)}", code=1)
+        r = self.tool("delete", f"--key={awl_key(9)}", code=4)
         self.assertEqual(r.stderr, f"greylight delete: no triplet {awl_key(9)}\n")
 
     def test_delete_client_ends_its_auto_whitelisting(self):
@@ -407,7 +407,7 @@ class DeleteAndPassTest(ToolTestCase):
         r = self.tool("delete", "--client=198.51.100.7")
         self.assertEqual(r.stdout, f"deleted client record 198.51.100.7 (was 5,{T + 16300})\n")
         self.assertEqual(self.ask(T + 20000, **changes), GREY)
-        self.tool("delete", "--client=198.51.100.7", code=1)
+        self.tool("delete", "--client=198.51.100.7", code=4)
 
     def test_pass_lets_a_pending_triplet_through(self):
         t = T + 5000
@@ -425,10 +425,10 @@ class DeleteAndPassTest(ToolTestCase):
         self.assertIn(f"counting        2 {iso(t + 1)} 192.0.2.10\n",
                       self.tool("list", "--clients").stdout)
         self.assertEqual(self.ask(t + 2, recipient="pending@example.org"), "DUNNO")
-        r = self.tool("pass", f"--key={PENDING}", f"--at={t + 3}", code=1)
+        r = self.tool("pass", f"--key={PENDING}", f"--at={t + 3}", code=4)
         self.assertEqual(r.stderr, f"greylight pass: triplet {PENDING} has already passed "
                                    f"(first seen {when(t - 300)}, last seen {when(t + 2)})\n")
-        r = self.tool("pass", "--key=192.0.2.0/nobody@example.net/x@example.org", code=1)
+        r = self.tool("pass", "--key=192.0.2.0/nobody@example.net/x@example.org", code=4)
         self.assertEqual(r.stderr,
                          "greylight pass: no triplet 192.0.2.0/nobody@example.net/x@example.org\n")
 
@@ -638,7 +638,7 @@ class GreytrapTest(ToolTestCase):
         self.assertEqual(r.stdout, f"deleted trap record 192.0.2.10 (was {t + 3600},{t})\n")
         # Off the list: the daemon passes the client's passed triplet again.
         self.assertEqual(self.ask(t + 200), "DUNNO")
-        r = self.tool("delete", "--trap=192.0.2.10", code=1)
+        r = self.tool("delete", "--trap=192.0.2.10", code=4)
         self.assertEqual(r.stderr, "greylight delete: no trap record 192.0.2.10\n")
 
     def test_migrate_copies_the_trap_list(self):
@@ -731,7 +731,7 @@ class DomainLookupTest(ToolTestCase):
         self.assertEqual(r.stdout, f"deleted triplet {DOMAIN_PENDING_V6} (was {T + 20},{T + 20})\n")
         # Without the name the subnet key, which greylightd never wrote for this client.
         r = self.tool("delete", "--client-address=192.0.2.10", "--sender=alice@example.net",
-                      "--recipient=bob@example.org", code=1)
+                      "--recipient=bob@example.org", code=4)
         self.assertEqual(r.stderr, "greylight delete: no triplet "
                                    "192.0.2.0/alice@example.net/bob@example.org\n")
 
@@ -807,7 +807,7 @@ class QueryTest(ToolTestCase):
                        server=f"inet:127.0.0.1:{port}", code=3)
         self.assertEqual(r.stderr, f"greylight query: can't connect to inet:127.0.0.1:{port}: "
                                    "Connection refused\n")
-        self.query("--client-address=192.0.2.1", "--sender=a@b", code=2)
+        self.query("--client-address=192.0.2.1", "--sender=a@b", code=1)
         self.query("--client-address=192.0.2.1", "--sender=a@b", "--recipient=c@d",
                    server="nowhere", code=2)
         self.query("--client-address=192.0.2.1", "--sender=a@b", "--recipient=c@d",
@@ -822,13 +822,13 @@ class ErrorExitTest(unittest.TestCase):
         self.assertEqual(r.returncode, code, f"{args}: {r.stdout} {r.stderr}")
         return r
 
-    def test_bad_arguments_exit_2(self):
-        self.assertIn("Usage: greylight COMMAND", self.run_tool(code=2).stderr)
-        self.assertEqual(self.run_tool("frobnicate", code=2).stderr,
+    def test_usage_errors_exit_1_and_bad_values_exit_2(self):
+        self.assertIn("Usage: greylight COMMAND", self.run_tool(code=1).stderr)
+        self.assertEqual(self.run_tool("frobnicate", code=1).stderr,
                          "greylight: unknown command 'frobnicate' (see greylight --help)\n")
-        self.assertEqual(self.run_tool("list", "--bogus", code=2).stderr,
+        self.assertEqual(self.run_tool("list", "--bogus", code=1).stderr,
                          "greylight list: Unknown option: bogus (see greylight list --help)\n")
-        self.assertEqual(self.run_tool("explain", "--client-address=192.0.2.1", code=2).stderr,
+        self.assertEqual(self.run_tool("explain", "--client-address=192.0.2.1", code=1).stderr,
                          "greylight explain: --client-address, --sender and --recipient are "
                          "required\n")
         self.run_tool("stats", "--format=xml", code=2)
@@ -837,14 +837,14 @@ class ErrorExitTest(unittest.TestCase):
         self.run_tool("pass", "--key=k", "--client-address=192.0.2.1", code=2)
         self.run_tool("delete", "--client=not-an-address", code=2)
         self.run_tool("delete", "--trap=not-an-address", code=2)
-        self.run_tool("list", "--traps", "--clients", code=2)
+        self.run_tool("list", "--traps", "--clients", code=1)
         r = self.run_tool("explain", "--client-address=192.0.2.1", "--sender=a@b",
                           "--recipient=c@d", "--greytrap-recipients=/nonexistent/greytraps",
                           code=2)
         self.assertTrue(r.stderr.startswith("greylight explain: "), r.stderr)
         self.assertIn("/nonexistent/greytraps", r.stderr)
-        self.run_tool("migrate", "--to=lmdb:/tmp/x", code=2)
-        self.run_tool("import-postgrey", code=2)
+        self.run_tool("migrate", "--to=lmdb:/tmp/x", code=1)
+        self.run_tool("import-postgrey", code=1)
 
     def test_help_exits_0(self):
         self.assertIn("import-postgrey", self.run_tool("--help", code=0).stdout)
