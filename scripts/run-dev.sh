@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREYLIGHT_BUILD_TESTS=OFF -DGREYLIGHT_BUILD_BENCH=OFF
+# The flags of scripts/test.sh's release build, which then reuses these objects.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGREYLIGHT_WERROR=ON \
+      -DGREYLIGHT_BUILD_TESTS=OFF -DGREYLIGHT_BUILD_BENCH=OFF
 cmake --build build -j"$(nproc)" --target greylightd greylight
 mkdir -p var
 # Running as root for a quick try: --user=root keeps root explicitly (a package install
