@@ -1,5 +1,7 @@
 #include "protocol/policy_request.h"
 
+#include <algorithm>
+
 namespace greylight::protocol {
 
 void PolicyRequest::Add(std::string_view name, std::string_view value) {
@@ -16,6 +18,21 @@ void PolicyRequest::Add(std::string_view name, std::string_view value) {
   field.value_offset = static_cast<uint32_t>(storage_.size());
   field.value_length = static_cast<uint32_t>(value.size());
   storage_.append(value);
+  fields_.push_back(field);
+}
+
+void PolicyRequest::AddLine(std::string_view line, size_t equals, size_t max_field) {
+  if (fields_.empty()) {
+    fields_.reserve(kTypicalAttributes);
+    storage_.reserve(kTypicalBytes);
+  }
+  const auto start = static_cast<uint32_t>(storage_.size());
+  storage_.append(line);
+  Field field;
+  field.name_offset = start;
+  field.name_length = static_cast<uint32_t>(std::min(equals, max_field));
+  field.value_offset = start + static_cast<uint32_t>(equals) + 1;
+  field.value_length = static_cast<uint32_t>(std::min(line.size() - equals - 1, max_field));
   fields_.push_back(field);
 }
 

@@ -15,6 +15,10 @@ class PolicyRequest {
  public:
   // Appends an attribute. A later attribute of the same name wins on lookup.
   void Add(std::string_view name, std::string_view value);
+  // Appends the attribute of a "name=value" line whose first '=' is at `equals`, keeping at
+  // most `max_field` bytes of the name and of the value, with one copy of the line (the
+  // parser's path). REQUIRES: 0 < equals < line.size() + 1.
+  void AddLine(std::string_view line, size_t equals, size_t max_field);
 
   // The value of the last attribute called `name`, or nullopt if it was not sent.
   std::optional<std::string_view> Get(std::string_view name) const;

@@ -79,8 +79,7 @@ ParseError RequestParser::ConsumeLine(std::string_view line,
     offending_line_ = std::string(line.substr(0, 100));
     return ParseError::kMalformedLine;
   }
-  current_.Add(line.substr(0, std::min(equals, kPostgreyFieldLimit)),
-               line.substr(equals + 1, kPostgreyFieldLimit));
+  current_.AddLine(line, equals, kPostgreyFieldLimit);
   return ParseError::kNone;
 }
 
