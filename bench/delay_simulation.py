@@ -32,7 +32,6 @@ import argparse
 import datetime
 import heapq
 import os
-import platform
 import re
 import shutil
 import signal
@@ -271,8 +270,8 @@ def render(rows, notes, args, world, messages, command):
         f"Produced by `{command}`; do not edit by hand, run it again.",
         "",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
-        f"commit {git_commit()}; {platform.node() and 'this machine'}: the figures are a pure "
-        "function of the seed (time is `policy_test_time`), not of the machine's speed or load.",
+        f"commit {git_commit()}. The figures are a pure function of the seed and the scale "
+        "(time is `policy_test_time`), not of the machine's speed or load.",
         f"- Seed {args.seed}, scale {args.scale}: {legit} legitimate and {spam} spam messages "
         f"arriving over {world.days} days, to {world.local_users} local users; every server "
         "with its default settings (delay 300 s, retry window 2 days, auto-whitelist after 5 "
