@@ -55,6 +55,11 @@ constexpr OptionSpec kDaemonOptions[] = {
      "commit updates to disk together every MS milliseconds; a crash loses at most that "
      "window; 0 commits each request before answering it",
      "greylight", 0, 10000},
+    {"--pending-commit-interval", Arity::kValue, "MS", "1000",
+     "commit triplets still pending (greylisted) every MS milliseconds: fewer disk writes "
+     "for new triplets; a crash loses at most that window of them (their senders are "
+     "greylisted once more); at or below --commit-interval they commit with the rest",
+     "greylight", 0, 60000},
     {"--store-error-action", Arity::kValue, "ACTION", "DUNNO",
      "answer when the store fails (DUNNO fails open)", "greylight"},
     {"--idle-timeout", Arity::kValue, "SECONDS", "3600",
@@ -185,6 +190,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
   if (Status s = CheckAction("store-error-action", e.store_error_action); !s.ok()) return s;
   e.allow_policy_test_time = o.Has("allow-policy-test-time");
   numbers.Set("commit-interval", c.policy.store.commit_interval);
+  numbers.Set("pending-commit-interval", c.policy.store.pending_commit_interval);
 
   c.daemonize = o.Has("daemonize");
   c.pidfile = std::string(o.Last("pidfile"));

@@ -41,6 +41,9 @@ TEST(DaemonConfigTest, NumericDefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.policy.dns.timeout, 1000ms);
   EXPECT_EQ(c.policy.store.commit_interval, 50ms);
   EXPECT_EQ(c.policy.store.commit_interval, store::StoreConfig::kDefaultCommitInterval);
+  EXPECT_EQ(c.policy.store.pending_commit_interval, 1000ms);
+  EXPECT_EQ(c.policy.store.pending_commit_interval,
+            store::StoreConfig::kDefaultPendingCommitInterval);
   EXPECT_EQ(c.policy.store.timeout, store::StoreConfig::kDefaultTimeout);
   EXPECT_EQ(c.policy.store.prefix, store::StoreConfig::kDefaultPrefix);
   EXPECT_EQ(c.summary_interval, 3600s);

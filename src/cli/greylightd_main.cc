@@ -125,11 +125,10 @@ int Run(const std::vector<std::string>& args) {
   }
   std::unique_ptr<store::Store> store = std::move(store_or.value());
   metrics_store = store.get();
-  std::unique_ptr<const reputation::Psl> psl;
-  if (reputation::GroupsByDomain(config.policy.engine.lookup_by)) {
-    auto loaded = reputation::Psl::LoadSystem();
-    if (!loaded.ok()) return Fatal(kExitConfig, loaded.status().message());
-    psl = std::move(loaded.value());
+  auto psl_or = cli::LoadPsl(config.policy);
+  if (!psl_or.ok()) return Fatal(kExitConfig, psl_or.status().message());
+  std::unique_ptr<const reputation::Psl> psl = std::move(psl_or.value());
+  if (psl) {
     log::Notice("grouping clients by {} (public suffix list: {})",
                 reputation::LookupByName(config.policy.engine.lookup_by), psl->source());
   }

@@ -208,6 +208,19 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   return Status::Ok();
 }
 
+Result<std::unique_ptr<const reputation::Psl>> LoadPsl(const PolicyConfig& config) {
+  if (!reputation::GroupsByDomain(config.engine.lookup_by)) {
+    return std::unique_ptr<const reputation::Psl>();
+  }
+  auto loaded = reputation::Psl::LoadSystem();
+  if (!loaded.ok()) {
+    return Status::InvalidArgument(
+        fmt::format("--lookup-by={}: can't load the public suffix list: {}",
+                    reputation::LookupByName(config.engine.lookup_by), loaded.status().message()));
+  }
+  return std::move(loaded.value());
+}
+
 Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const PolicyConfig& config) {
   return whitelist::Whitelists::Load(
       whitelist::ResolveWhitelistFiles(config.whitelist_clients, config.whitelist_recipients));

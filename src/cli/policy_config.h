@@ -48,6 +48,11 @@ Result<std::shared_ptr<const whitelist::Whitelists>> LoadWhitelists(const Policy
 // malformed file is an error (a trap list that silently went empty would go unnoticed).
 Result<std::shared_ptr<const reputation::Greytraps>> LoadGreytraps(const PolicyConfig& config);
 
+// The public suffix list if config's --lookup-by needs one (domain, smart); nullptr for the
+// address modes. A load failure is InvalidArgument: a configuration error, for greylightd
+// (which refuses to start) and the tool alike.
+Result<std::unique_ptr<const reputation::Psl>> LoadPsl(const PolicyConfig& config);
+
 // Checks that a Postfix action given to `option` is non-empty and on one line.
 Status CheckAction(std::string_view option, std::string_view action);
 

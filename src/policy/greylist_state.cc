@@ -61,7 +61,10 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
       t.first = now;
     }
   }
-  t.triplet_write = TripletRecord{t.first, now};
+  const bool fresh_pass = t.last_was_successful && !t.first_corrected &&
+                          prior.triplet->last <= now &&
+                          now - prior.triplet->last < GreylistTiming::kLastSeenRefresh;
+  if (!fresh_pass) t.triplet_write = TripletRecord{t.first, now};
   t.missing = timing.delay - (now - t.first);
   if (t.missing > Seconds(0)) {
     t.reason = t.first != now ? Reason::kEarlyRetry : abandoned ? Reason::kAbandoned : Reason::kNew;

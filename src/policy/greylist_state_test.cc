@@ -41,6 +41,23 @@ TEST(RecordRulesTest, PassedAbandonedAndExpiresAtAgreeWithExpiredAndDecide) {
   EXPECT_EQ(t.first, T0 + 2 * 86400s + 1s);
 }
 
+TEST(LastSeenRefreshTest, APassedTripletSeenWithinAMinuteIsNotWritten) {
+  GreylistTiming timing;
+  PriorState prior{std::nullopt, TripletRecord{T0, T0 + 300s}, std::nullopt};
+  Transition soon = Decide(prior, T0 + 359s, timing);
+  EXPECT_EQ(soon.reason, Reason::kPassed);
+  EXPECT_FALSE(soon.triplet_write.has_value()) << "59 s after the last sighting";
+  Transition later = Decide(prior, T0 + 360s, timing);
+  ASSERT_TRUE(later.triplet_write.has_value()) << "60 s after";
+  EXPECT_EQ(*later.triplet_write, (TripletRecord{T0, T0 + 360s}));
+  // A pending triplet is always written: its sightings decide when it passes.
+  PriorState pending{std::nullopt, TripletRecord{T0, T0 + 10s}, std::nullopt};
+  EXPECT_TRUE(Decide(pending, T0 + 20s, timing).triplet_write.has_value());
+  // A last sighting in the future (the clock stepped back) is corrected by a write.
+  PriorState future{std::nullopt, TripletRecord{T0, T0 + 400s}, std::nullopt};
+  EXPECT_TRUE(Decide(future, T0 + 350s, timing).triplet_write.has_value());
+}
+
 // The whole life of a trap on a fake timeline: hit, trapped, extended, expired.
 TEST(GreytrapRulesTest, AHitTrapsTheClientUntilTheTtlRunsOut) {
   GreylistTiming timing;

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 
-#include <fmt/format.h>
 #include <algorithm>
 #include <charconv>
 
@@ -68,13 +67,39 @@ std::optional<Network> ParseNetwork(std::string_view text) {
   return Network{address->Masked(length), length};
 }
 
-std::string IpAddress::ToPostgreyString() const {
-  if (!is_v6) return fmt::format("{}.{}.{}.{}", bytes[0], bytes[1], bytes[2], bytes[3]);
-  std::string text;
-  for (int group = 0; group < 8; ++group) {
-    if (group > 0) text.push_back(':');
-    fmt::format_to(std::back_inserter(text), "{:X}", bytes[2 * group] << 8 | bytes[2 * group + 1]);
+void IpAddress::AppendPostgreyString(std::string& out) const {
+  // Hand-written rather than fmt: this runs for every key of every request.
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  char text[40];
+  char* at = text;
+  if (!is_v6) {
+    for (int i = 0; i < 4; ++i) {
+      if (i > 0) *at++ = '.';
+      unsigned value = bytes[i];
+      if (value >= 100) *at++ = static_cast<char>('0' + value / 100);
+      if (value >= 10) *at++ = static_cast<char>('0' + value / 10 % 10);
+      *at++ = static_cast<char>('0' + value % 10);
+    }
+  } else {
+    for (int group = 0; group < 8; ++group) {
+      if (group > 0) *at++ = ':';
+      unsigned value = static_cast<unsigned>(bytes[2 * group]) << 8 | bytes[2 * group + 1];
+      bool started = false;
+      for (int shift = 12; shift >= 0; shift -= 4) {
+        unsigned digit = value >> shift & 0xF;
+        if (digit != 0 || started || shift == 0) {
+          *at++ = kHex[digit];
+          started = true;
+        }
+      }
+    }
   }
+  out.append(text, static_cast<size_t>(at - text));
+}
+
+std::string IpAddress::ToPostgreyString() const {
+  std::string text;
+  AppendPostgreyString(text);
   return text;
 }
 

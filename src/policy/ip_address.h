@@ -28,6 +28,8 @@ struct IpAddress {
   // NetAddr::IP's addr() text: dotted quad, or IPv6 fully expanded, no leading zeros,
   // uppercase hex ("2001:DB8:0:0:0:0:0:1"). postgrey stores keys in this form.
   std::string ToPostgreyString() const;
+  // Appends ToPostgreyString() to `out` (no temporary: keys are built on every request).
+  void AppendPostgreyString(std::string& out) const;
 
   friend bool operator==(const IpAddress&, const IpAddress&) = default;
   friend auto operator<=>(const IpAddress&, const IpAddress&) = default;

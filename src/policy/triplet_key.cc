@@ -146,21 +146,20 @@ std::string NormaliseSender(std::string_view sender, bool decode_srs) {
   return normalised;
 }
 
-std::string ClientNetwork(const IpAddress& client, const KeyOptions& options) {
+namespace {
+
+void AppendClientNetwork(std::string& out, const IpAddress& client, const KeyOptions& options) {
   if (options.lookup_by_host) {
-    return client.ToPostgreyString() + (client.is_v6 ? "/128" : "/32");
+    client.AppendPostgreyString(out);
+    out.append(client.is_v6 ? "/128" : "/32");
+    return;
   }
-  return client.Masked(client.is_v6 ? options.ipv6_cidr : options.ipv4_cidr).ToPostgreyString();
+  client.Masked(client.is_v6 ? options.ipv6_cidr : options.ipv4_cidr).AppendPostgreyString(out);
 }
 
-std::string TripletKey(const IpAddress& client, std::string_view sender, std::string_view recipient,
-                       const KeyOptions& options) {
-  return TripletKeyFromClientPart(ClientNetwork(client, options), sender, recipient, options);
-}
-
-std::string TripletKeyFromClientPart(std::string_view client_part, std::string_view sender,
-                                     std::string_view recipient, const KeyOptions& options) {
-  std::string key(client_part);
+// The key "<client part>/<normalised sender>/<recipient>", lowercased, built in one string.
+std::string TripletKeyAfter(std::string key, std::string_view sender, std::string_view recipient,
+                            const KeyOptions& options) {
   key.push_back('/');
   key.append(NormaliseSender(sender, options.decode_srs));
   key.push_back('/');
@@ -168,6 +167,33 @@ std::string TripletKeyFromClientPart(std::string_view client_part, std::string_v
   AsciiLowerInPlace(key);
   if (options.privacy) return Sha1Hex(key);
   return key;
+}
+
+// Room for a typical key: client part, sender, recipient and their separators.
+constexpr size_t kTypicalKeyBytes = 96;
+
+}  // namespace
+
+std::string ClientNetwork(const IpAddress& client, const KeyOptions& options) {
+  std::string network;
+  AppendClientNetwork(network, client, options);
+  return network;
+}
+
+std::string TripletKey(const IpAddress& client, std::string_view sender, std::string_view recipient,
+                       const KeyOptions& options) {
+  std::string key;
+  key.reserve(kTypicalKeyBytes);
+  AppendClientNetwork(key, client, options);
+  return TripletKeyAfter(std::move(key), sender, recipient, options);
+}
+
+std::string TripletKeyFromClientPart(std::string_view client_part, std::string_view sender,
+                                     std::string_view recipient, const KeyOptions& options) {
+  std::string key;
+  key.reserve(kTypicalKeyBytes);
+  key.append(client_part);
+  return TripletKeyAfter(std::move(key), sender, recipient, options);
 }
 
 std::string ClientKey(const IpAddress& client, const KeyOptions& options) {

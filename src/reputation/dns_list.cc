@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <optional>
+#include "util/ascii.h"
 
 namespace greylight::reputation {
 namespace {
@@ -137,8 +138,7 @@ Result<DnsList> DnsList::Parse(ListKind kind, std::string_view spec) {
   std::string_view zone = spec.substr(0, equals);
   if (zone.ends_with('.')) zone.remove_suffix(1);
   list.zone.reserve(zone.size());
-  for (char c : zone)
-    list.zone.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  for (char c : zone) list.zone.push_back(AsciiLower(c));
   if (!ValidZone(list.zone)) return error("not a valid DNS zone name");
   if (equals == std::string_view::npos) {
     list.codes = DefaultCodes();

@@ -5,15 +5,14 @@
 
 #include "spf/spf_macro.h"
 #include "spf/spf_record.h"
+#include "util/ascii.h"
 
 namespace greylight::spf {
 namespace {
 
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
 std::string Lowercase(std::string_view text) {
   std::string out(text);
-  for (char& c : out) c = Lower(c);
+  for (char& c : out) c = AsciiLower(c);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "spf/spf_macro.h"
 
 #include <algorithm>
+#include "util/ascii.h"
 
 namespace greylight::spf {
 namespace {
@@ -12,7 +13,6 @@ constexpr int kMaxKeepDigits = 3;         // "%{d128}" is the most anyone needs
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return IsAlpha(c) || IsDigit(c); }
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 bool IsDelimiter(char c) { return std::string_view(".-+,/_=").find(c) != std::string_view::npos; }
 
 // toplabel = ( *alphanum ALPHA *alphanum ) / ( 1*alphanum "-" *( alphanum / "-" ) alphanum )
@@ -81,7 +81,7 @@ std::optional<MacroString> MacroString::Parse(std::string_view text, Letters let
     if (i >= text.size()) return std::nullopt;
     Token macro;
     macro.kind = Token::Kind::kMacro;
-    macro.letter = Lower(text[i]);
+    macro.letter = AsciiLower(text[i]);
     macro.url_escape = text[i] != macro.letter;
     if (!IsAlpha(text[i]) || allowed.find(macro.letter) == std::string_view::npos) {
       return std::nullopt;
@@ -94,7 +94,7 @@ std::optional<MacroString> MacroString::Parse(std::string_view text, Letters let
       ++i;
     }
     if (digits > 0 && macro.keep == 0) return std::nullopt;  // "the value MUST be nonzero"
-    if (i < text.size() && Lower(text[i]) == 'r') {
+    if (i < text.size() && AsciiLower(text[i]) == 'r') {
       macro.reverse = true;
       ++i;
     }
@@ -185,7 +185,7 @@ std::string MacroString::Expand(const Values& values) const {
 std::string ExpandDomain(const MacroString& spec, const MacroString::Values& values) {
   std::string name = spec.Expand(values);
   if (name.ends_with('.')) name.pop_back();
-  for (char& c : name) c = Lower(c);
+  for (char& c : name) c = AsciiLower(c);
   while (name.size() > kMaxDomainLength) {
     const size_t dot = name.find('.');
     if (dot == std::string::npos) return name;  // one long label: QueryableName refuses it

@@ -17,6 +17,7 @@ struct StoreConfig {
   static constexpr std::string_view kDefaultPrefix = "greylight:";
   static constexpr std::chrono::milliseconds kDefaultTimeout{200};
   static constexpr std::chrono::milliseconds kDefaultCommitInterval{50};
+  static constexpr std::chrono::milliseconds kDefaultPendingCommitInterval{1000};
 
   // "lmdb:" (the database in `dbdir`), "lmdb:/path", "redis://[user:password@]host:port[/db]",
   // "redis+unix:///path/to/socket[?db=N]",
@@ -38,6 +39,13 @@ struct StoreConfig {
   // updates and never corrupts the database. Zero commits every request durably before
   // answering it, as postgrey does.
   std::chrono::milliseconds commit_interval = kDefaultCommitInterval;
+  // LMDB: triplets still pending (greylisted, not yet passed) are committed this often
+  // instead (--pending-commit-interval; never more often than commit_interval). New
+  // triplets land on random pages of the B-tree, one dirty page each: committing them in
+  // bigger batches writes each page once for many inserts. A crash loses at most this
+  // window of pending triplets, whose senders are then greylisted once more on their retry;
+  // passed triplets, auto-whitelist and trap records keep the commit_interval window.
+  std::chrono::milliseconds pending_commit_interval = kDefaultPendingCommitInterval;
   // LMDB: hold the dbdir lock, so only one daemon owns the dbdir. Tools that work beside a
   // running daemon leave it off.
   bool exclusive = true;

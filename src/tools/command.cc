@@ -31,7 +31,7 @@ int Context::StoreFailure(const Status& status) {
 
 Result<const reputation::Psl*> Context::PublicSuffixList() {
   if (!psl_loaded_) {
-    auto loaded = LoadPslFor(config);
+    auto loaded = cli::LoadPsl(config);
     if (!loaded.ok()) return loaded.status();
     psl_ = std::move(loaded.value());
     psl_loaded_ = true;

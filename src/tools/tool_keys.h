@@ -13,13 +13,8 @@
 
 namespace greylight::tools {
 
-// The public suffix list if config's --lookup-by needs one (domain, smart), loaded as
-// greylightd loads it; nullptr for the address modes. A load failure is InvalidArgument:
-// like greylightd, which refuses to start, the tool treats it as a configuration error.
-Result<std::unique_ptr<const reputation::Psl>> LoadPslFor(const cli::PolicyConfig& config);
-
 // The key scheme of a greylightd running with `config`. `psl` must outlive the scheme and
-// is required by the domain modes (LoadPslFor).
+// is required by the domain modes (cli::LoadPsl).
 engine::KeyScheme KeySchemeFor(const cli::PolicyConfig& config, const reputation::Psl* psl);
 
 }  // namespace greylight::tools

@@ -11,6 +11,8 @@ constexpr char AsciiLower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+constexpr bool AsciiIsDigit(char c) { return c >= '0' && c <= '9'; }
+
 inline void AsciiLowerInPlace(std::string& text) {
   for (char& c : text) c = AsciiLower(c);
 }

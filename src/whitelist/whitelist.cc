@@ -1,8 +1,6 @@
 #include "whitelist/whitelist.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <fcntl.h>
-#include <pcre2.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,34 +15,15 @@
 #include <utility>
 
 #include "util/ascii.h"
+#include "whitelist/entries.h"
+#include "whitelist/network_index.h"
+#include "whitelist/regex_entry.h"
 
 namespace greylight::whitelist {
 namespace {
 
 using policy::IpAddress;
 using policy::WhitelistHit;
-
-// Entries are numbered in file order (all client files, then separately all recipient
-// files); the hit reported is the lowest-numbered matching entry, as postgrey returns
-// the first match of its list.
-using EntryId = uint32_t;
-constexpr EntryId kNoEntry = std::numeric_limits<EntryId>::max();
-
-// Addresses live in one 128-bit space, IPv4 a.b.c.d being ::a.b.c.d: that is how
-// NetAddr::IP compares them, which gives postgrey's cross-family quirk for free.
-__extension__ typedef unsigned __int128 Address128;
-constexpr Address128 kAllOnes = ~Address128{0};
-constexpr int kIpv4InIpv6PrefixOffset = 96;
-
-Address128 ToAddress128(const IpAddress& address) {
-  Address128 value = 0;
-  for (int i = 0; i < address.bits() / 8; ++i) value = value << 8 | address.bytes[i];
-  return value;
-}
-
-Address128 PrefixMask(int prefix_length) {
-  return prefix_length == 0 ? 0 : kAllOnes << (128 - prefix_length);
-}
 
 struct EntryInfo {
   std::string source;  // "<file>:<line>"
@@ -80,7 +59,6 @@ bool IsPerlSpace(char c) {
 bool HasPerlSpace(std::string_view text) {
   return std::any_of(text.begin(), text.end(), IsPerlSpace);
 }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 // postgrey's `s/#.*$//; s/^\s+//; s/\s+$//`.
 std::string_view CleanLine(std::string_view line) {
@@ -96,291 +74,6 @@ std::optional<std::string_view> RegexBody(std::string_view line) {
     return std::nullopt;
   }
   return line.substr(1, line.size() - 2);
-}
-
-struct CodeDeleter {
-  void operator()(pcre2_code* code) const { pcre2_code_free(code); }
-};
-struct MatchDataDeleter {
-  void operator()(pcre2_match_data* data) const { pcre2_match_data_free(data); }
-};
-
-using RegexCode = std::unique_ptr<pcre2_code, CodeDeleter>;
-
-struct CompiledRegex {
-  EntryId id;
-  RegexCode code;
-  bool jit;  // JIT-compiled: matched with pcre2_jit_match, which skips pcre2_match's checks
-  // Lowercase text every match ends with (see RequiredSuffix); empty if none is known.
-  std::string required_suffix;
-};
-
-// True if the character at `pos` is escaped: preceded by an odd run of backslashes.
-bool Escaped(std::string_view body, size_t pos) {
-  size_t backslashes = 0;
-  while (pos > backslashes && body[pos - 1 - backslashes] == '\\') ++backslashes;
-  return backslashes % 2 == 1;
-}
-
-// The literal text, lowercased, that ends every subject the case-insensitive `body` can
-// match, or "" when the pattern does not pin one down. Almost every entry of postgrey's
-// client list has this shape (/^mail\d+\.telekom\.de$/ ends with ".telekom.de"), and a
-// suffix comparison rejects nearly every client name at a fraction of a regex call.
-// Deliberately conservative: only patterns that end in an unescaped '$' (no subject has a
-// newline: requests are split on them), without alternation, (*VERB)s, inline options other
-// than (?:...), or escapes that spell a character by code (\x41, \101, \Q...\E); the literal
-// run before '$' holds only plain characters and backslash-escaped punctuation, and stops
-// at the first metacharacter, so a quantifier (which follows its atom) is never crossed.
-std::string RequiredSuffix(std::string_view body) {
-  if (body.size() < 2 || body.back() != '$' || Escaped(body, body.size() - 1)) return {};
-  // Alternation, and (*VERB)s: (*ACCEPT) ends a match early, (*UTF) folds case beyond
-  // ASCII, (*CR) and friends let '$' match before other line ends.
-  if (body.find('|') != std::string_view::npos) return {};
-  if (body.find("(*") != std::string_view::npos) return {};
-  for (size_t at = body.find("(?"); at != std::string_view::npos; at = body.find("(?", at + 2)) {
-    if (at + 2 >= body.size() || body[at + 2] != ':') return {};
-  }
-  for (size_t at = body.find('\\'); at != std::string_view::npos && at + 1 < body.size();
-       at = body.find('\\', at + 2)) {
-    if (std::string_view("xocNpPQEgku0123456789").find(body[at + 1]) != std::string_view::npos) {
-      return {};
-    }
-  }
-  auto plain = [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           std::string_view("-_@%/=!~'\",;:<>&`#").find(c) != std::string_view::npos;
-  };
-  std::string suffix;
-  size_t i = body.size() - 1;  // the '$'
-  while (i > 0) {
-    char c = body[i - 1];
-    if (plain(c) && !Escaped(body, i - 1)) {
-      suffix.push_back(AsciiLower(c));
-      --i;
-    } else if (std::ispunct(static_cast<unsigned char>(c)) && Escaped(body, i - 1)) {
-      suffix.push_back(c);  // "\." is a literal '.'
-      i -= 2;
-    } else {
-      break;
-    }
-  }
-  std::reverse(suffix.begin(), suffix.end());
-  return suffix;
-}
-
-// Compiles a postgrey /regex/ body: Perl syntax, case-insensitive (postgrey's qr{...}i),
-// byte semantics (no UTF), JIT-compiled when the platform supports it.
-Result<CompiledRegex> CompileRegex(EntryId id, std::string_view body) {
-  int error_code = 0;
-  PCRE2_SIZE error_offset = 0;
-  RegexCode code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(body.data()), body.size(),
-                               PCRE2_CASELESS, &error_code, &error_offset, nullptr));
-  if (!code) {
-    PCRE2_UCHAR message[256];
-    pcre2_get_error_message(error_code, message, sizeof(message));
-    return Status::InvalidArgument("invalid regex /" + std::string(body) +
-                                   "/: " + reinterpret_cast<const char*>(message) + " at offset " +
-                                   std::to_string(error_offset));
-  }
-  // Failure only means no JIT on this platform; pcre2_match then interprets.
-  bool jit = pcre2_jit_compile(code.get(), PCRE2_JIT_COMPLETE) == 0;
-  return CompiledRegex{id, std::move(code), jit, RequiredSuffix(body)};
-}
-
-// The Whitelists object is shared by all threads, so match scratch space is per thread.
-// One ovector pair suffices: we only ask whether there is a match (pcre2_match returns
-// 0, still a match, when captures do not fit).
-bool RegexMatches(const CompiledRegex& regex, std::string_view subject) {
-  thread_local std::unique_ptr<pcre2_match_data, MatchDataDeleter> match_data(
-      pcre2_match_data_create(1, nullptr));
-  if (!match_data) return false;
-  auto text = reinterpret_cast<PCRE2_SPTR>(subject.data());
-  // A negative result other than "no match" (e.g. the match limit on a pathological
-  // pattern) also counts as no match: whitelisting is never granted by an error.
-  int result =
-      regex.jit
-          ? pcre2_jit_match(regex.code.get(), text, subject.size(), 0, 0, match_data.get(), nullptr)
-          : pcre2_match(regex.code.get(), text, subject.size(), 0, 0, match_data.get(), nullptr);
-  return result >= 0;
-}
-
-// `lowered` is `subject` in ASCII lowercase, for the required-suffix shortcut; PCRE2 gets
-// the subject as sent.
-EntryId FirstRegexMatch(const std::vector<CompiledRegex>& regexes, std::string_view subject,
-                        std::string_view lowered, EntryId best) {
-  for (const CompiledRegex& regex : regexes) {
-    if (regex.id >= best) break;  // sorted by id: nothing earlier can follow
-    if (!lowered.ends_with(regex.required_suffix)) continue;
-    if (RegexMatches(regex, subject)) return regex.id;
-  }
-  return best;
-}
-
-// All client networks flattened into disjoint address intervals, each owned by the
-// earliest entry covering it, so a lookup is one binary search whatever the number and
-// mix of prefix lengths.
-class NetworkIndex {
- public:
-  void Add(Address128 first, Address128 last, EntryId id) { ranges_.push_back({first, last, id}); }
-
-  // Sweeps the interval end points in order, keeping the set of entries covering the
-  // current point; its minimum owns the segment that starts there.
-  void Finish() {
-    struct Event {
-      Address128 at;
-      bool opens;
-      EntryId id;
-    };
-    std::vector<Event> events;
-    events.reserve(ranges_.size() * 2);
-    for (const Range& range : ranges_) {
-      events.push_back({range.first, true, range.id});
-      if (range.last != kAllOnes) events.push_back({range.last + 1, false, range.id});
-    }
-    std::sort(events.begin(), events.end(),
-              [](const Event& a, const Event& b) { return a.at < b.at; });
-    std::set<EntryId> active;
-    starts_.assign(1, 0);
-    owners_.assign(1, kNoEntry);
-    for (size_t i = 0; i < events.size();) {
-      Address128 at = events[i].at;
-      for (; i < events.size() && events[i].at == at; ++i) {
-        if (events[i].opens) {
-          active.insert(events[i].id);
-        } else {
-          active.erase(events[i].id);
-        }
-      }
-      EntryId owner = active.empty() ? kNoEntry : *active.begin();
-      if (owner == owners_.back()) continue;  // the current segment goes on
-      if (starts_.back() == at) {
-        owners_.back() = owner;  // only at address 0, where the initial segment starts
-      } else {
-        starts_.push_back(at);
-        owners_.push_back(owner);
-      }
-    }
-    ranges_.clear();
-    ranges_.shrink_to_fit();
-  }
-
-  // REQUIRES: Finish() was called.
-  EntryId Find(Address128 address) const {
-    auto it = std::upper_bound(starts_.begin(), starts_.end(), address);
-    return owners_[static_cast<size_t>(it - starts_.begin()) - 1];
-  }
-
- private:
-  struct Range {
-    Address128 first;
-    Address128 last;
-    EntryId id;
-  };
-  std::vector<Range> ranges_;          // until Finish()
-  std::vector<Address128> starts_{0};  // sorted segment starts, starts_[0] == 0
-  std::vector<EntryId> owners_{kNoEntry};
-};
-
-std::optional<int> ParseSmallDecimal(std::string_view digits) {
-  if (digits.empty() || digits.size() > 3 || !std::all_of(digits.begin(), digits.end(), IsDigit)) {
-    return std::nullopt;
-  }
-  int value = 0;
-  for (char c : digits) value = value * 10 + (c - '0');
-  return value;
-}
-
-// Splits at '.', true if there are exactly `count` groups of 1-3 ASCII digits
-// (postgrey's \d{1,3} groups).
-bool IsDottedDigits(std::string_view text, int count, std::vector<std::string_view>& groups) {
-  groups.clear();
-  while (true) {
-    size_t dot = text.find('.');
-    std::string_view group = text.substr(0, dot);
-    if (group.empty() || group.size() > 3 || !std::all_of(group.begin(), group.end(), IsDigit)) {
-      return false;
-    }
-    groups.push_back(group);
-    if (dot == std::string_view::npos) break;
-    text.remove_prefix(dot + 1);
-  }
-  return static_cast<int>(groups.size()) == count;
-}
-
-struct Network {
-  Address128 first;
-  Address128 last;
-};
-
-Network MakeNetwork(Address128 address, int prefix_length) {
-  Address128 mask = PrefixMask(prefix_length);
-  return {address & mask, (address & mask) | ~mask};
-}
-
-// The IPv4 forms postgrey recognises: a.b.c.d, a.b.c.d/nn, a.b.c (/24) and a.b (/16,
-// where postgrey makes a /24). nullopt if `entry` has none of these shapes.
-std::optional<Result<Network>> ParseIpv4Entry(std::string_view entry) {
-  std::string_view address_text = entry;
-  std::optional<int> prefix_length;
-  size_t slash = entry.find('/');
-  std::vector<std::string_view> groups;
-  if (slash != std::string_view::npos) {
-    std::string_view length_text = entry.substr(slash + 1);
-    address_text = entry.substr(0, slash);
-    if (length_text.empty() || length_text.size() > 2 || !IsDottedDigits(address_text, 4, groups)) {
-      return std::nullopt;
-    }
-    prefix_length = ParseSmallDecimal(length_text);
-    if (!prefix_length) return std::nullopt;
-  } else if (IsDottedDigits(entry, 4, groups)) {
-    prefix_length = 32;
-  } else if (IsDottedDigits(entry, 3, groups)) {
-    prefix_length = 24;
-  } else if (IsDottedDigits(entry, 2, groups)) {
-    prefix_length = 16;  // FIX: postgrey documents /16 but builds a /24
-  } else {
-    return std::nullopt;
-  }
-  uint32_t value = 0;
-  for (std::string_view group : groups) {
-    if (group.size() > 1 && group.front() == '0') {
-      // NetAddr::IP reads 010 as octal 8, most readers expect 10: refuse to guess.
-      return Result<Network>(Status::InvalidArgument(
-          "leading zero in IPv4 address '" + std::string(address_text) +
-          "' is ambiguous (postgrey reads such octets as octal); write it without leading zeros"));
-    }
-    int octet = *ParseSmallDecimal(group);
-    if (octet > 255) {
-      return Result<Network>(
-          Status::InvalidArgument("invalid IPv4 address '" + std::string(address_text) + "'"));
-    }
-    value = value << 8 | static_cast<uint32_t>(octet);
-  }
-  value <<= 8 * (4 - groups.size());
-  if (*prefix_length > 32) {
-    return Result<Network>(Status::InvalidArgument(
-        "invalid IPv4 prefix length /" + std::to_string(*prefix_length) + " (must be 0-32)"));
-  }
-  return Result<Network>(MakeNetwork(value, kIpv4InIpv6PrefixOffset + *prefix_length));
-}
-
-// postgrey hands anything with two ':' to NetAddr::IP as an IPv6 address or network.
-Result<Network> ParseIpv6Entry(std::string_view entry) {
-  size_t slash = entry.find('/');
-  int prefix_length = 128;
-  if (slash != std::string_view::npos) {
-    std::optional<int> parsed = ParseSmallDecimal(entry.substr(slash + 1));
-    if (!parsed || *parsed > 128) {
-      return Status::InvalidArgument("invalid IPv6 prefix length in '" + std::string(entry) +
-                                     "' (must be /0-/128)");
-    }
-    prefix_length = *parsed;
-  }
-  std::optional<IpAddress> address = IpAddress::Parse(entry.substr(0, slash));
-  if (!address || !address->is_v6) {
-    return Status::InvalidArgument("invalid IPv6 address or network '" + std::string(entry) + "'");
-  }
-  return MakeNetwork(ToAddress128(*address), prefix_length);
 }
 
 // Calls `on_entry(line_number, entry)` for each non-empty line after postgrey's comment
@@ -613,7 +306,8 @@ void WhitelistBuilder::AddClientText(std::string_view source, std::string_view t
     if (HasPerlSpace(entry)) return fail("doesn't look like a hostname");
     if (entry.front() == '/') return fail(kBadRegexShape);
     // postgrey would take these for host names, which can never match a client_name.
-    if (std::all_of(entry.begin(), entry.end(), [](char c) { return IsDigit(c) || c == '.'; })) {
+    if (std::all_of(entry.begin(), entry.end(),
+                    [](char c) { return AsciiIsDigit(c) || c == '.'; })) {
       return fail("'" + std::string(entry) +
                   "' is not an IPv4 address or network (a.b.c.d, a.b.c.d/nn, a.b.c, a.b)");
     }

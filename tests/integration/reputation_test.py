@@ -144,6 +144,47 @@ class ReputationTest(unittest.TestCase):
         self.assertIn("action=greylist, reason=new, client_name=mail.example.net, client_address=192.0.2.20", log)
         self.assertIn("action=pass, reason=not listed, client_name=mail.example.net, client_address=192.0.2.30", log)
 
+    def test_explain_runs_the_daemons_steps_dns_lists_included(self):
+        # explain and greylightd with the same options, the same store and the same lists:
+        # for each request explain's predicted action is what the daemon then answers.
+        dns = Unbound([
+            'local-zone: "ready.test." static', 'local-data: "ready.test. 60 IN A 127.0.0.1"',
+            'local-zone: "wl.test." static', 'local-data: "10.2.0.192.wl.test. 300 IN A 127.0.0.2"',
+            'local-zone: "bl.test." static', 'local-data: "20.2.0.192.bl.test. 300 IN A 127.0.0.2"',
+            'local-data: "21.2.0.192.bl.test. 300 IN A 127.0.0.9"',
+        ])
+        self.addCleanup(dns.cleanup)
+        options = ["--whitelist-clients=/dev/null", "--whitelist-recipients=/dev/null",
+                   f"--dns-servers=127.0.0.1:{dns.port}", "--dnswl=wl.test",
+                   "--dnsbl=bl.test=127.0.0.2", "--greylist-only-listed", "--dns-timeout=500"]
+        d = Daemon(BINARY, options + ["--commit-interval=0"])
+        self.addCleanup(d.cleanup)
+        d.start()
+        tool = os.path.join(os.path.dirname(os.path.abspath(BINARY)), "greylight")
+        c = d.client()
+        steps = [("192.0.2.10", 0, "dnswl"), ("192.0.2.20", 0, "greylist (new"),
+                 ("192.0.2.20", 60, "greylist (early-retry"), ("192.0.2.20", 300, "triplet found"),
+                 ("192.0.2.21", 0, "not listed"), ("192.0.2.30", 0, "not listed")]
+        for address, offset, reason in steps:
+            explained = subprocess.run(
+                [tool, "explain", f"--client-address={address}", "--client-name=mail.example.net",
+                 "--sender=alice@example.net", "--recipient=bob@example.org",
+                 f"--at={T + offset}", f"--dbdir={d.dbdir}", *options],
+                capture_output=True, text=True, timeout=30)
+            self.assertEqual(explained.returncode, 0, explained.stderr)
+            predicted = explained.stdout.strip().splitlines()[-1][len("action="):]
+            answered = c.ask(request(policy_test_time=T + offset, client_address=address))
+            # The header's date is the real time of each: compare up to it.
+            self.assertEqual(predicted.split(";")[0], answered.split(";")[0],
+                             f"{address} at T+{offset}:\n{explained.stdout}")
+            self.assertIn(reason, explained.stdout)
+            self.assertIn("DNS lists:", explained.stdout)
+        self.assertIn("allow list wl.test lists the client (127.0.0.2)",
+                      subprocess.run([tool, "explain", "--client-address=192.0.2.10",
+                                      "--sender=a@example.net", "--recipient=b@example.org",
+                                      f"--dbdir={d.dbdir}", *options],
+                                     capture_output=True, text=True, timeout=30).stdout)
+
     def test_dns_failure_never_blocks_mail(self):
         # Nothing answers on this port: every list times out, counts as not listed.
         d = self.daemon(f"--dns-servers=127.0.0.1:{udp_free_port()}", "--dnswl=wl.test",

@@ -37,6 +37,10 @@ constexpr int kNothingToCommit = std::numeric_limits<int>::max();
 // Expiry runs on every this many commit ticks: it is background work that must not
 // double the number of synced transactions.
 constexpr int kExpiryEveryTicks = 10;
+// After a whole pass over every table that deleted nothing, expiry rests this long: it
+// would only read the database again to find nothing (max-age is also enforced at lookup,
+// so a record that expires meanwhile is absent to requests all the same).
+constexpr std::chrono::seconds kExpiryIdlePause{60};
 constexpr int kCommitThreadNice = 10;
 
 Status LmdbError(std::string_view what, int rc) {
@@ -130,13 +134,24 @@ class LmdbStore final : public Store {
   }
 
   void CommitLoop();
-  // Moves pending_ into one durable write transaction.
-  Status CommitPending();
+  // Moves pending_ (and deferred_ too when `with_deferred`) into one durable write
+  // transaction.
+  Status CommitPending(bool with_deferred = true);
   // Runs `body` in a write transaction, growing the map and retrying on MDB_MAP_FULL.
   template <typename Body>
   Status WithWriteTxn(Body&& body);
-  // Reads `key` through the overlays, then LMDB. REQUIRES: mutex_ held.
-  Result<std::optional<std::string_view>> ReadLocked(Table table, const std::string& key);
+  // Reads `key` through the overlays, then LMDB's snapshot, which stays open (and the view
+  // valid) until EndReadLocked(): one snapshot for all the reads of a Check.
+  // REQUIRES: mutex_ held.
+  Result<std::optional<std::string_view>> ReadLocked(Table table, std::string_view key);
+  void EndReadLocked();
+  // Records a value for `key` in the overlay it belongs to. REQUIRES: mutex_ held.
+  void WriteLocked(Table table, const std::string& key, std::optional<std::string> value,
+                   bool deferred);
+  // Pending triplets get their own, slower commit.
+  bool deferring() const {
+    return options_.store.pending_commit_interval > options_.store.commit_interval;
+  }
   Result<size_t> MapBytes() const;
   Status GrowMap();
   // REQUIRES: mutex_ held.
@@ -154,14 +169,19 @@ class LmdbStore final : public Store {
 
   mutable std::mutex mutex_;     // guards everything below and map resizes
   MDB_txn* read_txn_ = nullptr;  // reused (reset/renew) for Check reads
+  bool read_open_ = false;       // read_txn_ holds a snapshot (renewed, not yet reset)
   Overlays pending_;             // acknowledged, not yet in a write transaction
-  Overlays committing_;          // in the write transaction being committed
-  std::string read_buffer_;      // value copy for reads from the overlays
+  // Pending-state triplets acknowledged, committed every pending_commit_interval. A key is
+  // in pending_ or in deferred_, never both, so either may be read first.
+  Overlay deferred_;
+  Overlays committing_;  // in the write transaction being committed
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
   // Where the next expiry step starts, per table.
   std::array<std::optional<std::string>, kAllTables.size()> expiry_resume_;
-  size_t expiry_table_ = 0;  // index into kAllTables of the table being expired
+  size_t expiry_table_ = 0;         // index into kAllTables of the table being expired
+  size_t expiry_pass_deleted_ = 0;  // deleted so far in the current pass over every table
+  MonoTime expiry_rest_until_{};    // CommitLoop's expiry rests until then (monotonic)
 
   std::atomic<uint64_t> expired_total_{0};
 
@@ -259,6 +279,7 @@ void LmdbStore::DropReadTxnLocked() {
     mdb_txn_abort(read_txn_);
     read_txn_ = nullptr;
   }
+  read_open_ = false;
 }
 
 Status LmdbStore::AdoptMapSizeLocked() {
@@ -303,35 +324,58 @@ Status LmdbStore::WithWriteTxn(Body&& body) {
   }
 }
 
-Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, const std::string& key) {
-  for (const Overlay* overlay : {&pending_[TableIndex(table)], &committing_[TableIndex(table)]}) {
-    auto it = overlay->find(std::string_view(key));
+Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, std::string_view key) {
+  const Overlay* overlays[] = {&pending_[TableIndex(table)],
+                               table == Table::kTriplets ? &deferred_ : nullptr,
+                               &committing_[TableIndex(table)]};
+  for (const Overlay* overlay : overlays) {
+    if (overlay == nullptr || overlay->empty()) continue;
+    auto it = overlay->find(key);
     if (it != overlay->end()) {
       if (!it->second) return std::optional<std::string_view>();
       return std::optional<std::string_view>(*it->second);
     }
   }
-  int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
-                                : mdb_txn_renew(read_txn_);
-  if (rc == MDB_MAP_RESIZED) {
-    if (Status adopted = AdoptMapSizeLocked(); !adopted.ok()) return adopted;
-    rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_);
-  }
-  if (rc != 0) {
-    DropReadTxnLocked();
-    return LmdbError("read txn", rc);
+  if (!read_open_) {
+    int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
+                                  : mdb_txn_renew(read_txn_);
+    if (rc == MDB_MAP_RESIZED) {
+      if (Status adopted = AdoptMapSizeLocked(); !adopted.ok()) return adopted;
+      rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_);
+    }
+    if (rc != 0) {
+      DropReadTxnLocked();
+      return LmdbError("read txn", rc);
+    }
+    read_open_ = true;
   }
   MDB_val k = ToVal(key), v;
-  rc = mdb_get(read_txn_, Dbi(table), &k, &v);
-  std::optional<std::string_view> value;
-  if (rc == 0) {
-    // Copy out: the snapshot is released below, before the caller reads the value.
-    read_buffer_.assign(FromVal(v));
-    value = read_buffer_;
+  int rc = mdb_get(read_txn_, Dbi(table), &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<std::string_view>();
+  if (rc != 0) return LmdbError("get", rc);
+  // Valid until EndReadLocked(): the snapshot stays open for the rest of the Check.
+  return std::optional<std::string_view>(FromVal(v));
+}
+
+void LmdbStore::EndReadLocked() {
+  if (read_open_) {
+    mdb_txn_reset(read_txn_);
+    read_open_ = false;
   }
-  mdb_txn_reset(read_txn_);
-  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("get", rc);
-  return value;
+}
+
+void LmdbStore::WriteLocked(Table table, const std::string& key, std::optional<std::string> value,
+                            bool deferred) {
+  if (table == Table::kTriplets) {
+    // Keep each key in one of the two overlays: the newest value is the only one.
+    if (deferred) {
+      pending_[TableIndex(table)].erase(key);
+      deferred_.insert_or_assign(key, std::move(value));
+      return;
+    }
+    if (!deferred_.empty()) deferred_.erase(key);
+  }
+  pending_[TableIndex(table)].insert_or_assign(key, std::move(value));
 }
 
 void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
@@ -345,7 +389,6 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
       done(Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)"));
       return;
     }
-    // Each read is decoded before the next one reuses read_buffer_.
     auto read = [&](Table table, const std::string& key) -> std::optional<std::string_view> {
       auto value = ReadLocked(table, key);
       if (!value.ok()) {
@@ -355,12 +398,16 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
       return *value;
     };
     policy::PriorState prior = ReadPrior(keys, now, timing_, read);
+    EndReadLocked();
     if (failure.ok()) {
       transition = DecideFor(keys, prior, now, timing_);
-      ApplyTransition(keys, transition,
-                      [this](Table table, const std::string& key, std::string value) {
-                        pending_[TableIndex(table)][key] = std::move(value);
-                      });
+      // A triplet still pending waits for the slower commit (see pending_commit_interval).
+      const bool defer = !immediate && deferring() && transition.triplet_write &&
+                         !policy::Passed(*transition.triplet_write, timing_);
+      ApplyTransition(
+          keys, transition, [&](Table table, const std::string& key, std::string value) {
+            WriteLocked(table, key, std::move(value), defer && table == Table::kTriplets);
+          });
     }
   }
   if (!failure.ok()) {
@@ -377,12 +424,23 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
   done(std::move(transition));
 }
 
-Status LmdbStore::CommitPending() {
+Status LmdbStore::CommitPending(bool with_deferred) {
   std::lock_guard commit_lock(commit_mutex_);
   {
     std::lock_guard lock(mutex_);
-    if (PendingCount(pending_) == 0) return Status::Ok();
+    with_deferred = with_deferred && !deferred_.empty();
+    if (PendingCount(pending_) == 0 && !with_deferred) return Status::Ok();
     committing_.swap(pending_);
+    if (with_deferred) {
+      // No key is in both overlays, so nothing is overwritten here.
+      Overlay& triplets = committing_[TableIndex(Table::kTriplets)];
+      if (triplets.empty()) {
+        triplets.swap(deferred_);
+      } else {
+        triplets.merge(deferred_);
+        deferred_.clear();
+      }
+    }
   }
   Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
     for (Table table : kAllTables) {
@@ -407,7 +465,11 @@ Status LmdbStore::CommitPending() {
     if (!status.ok()) {
       // Keep the updates for the next attempt; newer pending values win.
       for (size_t i = 0; i < committing_.size(); ++i) {
-        for (auto& [key, value] : committing_[i]) pending_[i].try_emplace(key, std::move(value));
+        const bool triplets = i == TableIndex(Table::kTriplets);
+        for (auto& [key, value] : committing_[i]) {
+          if (triplets && deferred_.contains(key)) continue;  // a newer pending value
+          pending_[i].try_emplace(key, std::move(value));
+        }
       }
     }
     committed.swap(committing_);
@@ -422,15 +484,22 @@ void LmdbStore::CommitLoop() {
   if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kCommitThreadNice) != 0) {
     log::Info("lmdb: commit thread keeps its priority: {}", std::strerror(errno));
   }
+  // Pending triplets are committed on every this many ticks.
+  const int deferred_every = deferring()
+                                 ? static_cast<int>(options_.store.pending_commit_interval.count() /
+                                                    options_.store.commit_interval.count())
+                                 : 1;
   int ticks = 0;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     wake_.wait_for(lock, options_.store.commit_interval);
     if (stopping_) break;
     lock.unlock();
-    Status status = CommitPending();
+    ++ticks;
+    Status status = CommitPending(/*with_deferred=*/ticks % deferred_every == 0);
     if (!status.ok()) log::Error("lmdb: commit failed, will retry: {}", status.message());
-    if (options_.store.background_expiry && ++ticks % kExpiryEveryTicks == 0) {
+    if (options_.store.background_expiry && ticks % kExpiryEveryTicks == 0 &&
+        clock_.Monotonic() >= expiry_rest_until_) {
       auto expired = ExpireSome(clock_.Now(), options_.expiry_batch);
       if (!expired.ok()) log::Error("lmdb: expiry failed: {}", expired.status().message());
     }
@@ -445,8 +514,10 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
   // transaction (map grown) starts again from the same place.
   std::array<std::optional<std::string>, kAllTables.size()> resume;
   size_t table_index = 0;
+  bool pass_ended = false;  // this step finished the last table: the next starts a new pass
   Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
     deleted = 0;
+    pass_ended = false;
     resume = expiry_resume_;
     table_index = expiry_table_;
     size_t examined = 0;
@@ -471,7 +542,8 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
         bool pending;
         {
           std::lock_guard lock(mutex_);
-          pending = pending_[TableIndex(table)].contains(key);
+          pending = pending_[TableIndex(table)].contains(key) ||
+                    (table == Table::kTriplets && deferred_.contains(key));
         }
         if (!pending && ShouldExpire(table, FromVal(v), now, timing_)) {
           if ((rc = mdb_cursor_del(cursor, 0)) != 0) break;
@@ -485,6 +557,7 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
       } else if (rc == MDB_NOTFOUND) {
         table_resume.reset();  // wrapped around: the table starts at the beginning next time
         table_index = (table_index + 1) % kAllTables.size();
+        pass_ended = pass_ended || table_index == 0;
       } else {
         mdb_cursor_close(cursor);
         return rc;
@@ -497,6 +570,13 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
   expiry_resume_ = std::move(resume);
   expiry_table_ = table_index;
   expired_total_.fetch_add(deleted, std::memory_order_relaxed);
+  expiry_pass_deleted_ += deleted;
+  if (pass_ended) {
+    // Back at the first table: a pass over every table that found nothing to delete
+    // rests the expiry for a while.
+    if (expiry_pass_deleted_ == 0) expiry_rest_until_ = clock_.Monotonic() + kExpiryIdlePause;
+    expiry_pass_deleted_ = 0;
+  }
   return deleted;
 }
 
@@ -516,16 +596,18 @@ Status LmdbStore::Flush() { return CommitPending(); }
 
 Result<std::optional<std::string>> LmdbStore::Get(Table table, std::string_view key) {
   std::lock_guard lock(mutex_);
-  auto value = ReadLocked(table, std::string(key));
+  auto value = ReadLocked(table, key);
+  std::optional<std::string> copy;
+  if (value.ok() && *value) copy = std::string(**value);
+  EndReadLocked();
   if (!value.ok()) return value.status();
-  if (!*value) return std::optional<std::string>();
-  return std::optional<std::string>(std::string(**value));
+  return copy;
 }
 
 Status LmdbStore::Put(Table table, std::string_view key, std::string_view value) {
   {
     std::lock_guard lock(mutex_);
-    pending_[TableIndex(table)][std::string(key)] = std::string(value);
+    WriteLocked(table, std::string(key), std::string(value), /*deferred=*/false);
   }
   return CommitPending();
 }
@@ -534,7 +616,7 @@ Status LmdbStore::PutMany(Table table,
                           const std::vector<std::pair<std::string, std::string>>& records) {
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [key, value] : records) pending_[TableIndex(table)][key] = value;
+    for (const auto& [key, value] : records) WriteLocked(table, key, value, /*deferred=*/false);
   }
   return CommitPending();  // one transaction for the whole batch
 }
@@ -542,7 +624,7 @@ Status LmdbStore::PutMany(Table table,
 Status LmdbStore::Delete(Table table, std::string_view key) {
   {
     std::lock_guard lock(mutex_);
-    pending_[TableIndex(table)][std::string(key)] = std::nullopt;
+    WriteLocked(table, std::string(key), std::nullopt, /*deferred=*/false);
   }
   return CommitPending();
 }

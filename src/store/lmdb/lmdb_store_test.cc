@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "store/store_conformance.h"
 #include "support/temp_dir.h"
 
@@ -148,6 +150,39 @@ TEST(LmdbStoreTest, PendingUpdatesAreReadBeforeCommit) {
   EXPECT_EQ((*reader)->Get(Table::kTriplets, "k").value(), std::nullopt);
   ASSERT_TRUE((*store)->Flush().ok());
   EXPECT_EQ((*reader)->Get(Table::kTriplets, "k").value(), "1800000000,1800000000");
+}
+
+// Pending triplets wait for the slower commit (--pending-commit-interval); passed ones and
+// client records go with the fast one. Both are read at once through the overlays.
+TEST(LmdbStoreTest, PendingTripletsWaitForTheSlowerCommit) {
+  TempDir dir;
+  LmdbOptions options = OptionsFor(dir);
+  options.store.commit_interval = std::chrono::milliseconds(10);
+  options.store.pending_commit_interval = std::chrono::milliseconds(60000);  // not in the test
+  auto store = Open(options);
+  ASSERT_TRUE(store.ok());
+  CheckSync(**store, {"passed", "1.2.3.4"}, 1800000000);
+  CheckSync(**store, {"passed", "1.2.3.4"}, 1800000300);  // passes: fast commit
+  CheckSync(**store, {"pending", ""}, 1800000300);        // new: slow commit
+  EXPECT_EQ((*store)->Get(Table::kTriplets, "pending").value(), "1800000300,1800000300");
+  LmdbOptions reader_options = options;
+  reader_options.store.exclusive = false;
+  reader_options.store.background_expiry = false;
+  auto reader = Open(reader_options);
+  ASSERT_TRUE(reader.ok());
+  // The commit thread writes the passed triplet within a few of its 10 ms ticks.
+  std::optional<std::string> passed;
+  for (int i = 0; i < 500 && !passed; ++i) {
+    passed = (*reader)->Get(Table::kTriplets, "passed").value();
+    if (!passed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(passed, "1800000000,1800000300");
+  EXPECT_EQ((*reader)->Get(Table::kClients, "1.2.3.4").value(), "1,1800000300");
+  EXPECT_EQ((*reader)->Get(Table::kTriplets, "pending").value(), std::nullopt);
+  // A later pass of the pending triplet moves it to the fast commit, value and all.
+  CheckSync(**store, {"pending", ""}, 1800000600);
+  ASSERT_TRUE((*store)->Flush().ok());
+  EXPECT_EQ((*reader)->Get(Table::kTriplets, "pending").value(), "1800000300,1800000600");
 }
 
 TEST(LmdbStoreTest, MustExistRefusesToCreate) {

@@ -41,7 +41,7 @@ RedisCommand BuildCheckCommand(const CheckKeys& keys, UnixTime now,
   const UnixTime client_expires_at = policy::ExpiresAt(policy::ClientRecord{0, now}, timing);
 
   RedisCommand command;
-  command.reserve(19);
+  command.reserve(20);
   command.push_back("EVALSHA");
   command.push_back(CheckScript().sha1);
   command.push_back(std::to_string(1 + int{has_client} + int{has_trap}));
@@ -61,6 +61,7 @@ RedisCommand BuildCheckCommand(const CheckKeys& keys, UnixTime now,
   command.push_back(std::to_string(policy::kMaxRecordField));
   command.push_back(has_client ? "1" : "0");
   command.push_back(!has_trap ? "0" : keys.trap_hit ? "2" : "1");
+  command.push_back(Seconds(now - policy::GreylistTiming::kLastSeenRefresh));
   return command;
 }
 

@@ -48,12 +48,13 @@ TEST(RedisCheckTest, TheCommandCarriesTheRulesInstants) {
                           std::to_string(T + 35 * 86400 + 1),  // ExpiresAt, client
                           std::to_string(policy::kMaxRecordField),
                           "1",
-                          "2"};
+                          "2",
+                          std::to_string(T - 60)};  // a passed triplet seen since: no write
   EXPECT_EQ(c, want);
   RedisCommand without = BuildCheckCommand({"192.0.2.0/k", ""}, FromUnixSeconds(T), timing, layout);
   EXPECT_EQ(without[2], "1");
-  EXPECT_EQ(without.back(), "0");
   EXPECT_EQ(without[without.size() - 2], "0");
+  EXPECT_EQ(without[without.size() - 3], "0");
 }
 
 TEST(RedisCheckTest, TheTransitionIsPolicyDecideOnWhatTheScriptRead) {

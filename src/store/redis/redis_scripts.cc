@@ -76,6 +76,7 @@ local client_expires_at = tonumber(ARGV[10])
 local max_field = tonumber(ARGV[11])
 local has_client = ARGV[12] == '1'
 local trap_mode = ARGV[13]
+local refreshed_after = tonumber(ARGV[14])
 local trap_key = KEYS[#KEYS]
 
 local raw_triplet = read(KEYS[1])
@@ -125,7 +126,11 @@ if t_first then
   if first > now then first = now end
 end
 local passed = now - first >= delay
-written_triplet = write(KEYS[1], first, now, now, passed and passed_expires_at or pending_expires_at)
+local fresh_pass = last_was_successful and t_first <= now and t_last <= now and
+    t_last > refreshed_after
+if not fresh_pass then
+  written_triplet = write(KEYS[1], first, now, now, passed and passed_expires_at or pending_expires_at)
+end
 if has_client and awl_enabled and passed and not last_was_successful and
     (not c_count or c_last <= awl_count_before) then
   written_client = write(KEYS[2], (c_count or 0) + 1, now, now, client_expires_at)
