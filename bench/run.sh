@@ -5,6 +5,9 @@
 # 1, 8 and 64 connections in modes "mixed" and "hot", on this machine and
 # on 127.0.0.1 only. Writes the table and the ratios to BENCHMARKS.md at the repository root.
 #
+# The delivery-delay section of BENCHMARKS.md (between its delay-simulation markers) is
+# bench/delay_simulation.py's; this script keeps it as it is.
+#
 # Every server gets a fresh database directory for each row, so rows do not feed each
 # other's state. Mixed rows run the servers with their default (durable) settings; hot rows
 # add --delay=2 so that the hot set can pass greylisting during a short warm-up.
@@ -601,6 +604,12 @@ ratios=$(jq -r -s '
 
 avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | round) else 0 end' "$RESULTS")
 
+# The delivery-delay section is bench/delay_simulation.py's: kept as it is.
+DELAY_SECTION=""
+if [[ -f $OUTPUT ]]; then
+  DELAY_SECTION=$(sed -n '/^<!-- delay-simulation:begin -->$/,/^<!-- delay-simulation:end -->$/p' "$OUTPUT")
+fi
+
 {
   echo "# Benchmarks"
   echo
@@ -641,6 +650,10 @@ avg_bytes=$(jq -s 'map(.avg_request_bytes) | if length > 0 then (add / length | 
   if [[ -n $ratios ]]; then echo "$ratios"; fi
   cat "$BACKGROUND_SECTION"
   cat "$LARGE_SECTION"
+  if [[ -n $DELAY_SECTION ]]; then
+    echo
+    echo "$DELAY_SECTION"
+  fi
   if [[ -s $NOTES ]]; then
     echo
     echo "## Notes"

@@ -131,5 +131,29 @@ TEST(DaemonConfigTest, BadNumbersNameTheOptionAndTheRange) {
   EXPECT_NE(window.status().message().find("--retry-window"), std::string::npos);
 }
 
+// --spf-keys shares the DNS lists' resolvers and timeout, and turns on SRS decoding, which
+// postgrey's modes (subnet, host) keep off so their keys stay byte-identical to postgrey's.
+TEST(DaemonConfigTest, SpfKeysAndSrsDecodingByMode) {
+  auto plain = Parse({});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->policy.engine.spf_keys);
+  EXPECT_FALSE(plain->policy.engine.keys.decode_srs);
+  auto host = Parse({"--lookup-by-host"});
+  ASSERT_TRUE(host.ok());
+  EXPECT_FALSE(host->policy.engine.keys.decode_srs);
+  for (const char* mode : {"--lookup-by=domain", "--lookup-by=smart"}) {
+    auto grouped = Parse({mode});
+    ASSERT_TRUE(grouped.ok()) << mode;
+    EXPECT_TRUE(grouped->policy.engine.keys.decode_srs) << mode;
+    EXPECT_FALSE(grouped->policy.engine.spf_keys) << mode;
+  }
+  auto spf = Parse({"--spf-keys", "--dns-timeout=300", "--dns-servers=127.0.0.1:5353"});
+  ASSERT_TRUE(spf.ok()) << spf.status().message();
+  EXPECT_TRUE(spf->policy.engine.spf_keys);
+  EXPECT_TRUE(spf->policy.engine.keys.decode_srs);
+  EXPECT_EQ(spf->policy.spf.timeout, 300ms);
+  EXPECT_EQ(spf->policy.spf.servers, "127.0.0.1:5353");
+}
+
 }  // namespace
 }  // namespace greylight::cli

@@ -143,6 +143,16 @@ int Run(const std::vector<std::string>& args) {
           dns_lists->Lookup(client, std::move(done));
         });
   }
+  std::unique_ptr<reputation::SpfChecker> spf_checker;
+  if (config.policy.engine.spf_keys) {
+    auto checker = reputation::SpfChecker::Create(io, config.policy.spf, clock);
+    if (!checker.ok()) return Fatal(kExitConfig, checker.status().message());
+    spf_checker = std::move(checker.value());
+    greylister.SetSpfLookup([&spf_checker](spf::SpfRequest request, reputation::SpfCallback done) {
+      spf_checker->Check(std::move(request), std::move(done));
+    });
+    log::Notice("SPF keys: a client that passes SPF narrowly is keyed by the domain");
+  }
 
   greylister.SetWhitelists(whitelists);
   greylister.SetGreytraps(*greytraps_or);

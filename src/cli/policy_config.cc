@@ -47,7 +47,14 @@ constexpr OptionSpec kPolicyOptions[] = {
     {"--lookup-by", Arity::kValue, "subnet|host|domain|smart", "subnet",
      "how clients are grouped in keys: subnet (postgrey), host (--lookup-by-host), domain "
      "(registrable domain of a verified client name) or smart (domain, except generic or "
-     "unverified names, which use the subnet)",
+     "unverified names, which use the subnet); domain and smart also key SRS senders by their "
+     "original sender",
+     "greylight"},
+    {"--spf-keys", Arity::kFlag, "", "",
+     "key a client that passes SPF for the envelope sender's domain (the HELO name for <>) by "
+     "that domain (spf:DOMAIN), so every address the domain authorises is one client; a "
+     "broad pass (all, exists, ptr, wider than /16 or /32), any other result or DNS trouble "
+     "keys it by --lookup-by; also keys SRS senders by their original sender",
      "greylight"},
     {"--ipv4cidr", Arity::kValue, "BITS", "24", "prefix length of an IPv4 client's network",
      "postgrey", 1, 32},
@@ -76,10 +83,11 @@ constexpr OptionSpec kPolicyOptions[] = {
     {"--greylist-only-listed", Arity::kFlag, "", "",
      "greylist only clients a --dnsbl lists; pass the others (reason not listed)", "greylight"},
     {"--dns-timeout", Arity::kValue, "MS", "1000",
-     "longest wait for the DNS lists; a list that has not answered counts as not listing",
+     "longest wait for the DNS lists and the SPF check; a list that has not answered counts "
+     "as not listing, an SPF check as temperror",
      "greylight", 1, 60000},
     {"--dns-servers", Arity::kValue, "HOST:PORT[,...]", "the resolvers of /etc/resolv.conf",
-     "DNS servers to ask for the lists", "greylight"},
+     "DNS servers to ask for the lists and SPF", "greylight"},
     {"--privacy", Arity::kFlag, "", "", "store SHA-1 digests of keys instead of addresses",
      "postgrey"},
     {"--hostname", Arity::kValue, "NAME", "the system host name",
@@ -150,6 +158,9 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   } else if (e.keys.lookup_by_host) {
     e.lookup_by = reputation::LookupBy::kHost;
   }
+  e.spf_keys = o.Has("spf-keys");
+  // postgrey's modes keep postgrey's keys byte for byte; greylight's own decode SRS.
+  e.keys.decode_srs = e.spf_keys || reputation::GroupsByDomain(e.lookup_by);
   e.greylist_action = std::string(o.Last("greylist-action", policy::kDefaultGreylistAction));
   if (Status s = CheckAction("greylist-action", e.greylist_action); !s.ok()) return s;
   e.greylist_text = std::string(o.Last("greylist-text", policy::kDefaultGreylistText));
@@ -179,6 +190,8 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   numbers.Set("dns-timeout", c.dns.timeout);
   if (!numbers.status().ok()) return numbers.status();
   c.dns.servers = std::string(o.Last("dns-servers"));
+  c.spf.timeout = c.dns.timeout;
+  c.spf.servers = c.dns.servers;
 
   c.dbdir = std::string(o.LastOrDefault("dbdir"));
   if (c.dbdir.empty()) return Status::InvalidArgument("--dbdir: empty path");

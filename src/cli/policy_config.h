@@ -11,6 +11,7 @@
 #include "engine/greylister.h"
 #include "policy/greylist_state.h"
 #include "reputation/dns_lists.h"
+#include "reputation/spf_checker.h"
 #include "store/open_store.h"
 #include "util/status.h"
 #include "whitelist/whitelist.h"
@@ -32,6 +33,8 @@ struct PolicyConfig {
   std::vector<std::string> whitelist_recipients;  // as given; empty means the defaults
   std::vector<std::string> greytrap_recipients;   // empty: greytraps disabled
   reputation::DnsListOptions dns;                 // lists empty: no DNS list step
+  // The SPF checker's --dns-timeout and --dns-servers; used with engine.spf_keys.
+  reputation::SpfCheckerOptions spf;
 };
 
 // Fills `config` from the options of PolicyOptionTable() in `options`.

@@ -7,6 +7,7 @@
 #include "engine/request.h"
 #include "policy/reason.h"
 #include "policy/whitelist_matcher.h"
+#include "spf/spf_result.h"
 #include "util/clock.h"
 
 namespace greylight::engine {
@@ -28,8 +29,14 @@ struct Decision {
   std::optional<policy::WhitelistHit> trap_hit;  // this request went to a greytrap address
   std::vector<std::string> list_failures;        // DNS lists that could not be asked
   std::string store_error;                       // kStoreError: the store's message
-  std::string key;    // the triplet key, when EngineOptions::keep_triplet_key
-  std::string group;  // the client group in the domain --lookup-by modes, for the logs
+  std::string key;  // the triplet key, when EngineOptions::keep_triplet_key
+  // The client part of the keys when it is a group, for the logs (RequestKeys::group):
+  // "spf:example.com" (--spf-keys), "domain:google.com" or a fallback (domain modes).
+  std::string group;
+  // --spf-keys: the SPF check of the envelope sender (the HELO name for <>). Unset when SPF
+  // keys are off or the request was decided before the check (whitelists). The keys used
+  // its domain exactly when spf::UsablePass(*spf).
+  std::optional<spf::SpfResult> spf;
 
   bool store_failed() const { return reason == policy::Reason::kStoreError; }
 };

@@ -35,7 +35,19 @@ void AppendJsonField(std::string& json, std::string_view name, std::string_view 
   log::AppendJsonString(json, value);
 }
 
+bool IsSpfError(const spf::SpfResult& spf) {
+  return spf.code == spf::SpfCode::kTempError || spf.code == spf::SpfCode::kPermError;
+}
+
 }  // namespace
+
+std::string SpfSummary(const spf::SpfResult& spf) {
+  std::string text(spf::SpfCodeName(spf.code));
+  if (!spf.domain.empty()) text.append(" ").append(spf.domain);
+  if (spf.broad) text.append(" (broad)");
+  if (IsSpfError(spf) && !spf.problem.empty()) text.append(" (").append(spf.problem).append(")");
+  return text;
+}
 
 std::string PostgreyDecisionLine(const Decision& d) {
   const Request& request = *d.request;
@@ -53,6 +65,10 @@ std::string PostgreyDecisionLine(const Decision& d) {
   if (!d.group.empty()) {
     line.append(", group=");
     log::AppendEscaped(line, d.group);
+  }
+  if (d.spf) {
+    line.append(", spf=");
+    log::AppendEscaped(line, SpfSummary(*d.spf));
   }
   AppendField(line, "client_name", request.client_name);
   AppendField(line, "client_address", request.client_address);
@@ -77,6 +93,14 @@ std::string JsonDecisionLine(const Decision& d, std::chrono::microseconds took) 
   if (!number.name.empty()) json += fmt::format(",\"{}\":{}", number.name, number.value);
   if (!d.key.empty()) AppendJsonField(json, "key", d.key);
   if (!d.group.empty()) AppendJsonField(json, "group", d.group);
+  if (d.spf) {
+    AppendJsonField(json, "spf", spf::SpfCodeName(d.spf->code));
+    if (!d.spf->domain.empty()) AppendJsonField(json, "spf_domain", d.spf->domain);
+    if (d.spf->broad) json += ",\"spf_broad\":true";
+    if (IsSpfError(*d.spf) && !d.spf->problem.empty()) {
+      AppendJsonField(json, "spf_problem", d.spf->problem);
+    }
+  }
   json += fmt::format(",\"decision_us\":{}}}", took.count());
   return json;
 }

@@ -31,6 +31,11 @@ struct LogLine {
 void RenderDecisionLog(const Decision& decision, LogFormat format, std::chrono::microseconds took,
                        std::vector<LogLine>& out);
 
+// An SPF result as the logs and `greylight explain` show it: the result, the domain, and
+// "(broad)" for a pass too broad to key by, or the problem of a temperror or permerror:
+// "pass example.com", "temperror example.com (timeout)", "none" (no domain to check).
+std::string SpfSummary(const spf::SpfResult& spf);
+
 // The decision line alone, in postgrey's format and in JSON.
 std::string PostgreyDecisionLine(const Decision& decision);
 std::string JsonDecisionLine(const Decision& decision, std::chrono::microseconds took);

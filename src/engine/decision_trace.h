@@ -6,6 +6,7 @@
 #include "policy/greylist_state.h"
 #include "policy/whitelist_matcher.h"
 #include "reputation/list_verdict.h"
+#include "spf/spf_result.h"
 
 namespace greylight::engine {
 
@@ -18,6 +19,7 @@ struct DecisionTrace {
   bool recipient_whitelist_checked = false;
   std::optional<policy::WhitelistHit> recipient_whitelist;
   std::optional<reputation::ListVerdict> lists;  // set when DNS lists are configured
+  std::optional<spf::SpfResult> spf;             // set when SPF keys are configured
   std::optional<RequestKeys> keys;               // set once the store is consulted
   bool auto_whitelist_enabled = false;
   bool greytraps_enabled = false;

@@ -1,5 +1,7 @@
 #include "engine/greylister.h"
 
+#include <atomic>
+
 #include "policy/reply_text.h"
 
 namespace greylight::engine {
@@ -20,6 +22,15 @@ void Greylister::SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> w
 void Greylister::SetGreytraps(std::shared_ptr<const reputation::Greytraps> greytraps) {
   greytraps_.store(std::move(greytraps));
 }
+
+// The answers of the DNS list and SPF lookups of one request, joined.
+struct Greylister::Lookups {
+  std::atomic<int> remaining{0};
+  Decision decision;
+  DecisionCallback done;
+  std::optional<reputation::ListVerdict> verdict;
+  std::optional<spf::SpfResult> spf;
+};
 
 namespace {
 
@@ -65,21 +76,51 @@ void Greylister::Decide(const protocol::PolicyRequest& wire, UnixTime real_now,
     }
   }
 
-  if (!list_lookup_) {
-    DecideListed(std::move(decision), nullptr, headers, std::move(done), trace);
+  if (!list_lookup_ && !spf_lookup_) {
+    DecideListed(std::move(decision), nullptr, nullptr, headers, std::move(done), trace);
     return;
   }
-  policy::IpAddress client = request.client;
-  list_lookup_(client, [this, decision = std::move(decision), &headers, done = std::move(done),
-                        trace](reputation::ListVerdict verdict) mutable {
-    DecideListed(std::move(decision), &verdict, headers, std::move(done), trace);
-  });
+  // The DNS lists and SPF are asked at once; whichever answers last goes on. The answers
+  // may come from different threads (each checker's strand), hence the atomic count.
+  auto lookups = std::make_shared<Lookups>();
+  lookups->remaining = (list_lookup_ ? 1 : 0) + (spf_lookup_ ? 1 : 0);
+  lookups->decision = std::move(decision);
+  lookups->done = std::move(done);
+  auto arrive = [this, lookups, &headers, trace] {
+    if (lookups->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    DecideListed(std::move(lookups->decision), lookups->verdict ? &*lookups->verdict : nullptr,
+                 lookups->spf ? &*lookups->spf : nullptr, headers, std::move(lookups->done), trace);
+  };
+  // Read before asking: once both have answered, the decision has moved on.
+  const Request& asked = *lookups->decision.request;
+  const policy::IpAddress client = asked.client;
+  if (spf_lookup_) {
+    spf_lookup_(spf::SpfRequest::ForMailFrom(client, asked.sender, asked.helo_name),
+                [lookups, arrive](spf::SpfResult result) {
+                  lookups->spf = std::move(result);
+                  arrive();
+                });
+  }
+  if (list_lookup_) {
+    list_lookup_(client, [lookups, arrive](reputation::ListVerdict verdict) {
+      lookups->verdict = std::move(verdict);
+      arrive();
+    });
+  }
 }
 
 void Greylister::DecideListed(Decision decision, const reputation::ListVerdict* verdict,
-                              HeaderTracker& headers, DecisionCallback done,
-                              DecisionTrace* trace) const {
+                              const spf::SpfResult* spf, HeaderTracker& headers,
+                              DecisionCallback done, DecisionTrace* trace) const {
   const Request& request = *decision.request;
+  // Only a narrow pass names a client; every other result (DNS trouble included) keeps
+  // the --lookup-by keys.
+  std::string_view spf_domain;
+  if (spf != nullptr) {
+    if (trace != nullptr) trace->spf = *spf;
+    decision.spf = *spf;
+    if (spf::UsablePass(*spf)) spf_domain = decision.spf->domain;
+  }
   if (verdict != nullptr) {
     if (trace != nullptr) trace->lists = *verdict;
     decision.list_failures = verdict->failures;
@@ -94,7 +135,7 @@ void Greylister::DecideListed(Decision decision, const reputation::ListVerdict* 
   }
 
   RequestKeys request_keys = BuildRequestKeys(request.client, request.client_name, request.sender,
-                                              request.recipient, key_scheme_);
+                                              request.recipient, key_scheme_, spf_domain);
   if (trace != nullptr) {
     trace->keys = request_keys;
     trace->auto_whitelist_enabled = auto_whitelist_;

@@ -17,6 +17,8 @@
 #include "reputation/client_group.h"
 #include "reputation/greytrap.h"
 #include "reputation/list_verdict.h"
+#include "spf/spf_check.h"
+#include "spf/spf_result.h"
 #include "store/store.h"
 #include "util/clock.h"
 
@@ -42,19 +44,27 @@ struct EngineOptions {
   reputation::LookupBy lookup_by = reputation::LookupBy::kSubnet;
   // --greylist-only-listed: clients no --dnsbl lists are passed without greylisting.
   bool greylist_only_listed = false;
+  // --spf-keys: a client that passes SPF narrowly for the envelope sender's domain is keyed
+  // by that domain ("spf:example.com"). The check runs only once SetSpfLookup is called.
+  bool spf_keys = false;
 };
 
 // Asks the DNS lists about a client; calls the callback once, later (never inline).
 using ListLookup =
     std::function<void(const policy::IpAddress& client, reputation::ListCallback done)>;
 
+// Checks SPF (RFC 7208) for a request; calls the callback once, later (never inline). Any
+// trouble is a result too (temperror), never a missing call.
+using SpfLookup =
+    std::function<void(spf::SpfRequest request, std::function<void(spf::SpfResult)> done)>;
+
 using DecisionCallback = std::function<void(Decision)>;
 
 // The greylisting decision (postgrey section 4.2), as a sequence of steps: read the
-// request, the whitelists, the DNS lists, the keys and the greytrap list, then the store's
-// read-decide-write (policy::Decide). It reads no clock and does no I/O of its own: the
-// time comes from the caller, state is reached only through the Store interface, and the
-// Decision is facts that the caller renders (engine/decision_log).
+// request, the whitelists, the DNS lists and the SPF check (asked at once), the keys and
+// the greytrap list, then the store's read-decide-write (policy::Decide). It reads no clock and
+// does no I/O of its own: the time comes from the caller, state is reached only through the Store
+// interface, and the Decision is facts that the caller renders (engine/decision_log).
 //
 // Thread-safety: Decide may run concurrently on different connections; SetWhitelists and
 // SetGreytraps may be called at any time (the next decision sees the new lists).
@@ -66,6 +76,11 @@ class Greylister {
              const reputation::Psl* psl = nullptr);
   // Enables the DNS list step (--dnswl, --dnsbl). Call before the first Decide.
   void SetListLookup(ListLookup lookup) { list_lookup_ = std::move(lookup); }
+  // Enables the SPF step (--spf-keys): the envelope sender's SPF result, asked beside the
+  // DNS lists, and a usable pass (spf::UsablePass) keys the client by its domain. Anything
+  // else (fail, temperror, a broad pass...) leaves the --lookup-by keys: SPF can only save a
+  // delay, never cause one. Call before the first Decide.
+  void SetSpfLookup(SpfLookup lookup) { spf_lookup_ = std::move(lookup); }
 
   void SetWhitelists(std::shared_ptr<const policy::WhitelistMatcher> whitelists);
   // Enables greytraps (--greytrap-recipients); nullptr disables them. A list without
@@ -82,9 +97,12 @@ class Greylister {
   const EngineOptions& options() const { return options_; }
 
  private:
-  // The steps after the whitelists: the DNS list verdict (if any), keys, greytraps, store.
+  struct Lookups;
+  // The steps after the whitelists: the DNS list verdict and SPF result (each if asked),
+  // keys, greytraps, store.
   void DecideListed(Decision decision, const reputation::ListVerdict* verdict,
-                    HeaderTracker& headers, DecisionCallback done, DecisionTrace* trace) const;
+                    const spf::SpfResult* spf, HeaderTracker& headers, DecisionCallback done,
+                    DecisionTrace* trace) const;
   // The answer for the store's transition.
   Decision Finish(Decision decision, const Result<policy::Transition>& result,
                   HeaderTracker& headers, DecisionTrace* trace) const;
@@ -95,6 +113,7 @@ class Greylister {
   store::Store& store_;
   const KeyScheme key_scheme_;
   ListLookup list_lookup_;
+  SpfLookup spf_lookup_;
   std::atomic<std::shared_ptr<const policy::WhitelistMatcher>> whitelists_;
   std::atomic<std::shared_ptr<const reputation::Greytraps>> greytraps_;
 };

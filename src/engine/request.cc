@@ -9,8 +9,8 @@ namespace attr = protocol::attr;
 ReadResult ReadRequest(const protocol::PolicyRequest& wire, UnixTime real_now,
                        bool allow_test_time) {
   // One pass over the ~30 attributes Postfix sends; later values overwrite earlier ones.
-  std::optional<std::string_view> client_address, client_name, sender, recipient, queue_id,
-      instance, etrn_domain, test_time;
+  std::optional<std::string_view> client_address, client_name, sender, recipient, helo_name,
+      queue_id, instance, etrn_domain, test_time;
   wire.ForEach([&](std::string_view name, std::string_view value) {
     if (name == attr::kClientAddress) {
       client_address = value;
@@ -20,6 +20,8 @@ ReadResult ReadRequest(const protocol::PolicyRequest& wire, UnixTime real_now,
       sender = value;
     } else if (name == attr::kRecipient) {
       recipient = value;
+    } else if (name == attr::kHeloName) {
+      helo_name = value;
     } else if (name == attr::kQueueId) {
       queue_id = value;
     } else if (name == attr::kInstance) {
@@ -57,9 +59,10 @@ ReadResult ReadRequest(const protocol::PolicyRequest& wire, UnixTime real_now,
     result.unreadable = {policy::Reason::kBadClientAddress, *client_address};
     return result;
   }
-  result.request =
-      Request{*client,  *client_address,         *client_name, *sender, *recipient, queue_id,
-              instance, etrn_domain.has_value(), now,          real_now};
+  result.request = Request{*client,  *client_address, *client_name,
+                           *sender,  *recipient,      helo_name.value_or(std::string_view()),
+                           queue_id, instance,        etrn_domain.has_value(),
+                           now,      real_now};
   return result;
 }
 

@@ -20,6 +20,7 @@ struct Request {
   std::string_view client_name;     // "unknown" when Postfix could not verify it
   std::string_view sender;          // empty for the null sender
   std::string_view recipient;
+  std::string_view helo_name;                // HELO/EHLO argument; empty when not sent (SPF of <>)
   std::optional<std::string_view> queue_id;  // absent from old clients; empty before a queue id
   std::optional<std::string_view> instance;  // one per delivery; absent from old clients
   // Postfix >= 2.3 sends etrn_domain (usually empty) with every request; postgrey then puts

@@ -2,13 +2,22 @@
 
 #include <fmt/format.h>
 
+#include "util/sha1.h"
+
 namespace greylight::engine {
 
 RequestKeys BuildRequestKeys(const policy::IpAddress& client, std::string_view client_name,
                              std::string_view sender, std::string_view recipient,
-                             const KeyScheme& scheme) {
+                             const KeyScheme& scheme, std::string_view spf_domain) {
   RequestKeys keys;
   keys.trap = policy::ClientKey(client, scheme.keys);
+  if (!spf_domain.empty()) {
+    // Every address the domain authorises is one client, as a domain group is.
+    keys.group = fmt::format("{}{}", kSpfKeyPrefix, spf_domain);
+    keys.triplet = policy::TripletKeyFromClientPart(keys.group, sender, recipient, scheme.keys);
+    keys.client = scheme.keys.privacy ? Sha1Hex(keys.group) : keys.group;
+    return keys;
+  }
   if (scheme.lookup_by == reputation::LookupBy::kSubnet ||
       scheme.lookup_by == reputation::LookupBy::kHost || scheme.psl == nullptr) {
     policy::KeyOptions key_options = scheme.keys;

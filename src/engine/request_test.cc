@@ -21,6 +21,7 @@ TEST(ReadRequestTest, ReadsEveryAttributeTheDecisionUsesOnce) {
                     {"client_name", "mail.example.net"},
                     {"sender", ""},
                     {"recipient", "bob@example.org"},
+                    {"helo_name", "mx.example.net"},
                     {"instance", "i.1"},
                     {"etrn_domain", ""}});
   ReadResult read = ReadRequest(wire, kNow, false);
@@ -31,6 +32,7 @@ TEST(ReadRequestTest, ReadsEveryAttributeTheDecisionUsesOnce) {
   EXPECT_EQ(r.client_name, "mail.example.net");
   EXPECT_EQ(r.sender, "");
   EXPECT_EQ(r.recipient, "bob@example.org");
+  EXPECT_EQ(r.helo_name, "mx.example.net");
   EXPECT_EQ(r.queue_id, "ABC");
   EXPECT_EQ(r.instance, "i.1");
   EXPECT_TRUE(r.etrn_domain_sent);
@@ -50,6 +52,7 @@ TEST(ReadRequestTest, OptionalAttributesMayBeAbsentAndTheLastValueWins) {
   EXPECT_FALSE(read.request->queue_id.has_value());
   EXPECT_FALSE(read.request->instance.has_value());
   EXPECT_FALSE(read.request->etrn_domain_sent);
+  EXPECT_EQ(read.request->helo_name, "");
 }
 
 TEST(ReadRequestTest, UnreadableRequestsSayWhyInPostgreysOrder) {

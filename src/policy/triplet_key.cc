@@ -70,9 +70,73 @@ std::string MaskNumbers(std::string_view local) {
   return out;
 }
 
+bool IsBase64Char(char c) { return IsWordChar(c) ? c != '_' : c == '+' || c == '/'; }
+bool IsAlnum(char c) { return IsWordChar(c) && c != '_'; }
+bool IsSrsSeparator(char c) { return c == '=' || c == '+' || c == '-'; }
+
+// Takes the text up to the next '=' off the front of `rest`; nullopt if there is none.
+std::optional<std::string_view> TakeField(std::string_view& rest) {
+  size_t end = rest.find('=');
+  if (end == std::string_view::npos) return std::nullopt;
+  std::string_view field = rest.substr(0, end);
+  rest.remove_prefix(end + 1);
+  return field;
+}
+
+bool ValidSrsHash(std::string_view hash) {
+  return !hash.empty() && std::all_of(hash.begin(), hash.end(), IsBase64Char);
+}
+
+// The SRS0 part after "SRS0" and its separator: "HHH=TT=domain=local".
+std::optional<std::string> DecodeSrs0Body(std::string_view body) {
+  auto hash = TakeField(body);
+  auto timestamp = TakeField(body);
+  auto domain = TakeField(body);
+  if (!hash || !timestamp || !domain || !ValidSrsHash(*hash)) return std::nullopt;
+  if (timestamp->size() != 2 || !IsAlnum((*timestamp)[0]) || !IsAlnum((*timestamp)[1])) {
+    return std::nullopt;
+  }
+  const std::string_view local = body;
+  if (domain->empty() || domain->find('@') != std::string_view::npos || local.empty()) {
+    return std::nullopt;
+  }
+  std::string original(local);
+  original.push_back('@');
+  original.append(*domain);
+  return original;
+}
+
+bool StartsWithTag(std::string_view text, std::string_view tag) {
+  return text.size() > tag.size() && AsciiLowered(text.substr(0, tag.size())) == tag &&
+         IsSrsSeparator(text[tag.size()]);
+}
+
 }  // namespace
 
-std::string NormaliseSender(std::string_view sender) {
+std::optional<std::string> SrsOriginalSender(std::string_view sender) {
+  size_t at = sender.rfind('@');
+  if (at == std::string_view::npos || at + 1 == sender.size()) return std::nullopt;
+  std::string_view local = sender.substr(0, at);
+  if (StartsWithTag(local, "srs0")) return DecodeSrs0Body(local.substr(5));
+  if (!StartsWithTag(local, "srs1")) return std::nullopt;
+  // "SRS1=HHH=first-forwarder==HHH=TT=domain=local": the hash, the first forwarder's
+  // domain, then the SRS0 address without its "SRS0" tag (so starting with its separator).
+  std::string_view rest = local.substr(5);
+  auto hash = TakeField(rest);
+  auto forwarder = TakeField(rest);
+  if (!hash || !forwarder || !ValidSrsHash(*hash) || forwarder->empty() || rest.empty() ||
+      !IsSrsSeparator(rest.front())) {
+    return std::nullopt;
+  }
+  return DecodeSrs0Body(rest.substr(1));
+}
+
+std::string NormaliseSender(std::string_view sender, bool decode_srs) {
+  if (decode_srs) {
+    if (std::optional<std::string> original = SrsOriginalSender(sender)) {
+      return NormaliseSender(*original);
+    }
+  }
   size_t at = sender.find('@');
   if (at == std::string_view::npos) return std::string(sender);
   std::string_view local = StripBatv(sender.substr(0, at));
@@ -97,7 +161,7 @@ void AppendClientNetwork(std::string& out, const IpAddress& client, const KeyOpt
 std::string TripletKeyAfter(std::string key, std::string_view sender, std::string_view recipient,
                             const KeyOptions& options) {
   key.push_back('/');
-  key.append(NormaliseSender(sender));
+  key.append(NormaliseSender(sender, options.decode_srs));
   key.push_back('/');
   key.append(recipient);
   AsciiLowerInPlace(key);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,11 +17,30 @@ struct KeyOptions {
   int ipv6_cidr = kDefaultIpv6Cidr;
   bool lookup_by_host = false;  // postgrey --lookup-by-host: no masking, CIDR-style key
   bool privacy = false;         // store SHA-1 hex digests instead of clear keys
+  // Key an SRS-rewritten sender by the original sender it carries (SrsOriginalSender).
+  // Off in postgrey's modes (--lookup-by=subnet|host without --spf-keys), whose keys stay
+  // byte-identical to postgrey's; on in the domain modes and with --spf-keys.
+  bool decode_srs = false;
 };
 
 // postgrey's sender normalisation (compat spec 4.3): BATV tag removal, "+ext" stripping
-// and masking of stand-alone digit runs as '#'. Does not lowercase.
-std::string NormaliseSender(std::string_view sender);
+// and masking of stand-alone digit runs as '#'. Does not lowercase. With `decode_srs`, an
+// SRS address is first replaced by its original sender (SrsOriginalSender), which is then
+// normalised the same way.
+std::string NormaliseSender(std::string_view sender, bool decode_srs = false);
+
+// The original sender carried by a Sender Rewriting Scheme address, or nullopt if `sender`
+// is not one. A forwarder rewrites the envelope sender so that SPF checks its own domain:
+//   SRS0=HHH=TT=orig.example=user@fwd.example                -> user@orig.example
+//   SRS1=HHH=fwd.example==HHH=TT=orig.example=user@fwd2.example -> user@orig.example
+// (SRS1: a second forwarder's rewrite of an SRS0 address, naming the first forwarder.)
+// The tag "SRS0"/"SRS1" is matched in any case and followed by '=', '+' or '-' (the
+// separators libsrs2 and postsrsd accept); HHH is a hash of base64 characters, TT a
+// two-character timestamp, the original domain must be non-empty and free of '@' and
+// '=', the original local part non-empty (it may contain '='). The hash is not verified:
+// that needs the forwarder's secret, and the triplet's sender is the client's word anyway.
+// Pure.
+std::optional<std::string> SrsOriginalSender(std::string_view sender);
 
 // The client part of the triplet key: the masked network ("192.0.2.0",
 // "2001:DB8:1:2:0:0:0:0") or, with lookup_by_host, "10.0.0.1/32" as postgrey prints it.

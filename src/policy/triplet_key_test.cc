@@ -38,6 +38,85 @@ INSTANTIATE_TEST_SUITE_P(CompatSpec, NormaliseSenderTest,
                                          SenderCase{"prvs=short=user@x", "user@x"},
                                          SenderCase{"12+34@dom-56.example", "#@dom-56.example"}));
 
+struct SrsCase {
+  std::string_view sender;
+  std::optional<std::string_view> original;  // nullopt: not an SRS address
+};
+
+class SrsOriginalSenderTest : public testing::TestWithParam<SrsCase> {};
+
+TEST_P(SrsOriginalSenderTest, DecodesOnlyWellFormedSrsAddresses) {
+  std::optional<std::string> got = SrsOriginalSender(GetParam().sender);
+  if (GetParam().original) {
+    EXPECT_EQ(got, std::string(*GetParam().original)) << GetParam().sender;
+  } else {
+    EXPECT_EQ(got, std::nullopt) << GetParam().sender;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, SrsOriginalSenderTest,
+    testing::Values(
+        // libsrs2/postsrsd's form, and its other separators after the tag.
+        SrsCase{"SRS0=HHH=TT=orig.example=user@fwd.example", "user@orig.example"},
+        SrsCase{"SRS0=dV4c=3F=example.org=alice@forwarder.example", "alice@example.org"},
+        SrsCase{"SRS0+dV4c=3F=example.org=alice@forwarder.example", "alice@example.org"},
+        SrsCase{"SRS0-dV4c=3F=example.org=alice@forwarder.example", "alice@example.org"},
+        SrsCase{"srs0=dV4c=3f=example.org=alice@forwarder.example", "alice@example.org"},
+        // A base64 hash may hold '+' and '/'; the original local part may hold '='.
+        SrsCase{"SRS0=a+/9=ZZ=example.org=a=b=c@fwd.example", "a=b=c@example.org"},
+        SrsCase{"SRS0=dV4c=3F=example.org=prvs=1234567890=bob@fwd.example",
+                "prvs=1234567890=bob@example.org"},
+        // SRS1: a second forwarder's rewrite, naming the first one.
+        SrsCase{"SRS1=X9yz=first.example==dV4c=3F=example.org=alice@second.example",
+                "alice@example.org"},
+        SrsCase{"SRS1=X9yz=first.example=+dV4c=3F=example.org=alice@second.example",
+                "alice@example.org"},
+        // Not SRS, or malformed: left to postgrey's normalisation.
+        SrsCase{"alice@example.org", std::nullopt}, SrsCase{"", std::nullopt},
+        SrsCase{"SRS0=dV4c=3F=example.org=alice", std::nullopt},   // no forwarder
+        SrsCase{"SRS0=dV4c=3F=example.org=alice@", std::nullopt},  // empty forwarder
+        SrsCase{"SRS0=dV4c=3F=example.org=@fwd.example", std::nullopt},
+        SrsCase{"SRS0=dV4c=3F==alice@fwd.example", std::nullopt},
+        SrsCase{"SRS0==3F=example.org=alice@fwd.example", std::nullopt},
+        SrsCase{"SRS0=d.c=3F=example.org=alice@fwd.example", std::nullopt},
+        SrsCase{"SRS0=dV4c=3FF=example.org=alice@fwd.example", std::nullopt},
+        SrsCase{"SRS0=dV4c=3=example.org=alice@fwd.example", std::nullopt},
+        SrsCase{"SRS0=dV4c=3F=example.org@fwd.example", std::nullopt},
+        SrsCase{"SRS0xdV4c=3F=example.org=alice@fwd.example", std::nullopt},
+        SrsCase{"SRS2=dV4c=3F=example.org=alice@fwd.example", std::nullopt},
+        SrsCase{"xSRS0=dV4c=3F=example.org=alice@fwd.example", std::nullopt},
+        SrsCase{"SRS1=X9yz=first.example=dV4c=3F=example.org=alice@second.example",
+                std::nullopt},  // the SRS0 part lost its separator
+        SrsCase{"SRS1=X9yz==dV4c=3F=example.org=alice@second.example", std::nullopt}));
+
+TEST(NormaliseSenderTest, SrsDecodingIsOptInAndNormalisesTheOriginal) {
+  const std::string_view srs = "SRS0=dV4c=3F=example.org=bounce-42+tag@fwd.example";
+  // postgrey's rules alone (the default): the SRS address as it is, digits masked.
+  EXPECT_EQ(NormaliseSender(srs), "SRS0=dV4c=3F=example.org=bounce-#@fwd.example");
+  EXPECT_EQ(NormaliseSender(srs, /*decode_srs=*/true), "bounce-#@example.org");
+  EXPECT_EQ(NormaliseSender("SRS0=dV4c=3F=example.org=prvs=1234567890=bob@fwd.example", true),
+            "bob@example.org");
+  EXPECT_EQ(NormaliseSender("alice+x@example.net", true), "alice@example.net");
+}
+
+TEST(TripletKeyTest, SrsSendersShareTheOriginalSendersKeyWhenDecoding) {
+  KeyOptions options;
+  options.decode_srs = true;
+  // The hash and timestamp change every day; the key does not.
+  const std::string monday = TripletKeyFromClientPart(
+      "spf:fwd.example", "SRS0=dV4c=3F=Example.org=Alice@fwd.example", "bob@example.net", options);
+  EXPECT_EQ(monday, "spf:fwd.example/alice@example.org/bob@example.net");
+  EXPECT_EQ(
+      TripletKeyFromClientPart("spf:fwd.example", "SRS0=Qw7T=3G=example.org=alice@fwd.example",
+                               "bob@example.net", options),
+      monday);
+  options.decode_srs = false;
+  EXPECT_EQ(TripletKeyFromClientPart("192.0.2.0", "SRS0=dV4c=3F=example.org=alice@fwd.example",
+                                     "bob@example.net", options),
+            "192.0.2.0/srs0=dv4c=3f=example.org=alice@fwd.example/bob@example.net");
+}
+
 IpAddress Ip(std::string_view text) { return *IpAddress::Parse(text); }
 
 TEST(TripletKeyTest, Ipv4MaskedTo24AndLowercased) {

@@ -55,6 +55,7 @@ inline constexpr std::string_view kRequest = "request";
 inline constexpr std::string_view kClientAddress = "client_address";
 inline constexpr std::string_view kClientName = "client_name";
 inline constexpr std::string_view kSender = "sender";
+inline constexpr std::string_view kHeloName = "helo_name";
 inline constexpr std::string_view kRecipient = "recipient";
 inline constexpr std::string_view kInstance = "instance";
 inline constexpr std::string_view kQueueId = "queue_id";

@@ -5,6 +5,22 @@
 #include <map>
 
 namespace greylight::server {
+namespace {
+
+constexpr size_t kBroadPassSlot = 7;
+static_assert(static_cast<size_t>(spf::SpfCode::kPermError) < kBroadPassSlot);
+
+size_t SpfSlot(const spf::SpfResult& result) {
+  if (result.code == spf::SpfCode::kPass && result.broad) return kBroadPassSlot;
+  return static_cast<size_t>(result.code);
+}
+
+std::string SpfSlotName(size_t slot) {
+  if (slot == kBroadPassSlot) return "pass_broad";
+  return std::string(spf::SpfCodeName(static_cast<spf::SpfCode>(slot)));
+}
+
+}  // namespace
 
 DaemonMetrics::DaemonMetrics(const Clock& clock)
     : clock_(clock),
@@ -22,6 +38,7 @@ void DaemonMetrics::RecordDecision(const engine::Decision& decision,
     retry_delay_seconds_.Observe(static_cast<double>(decision.delayed.count()));
   }
   if (decision.client_whitelisted) clients_auto_whitelisted_.Add();
+  if (decision.spf) spf_checks_[SpfSlot(*decision.spf)].Add();
   // A hit the store recorded: the trap list now holds the client.
   if (decision.trap_hit && decision.reason == policy::Reason::kGreytrap) greytrap_hits_.Add();
 }
@@ -109,6 +126,13 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
                "Requests to a greytrap address (each puts or keeps its client on the trap list).");
   RenderSample(out, "greylight_greytrap_hits_total", "",
                static_cast<double>(greytrap_hits_.value()));
+  RenderHeader(out, "greylight_spf_checks_total", "counter",
+               "SPF results of requests checked for --spf-keys; result=\"pass\" keyed the "
+               "client by its domain, pass_broad (all, exists, ptr, wide ranges) did not.");
+  for (size_t slot = 0; slot < kSpfOutcomes; ++slot) {
+    RenderSample(out, "greylight_spf_checks_total", fmt::format("result=\"{}\"", SpfSlotName(slot)),
+                 static_cast<double>(spf_checks_[slot].value()));
+  }
   if (store.triplets) {
     RenderHeader(out, "greylight_triplets_stored", "gauge", "Triplet records in the store.");
     RenderSample(out, "greylight_triplets_stored", "", static_cast<double>(*store.triplets));

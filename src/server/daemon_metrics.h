@@ -50,6 +50,10 @@ class DaemonMetrics {
   metrics::Gauge whitelist_reload_ok_;
   metrics::Counter whitelist_reload_failures_;
   std::array<uint64_t, policy::kReasonCount> summarized_{};  // counts at the last Summary()
+  // --spf-keys: the SPF results of decided requests, by spf::SpfCode, and broad passes
+  // (which do not key the client) apart in the last slot.
+  static constexpr size_t kSpfOutcomes = 8;
+  std::array<metrics::Counter, kSpfOutcomes> spf_checks_;
 };
 
 }  // namespace greylight::server

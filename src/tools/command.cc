@@ -112,4 +112,10 @@ Result<std::string> TripletKeyOption(const cli::ParsedOptions& o, Context& c) {
   return std::move(keys->triplet);
 }
 
+std::string SpfKeyHint(const cli::ParsedOptions& o, const Context& c) {
+  if (!c.config.engine.spf_keys || o.Has("key") || o.Has("trap")) return "";  // traps: never
+  return " (with --spf-keys, a client that passed SPF is keyed spf:DOMAIN instead: `greylight "
+         "explain` shows the key, which --key takes)";
+}
+
 }  // namespace greylight::tools

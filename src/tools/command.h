@@ -113,6 +113,10 @@ std::string_view ClientNameOption(const cli::ParsedOptions& o);
 // The triplet key named by --key, or built from --client-address, --client-name, --sender
 // and --recipient as greylightd builds it.
 Result<std::string> TripletKeyOption(const cli::ParsedOptions& o, Context& c);
+// For a record not found under a key built from a request's addresses: with --spf-keys,
+// the hint that greylightd may have keyed it by the SPF domain, which only `explain` (it
+// asks SPF) can tell; otherwise empty.
+std::string SpfKeyHint(const cli::ParsedOptions& o, const Context& c);
 // What a record of `table` is called in messages.
 std::string_view RecordNoun(store::Table table);
 

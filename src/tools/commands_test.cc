@@ -346,6 +346,23 @@ TEST_F(CommandsTest, DeleteTripletAndClient) {
   EXPECT_EQ(Run({"delete", "--client=192.0.2.10"}).status, kExitAbsent);
 }
 
+// With --spf-keys a record may be keyed by the SPF domain, which only explain (it asks SPF)
+// can tell: an absent record built from addresses says so; one named by --key does not.
+TEST_F(CommandsTest, SpfKeysHintWhereToFindTheKey) {
+  Outcome by_request = Run({"delete", "--spf-keys", "--client-address=198.51.100.7",
+                            "--sender=a@example.net", "--recipient=b@example.org"});
+  EXPECT_EQ(by_request.status, kExitAbsent);
+  EXPECT_EQ(by_request.err,
+            "greylight delete: no triplet 198.51.100.0/a@example.net/b@example.org (with "
+            "--spf-keys, a client that passed SPF is keyed spf:DOMAIN instead: `greylight "
+            "explain` shows the key, which --key takes)\n");
+  Outcome by_key = Run({"pass", "--spf-keys", "--key=spf:example.net/a@example.net/b@example.org"});
+  EXPECT_EQ(by_key.status, kExitAbsent);
+  EXPECT_EQ(by_key.err, "greylight pass: no triplet spf:example.net/a@example.net/b@example.org\n");
+  EXPECT_EQ(Run({"delete", "--spf-keys", "--trap=198.51.100.9"}).err,
+            "greylight delete: no trap record 198.51.100.9\n");
+}
+
 TEST_F(CommandsTest, MigrateCopiesEverythingAndRefusesItself) {
   const std::string target = (dir_.path() / "copy").string();
   Outcome migrated = Run({"migrate", "--from=lmdb:", "--to=lmdb:" + target});

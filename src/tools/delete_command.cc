@@ -91,7 +91,9 @@ int RunDelete(const ParsedOptions& o, Context& c) {
   if (!store.ok()) return c.StoreFailure(store.status());
   auto value = (*store)->Get(table, key);
   if (!value.ok()) return c.StoreFailure(value.status());
-  if (!*value) return c.Fail(kExitAbsent, fmt::format("no {} {}", what, Printable(key)));
+  if (!*value) {
+    return c.Fail(kExitAbsent, fmt::format("no {} {}{}", what, Printable(key), SpfKeyHint(o, c)));
+  }
   if (Status deleted = (*store)->Delete(table, key); !deleted.ok()) {
     return c.StoreFailure(deleted);
   }

@@ -5,11 +5,13 @@
 #include <optional>
 #include <type_traits>
 
+#include "engine/decision_log.h"
 #include "engine/decision_trace.h"
 #include "engine/header_tracker.h"
 #include "policy/greylist_state.h"
 #include "policy/records.h"
 #include "policy/reply_text.h"
+#include "policy/triplet_key.h"
 #include "tools/output_format.h"
 #include "tools/read_only_store.h"
 #include "tools/record_filter.h"
@@ -78,6 +80,30 @@ void ShowLists(const reputation::ListVerdict& verdict, std::string& text) {
   }
   for (const std::string& failure : verdict.failures) {
     text += fmt::format("  {}: could not be asked, counts as not listing the client\n", failure);
+  }
+}
+
+// The SPF step (--spf-keys): the result and what it does to the keys.
+void ShowSpf(const spf::SpfResult& result, const cli::PolicyConfig& config, std::string& text) {
+  const std::string lookup_by =
+      fmt::format("--lookup-by={}", reputation::LookupByName(config.engine.lookup_by));
+  std::string where;
+  if (!result.mechanism.empty()) {
+    where = fmt::format(", by {} in {}'s record", result.mechanism, result.record_domain);
+  }
+  if (spf::UsablePass(result)) {
+    text += fmt::format("SPF: {}{}: the client is keyed by the domain ({}{})\n",
+                        engine::SpfSummary(result), where, engine::kSpfKeyPrefix, result.domain);
+  } else if (result.code == spf::SpfCode::kPass) {
+    text +=
+        fmt::format("SPF: {}{}: too broad to stand for one sender, keyed by {} as without SPF\n",
+                    engine::SpfSummary(result), where, lookup_by);
+  } else {
+    std::string why = result.code == spf::SpfCode::kNone && !result.problem.empty()
+                          ? fmt::format(" ({})", result.problem)
+                          : "";
+    text += fmt::format("SPF: {}{}{}: no SPF key, keyed by {}\n", engine::SpfSummary(result), why,
+                        where, lookup_by);
   }
 }
 
@@ -238,6 +264,7 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
   wire.Add("client_name", request.client_name);
   wire.Add("sender", request.sender);
   wire.Add("recipient", request.recipient);
+  if (!request.helo_name.empty()) wire.Add("helo_name", request.helo_name);
   if (request.etrn_domain) wire.Add("etrn_domain", "");
   std::string test_time = std::to_string(ToUnixSeconds(now));
   wire.Add("policy_test_time", test_time);
@@ -248,6 +275,7 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
   if (inputs.whitelists != nullptr) greylister.SetWhitelists(Borrowed(inputs.whitelists));
   if (inputs.greytraps != nullptr) greylister.SetGreytraps(Borrowed(inputs.greytraps));
   if (inputs.lists) greylister.SetListLookup(inputs.lists);
+  if (inputs.spf) greylister.SetSpfLookup(inputs.spf);
 
   engine::DecisionTrace trace;
   engine::HeaderTracker headers;
@@ -255,7 +283,7 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
   greylister.Decide(
       wire, real_now, headers, [&decided](engine::Decision d) { decided = std::move(d); }, &trace);
   if (!decided && inputs.run_until) inputs.run_until([&decided] { return decided.has_value(); });
-  if (!decided) return Status::Unavailable("the DNS lists did not answer");
+  if (!decided) return Status::Unavailable("the DNS lookups did not answer");
   const engine::Decision& decision = *decided;
   if (decision.reason == Reason::kStoreError) return read_only.failure();
 
@@ -300,6 +328,7 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
   }
 
   if (trace.lists) ShowLists(*trace.lists, text);
+  if (trace.spf) ShowSpf(*trace.spf, config, text);
   if (decision.reason == Reason::kDnswl) {
     text += "decision: pass (dnswl); the store is not consulted\n";
     return finish();
@@ -312,8 +341,16 @@ Result<Explanation> Explain(const ExplainRequest& request, UnixTime now, UnixTim
   }
 
   if (!trace.keys->group.empty()) {
-    text += fmt::format("client group: {} (--lookup-by={})\n", trace.keys->group,
-                        reputation::LookupByName(options.lookup_by));
+    text += trace.keys->group.starts_with(engine::kSpfKeyPrefix)
+                ? fmt::format("client group: {} (--spf-keys)\n", trace.keys->group)
+                : fmt::format("client group: {} (--lookup-by={})\n", trace.keys->group,
+                              reputation::LookupByName(options.lookup_by));
+  }
+  if (options.keys.decode_srs) {
+    if (auto original = policy::SrsOriginalSender(request.sender)) {
+      text += fmt::format("sender: an SRS address: keyed by the original sender {}\n",
+                          Printable(*original));
+    }
   }
   ShowStoreSteps(decision, trace, read_only, config, text);
   return finish();

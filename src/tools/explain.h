@@ -2,7 +2,7 @@
 
 // `greylight explain`: what greylightd would answer for one request, and why. It runs the
 // daemon's own decision (engine::Greylister::Decide, the same steps in the same order:
-// whitelists, DNS lists, keys, greytraps, the store's policy::Decide) on a store that
+// whitelists, DNS lists and SPF, keys, greytraps, the store's policy::Decide) on a store that
 // only reads, with a trace of what every step saw, and renders that trace.
 
 #include <functional>
@@ -28,6 +28,7 @@ struct ExplainRequest {
   // Postfix >= 2.3 always sends etrn_domain, which makes greylightd put "4.2.0 " before a
   // greylist text that does not start with a digit.
   bool etrn_domain = true;
+  std::string helo_name{};  // for SPF's null sender and "h" macro; empty if not known
 };
 
 // What greylightd loads besides its options. Each may be empty.
@@ -38,11 +39,12 @@ struct ExplainInputs {
   const reputation::Greytraps* greytraps = nullptr;
   // The public suffix list; required by --lookup-by=domain|smart (tools::LoadPslFor).
   const reputation::Psl* psl = nullptr;
-  // The DNS list step (--dnswl, --dnsbl) as greylightd runs it; empty when none are
-  // configured. Its answers arrive on an event loop that `run_until` runs until its
-  // argument returns true (required with `lists`).
+  // The DNS list step (--dnswl, --dnsbl) and the SPF check (--spf-keys) as greylightd runs
+  // them; empty when not configured. Their answers arrive on an event loop that `run_until`
+  // runs until its argument returns true (required with `lists` or `spf`).
   engine::ListLookup lists;
   std::function<void(const std::function<bool()>& finished)> run_until;
+  engine::SpfLookup spf = nullptr;
 };
 
 struct Explanation {

@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "reputation/dns_lists.h"
+#include "reputation/spf_checker.h"
 #include "tools/command.h"
 #include "tools/explain.h"
 #include "tools/tool_store.h"
@@ -25,6 +26,9 @@ constexpr OptionSpec kExplainOptions[] = {
     {"--sender", Arity::kValue, "ADDRESS", "",
      "the envelope sender (required; empty or <> for the null sender)", "greylight"},
     {"--recipient", Arity::kValue, "ADDRESS", "", "the envelope recipient (required)", "greylight"},
+    {"--helo-name", Arity::kValue, "NAME", "",
+     "the client's HELO name (with --spf-keys: the identity SPF checks for the null sender)",
+     "greylight"},
     kAtOption,
 };
 
@@ -51,11 +55,13 @@ int RunExplain(const ParsedOptions& o, Context& c) {
   request.client_name = std::string(ClientNameOption(o));
   request.sender = SenderOption(o);
   request.recipient = std::string(o.Last("recipient"));
+  request.helo_name = std::string(o.Last("helo-name"));
   ExplainInputs inputs;
   inputs.whitelists = whitelists->get();
   inputs.greytraps = greytraps->get();
   inputs.psl = *psl;
-  // The DNS list step, asked as greylightd asks it: the same lists, resolvers and timeout.
+  // The DNS list and SPF steps, asked as greylightd asks them: the same lists, resolvers
+  // and timeout.
   asio::io_context io;
   std::unique_ptr<reputation::DnsListChecker> lists;
   if (!c.config.dns.lists.empty()) {
@@ -65,6 +71,17 @@ int RunExplain(const ParsedOptions& o, Context& c) {
     inputs.lists = [&lists](const policy::IpAddress& client, reputation::ListCallback done) {
       lists->Lookup(client, std::move(done));
     };
+  }
+  std::unique_ptr<reputation::SpfChecker> spf_checker;
+  if (c.config.engine.spf_keys) {
+    auto checker = reputation::SpfChecker::Create(io, c.config.spf, c.env.clock);
+    if (!checker.ok()) return c.Fail(kExitConfig, checker.status().message());
+    spf_checker = std::move(checker.value());
+    inputs.spf = [&spf_checker](spf::SpfRequest spf_request, reputation::SpfCallback done) {
+      spf_checker->Check(std::move(spf_request), std::move(done));
+    };
+  }
+  if (inputs.lists || inputs.spf) {
     inputs.run_until = [&io](const std::function<bool()>& finished) {
       while (!finished() && io.run_one() > 0) {
       }
@@ -80,11 +97,13 @@ int RunExplain(const ParsedOptions& o, Context& c) {
 
 constexpr Command kExplainCommand = {
     "explain",
-    "--client-address=A --sender=S --recipient=R [--client-name=N] [options]",
+    "--client-address=A --sender=S --recipient=R [--client-name=N] [--helo-name=H] [options]",
     "what greylightd would answer for a request now, and why (read-only)",
     "Prints the whitelist entry that matches (file:line), or, in greylightd's order, the\n"
-    "client group (--lookup-by=domain|smart), the greytrap entry the recipient matches and\n"
-    "the client's greytrap-list record (with --greytrap-recipients), the client's\n"
+    "DNS lists' answers and the SPF result (--spf-keys; both asked as greylightd asks\n"
+    "them), the client group (--lookup-by=domain|smart, or spf:DOMAIN), the greytrap entry\n"
+    "the recipient matches and the client's greytrap-list record (with\n"
+    "--greytrap-recipients), the client's\n"
     "auto-whitelist record, and the triplet's key and record (first and last seen, pending\n"
     "or passed, the seconds left, when it expires); then the decision and the exact action\n"
     "greylightd would send, computed as greylightd computes it but without writing\n"

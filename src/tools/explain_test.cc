@@ -279,6 +279,74 @@ TEST_F(ExplainTest, AddressModesShowNoGroup) {
   EXPECT_TRUE(Has(e, "triplet: key 192.0.2.10/32/alice@example.net/bob@example.org\n")) << e.text;
 }
 
+// --spf-keys: explain asks SPF as greylightd does (here a fake that answers on the "event
+// loop" run_until runs) and shows the result and the key it gives.
+TEST_F(ExplainTest, SpfKeysShowTheResultAndTheDomainKey) {
+  config_.engine.spf_keys = true;
+  config_.engine.keys.decode_srs = true;
+  spf::SpfResult result;
+  std::vector<std::function<void(spf::SpfResult)>> pending;
+  std::vector<spf::SpfRequest> asked;
+  inputs_.spf = [&](spf::SpfRequest request, std::function<void(spf::SpfResult)> done) {
+    asked.push_back(std::move(request));
+    pending.push_back(std::move(done));
+  };
+  inputs_.run_until = [&](const std::function<bool()>& finished) {
+    while (!finished() && !pending.empty()) {
+      auto done = std::move(pending.back());
+      pending.pop_back();
+      done(result);
+    }
+  };
+  result.code = spf::SpfCode::kPass;
+  result.domain = "example.net";
+  result.mechanism = "ip4:198.51.100.0/24";
+  result.record_domain = "_spf.example.net";
+  Put(store::Table::kTriplets, "spf:example.net/alice@example.net/bob@example.org",
+      "1800000000,1800000000");
+  Explanation e = Run(Request("198.51.100.7"), T + 400);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].domain, "example.net");
+  EXPECT_TRUE(Has(e,
+                  "SPF: pass example.net, by ip4:198.51.100.0/24 in _spf.example.net's record: "
+                  "the client is keyed by the domain (spf:example.net)\n"
+                  "client group: spf:example.net (--spf-keys)\n"))
+      << e.text;
+  EXPECT_TRUE(Has(e, "client auto-whitelist: key spf:example.net (threshold 5)\n")) << e.text;
+  EXPECT_TRUE(Has(e, "state: pending, delay over")) << e.text;
+  EXPECT_TRUE(e.action.starts_with("PREPEND X-Greylist:")) << e.action;
+
+  // A broad pass and DNS trouble key by --lookup-by, and say so.
+  result.broad = true;
+  result.mechanism = "+all";
+  result.record_domain = "example.net";
+  e = Run(Request("198.51.100.7"), T + 400);
+  EXPECT_TRUE(Has(e,
+                  "SPF: pass example.net (broad), by +all in example.net's record: too broad to "
+                  "stand for one sender, keyed by --lookup-by=subnet as without SPF\n"))
+      << e.text;
+  EXPECT_FALSE(Has(e, "client group:")) << e.text;
+  EXPECT_EQ(e.action, kGrey);
+  result = spf::SpfResult();
+  result.code = spf::SpfCode::kTempError;
+  result.domain = "example.net";
+  result.problem = "timeout";
+  e = Run(Request("198.51.100.7"), T + 400);
+  EXPECT_TRUE(
+      Has(e, "SPF: temperror example.net (timeout): no SPF key, keyed by --lookup-by=subnet\n"))
+      << e.text;
+
+  // An SRS sender: keyed by the original sender, SPF asked for the forwarder.
+  asked.clear();
+  result.code = spf::SpfCode::kSoftFail;
+  e = Run(Request("198.51.100.7", "SRS0=dV4c=3F=example.org=carol@fwd.example"), T);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].domain, "fwd.example");
+  EXPECT_TRUE(Has(e, "sender: an SRS address: keyed by the original sender carol@example.org\n"))
+      << e.text;
+  EXPECT_TRUE(Has(e, "triplet: key 198.51.100.0/carol@example.org/bob@example.org\n")) << e.text;
+}
+
 TEST_F(ExplainTest, GreytrapHitPutsTheClientOnTheTrapList) {
   inputs_.greytraps = traps_.get();
   Put(store::Table::kClients, "192.0.2.10", "5,1800000000");  // auto-whitelisted: not honoured

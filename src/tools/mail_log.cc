@@ -8,8 +8,10 @@
 #include <tuple>
 
 #include "policy/records.h"
+#include "spf/spf_check.h"
 #include "tools/output_format.h"
 #include "tools/record_filter.h"
+#include "util/ascii.h"
 
 namespace greylight::tools {
 namespace {
@@ -83,6 +85,11 @@ std::optional<GreylistReject> ParseGreylistReject(std::string_view line,
     end = rest.size() - 1;
   }
   reject.recipient = std::string(rest.substr(0, end));
+  constexpr std::string_view kHeloMarker = " helo=<";
+  if (size_t helo = rest.find(kHeloMarker, end); helo != std::string_view::npos) {
+    std::string_view name = rest.substr(helo + kHeloMarker.size());
+    reject.helo = std::string(name.substr(0, name.find('>')));
+  }
   return reject;
 }
 
@@ -104,8 +111,9 @@ long long NearestRankPercentile(const std::vector<long long>& sorted, int percen
   return sorted[std::max<size_t>(rank, 1) - 1];
 }
 
-MailLogScanner::MailLogScanner(std::string_view greylist_text, const engine::KeyScheme& keys)
-    : text_prefix_(GreylistTextPrefix(greylist_text)), keys_(keys) {}
+MailLogScanner::MailLogScanner(std::string_view greylist_text, const engine::KeyScheme& keys,
+                               bool spf_keys)
+    : text_prefix_(GreylistTextPrefix(greylist_text)), keys_(keys), spf_keys_(spf_keys) {}
 
 void MailLogScanner::AddLine(std::string_view line) {
   if (std::optional<long long> delay = ParsePassDelay(line)) {
@@ -116,7 +124,20 @@ void MailLogScanner::AddLine(std::string_view line) {
     std::string key = engine::BuildRequestKeys(reject->address, reject->client_name, reject->sender,
                                                reject->recipient, keys_)
                           .triplet;
-    rejects_.try_emplace({reject->address, std::move(key)}, std::move(*reject));
+    std::string spf_key;
+    if (spf_keys_) {
+      // The domain SPF checks, as greylightd's checker names it (lowercase, no final dot).
+      std::string domain = AsciiLowered(
+          spf::SpfRequest::ForMailFrom(reject->address, reject->sender, reject->helo).domain);
+      if (domain.ends_with('.')) domain.pop_back();
+      if (!domain.empty()) {
+        spf_key = engine::BuildRequestKeys(reject->address, reject->client_name, reject->sender,
+                                           reject->recipient, keys_, domain)
+                      .triplet;
+      }
+    }
+    rejects_.try_emplace({reject->address, std::move(key)},
+                         Rejected{std::move(*reject), std::move(spf_key)});
   }
 }
 
@@ -125,19 +146,33 @@ Result<Report> MailLogScanner::Finish(const TripletLookup& lookup,
   Report report;
   std::set<policy::IpAddress> clients;
   std::set<policy::IpAddress> clients_retried;
-  for (const auto& [id, reject] : rejects_) {
-    const std::string& key = id.second;
-    auto value = lookup(key);
-    if (!value.ok()) return value.status();
-    std::optional<policy::TripletRecord> record;
-    if (*value) record = policy::DecodeTriplet(**value);
+  for (const auto& [id, rejected] : rejects_) {
+    const GreylistReject& reject = rejected.reject;
+    auto read = [&lookup](const std::string& key) -> Result<std::optional<policy::TripletRecord>> {
+      auto value = lookup(key);
+      if (!value.ok()) return value.status();
+      if (!*value) return std::optional<policy::TripletRecord>();
+      return policy::DecodeTriplet(**value);
+    };
+    std::string key = id.second;
+    auto record = read(key);
+    if (!record.ok()) return record.status();
+    if (!(*record && StateOf(**record, timing) == TripletState::kPassed) &&
+        !rejected.spf_key.empty()) {
+      auto spf_record = read(rejected.spf_key);
+      if (!spf_record.ok()) return spf_record.status();
+      if (*spf_record) {
+        key = rejected.spf_key;
+        record = std::move(spf_record);
+      }
+    }
     clients.insert(reject.address);
     ++report.greylisted_triplets;
-    if (record && StateOf(*record, timing) == TripletState::kPassed) {
+    if (*record && StateOf(**record, timing) == TripletState::kPassed) {
       clients_retried.insert(reject.address);
       continue;
     }
-    report.never_came_back.push_back(ReportEntry{reject, key, record.has_value()});
+    report.never_came_back.push_back(ReportEntry{reject, key, record->has_value()});
   }
   std::sort(report.never_came_back.begin(), report.never_came_back.end(),
             [](const ReportEntry& a, const ReportEntry& b) {

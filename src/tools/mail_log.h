@@ -32,6 +32,7 @@ struct GreylistReject {
   policy::IpAddress address;   // parsed
   std::string sender;          // empty for the null sender
   std::string recipient;
+  std::string helo;  // the logged HELO name; empty if none was logged
 };
 
 // The literal text every rejection of greylist text `greylist_text` starts with: the
@@ -76,8 +77,12 @@ class MailLogScanner {
  public:
   // `greylist_text` is the --greylist-text template greylightd uses; `keys` how it builds
   // triplet keys (from the logged client name too, in the domain modes). A public suffix
-  // list in `keys` must outlive the scanner.
-  MailLogScanner(std::string_view greylist_text, const engine::KeyScheme& keys);
+  // list in `keys` must outlive the scanner. With `spf_keys` (--spf-keys), the log does not
+  // say whether SPF passed, so a triplet also counts as having come back when its SPF-keyed
+  // twin (client part spf:<the sender's domain, or the HELO name for <>>) has passed: a
+  // retry from any address the domain authorises.
+  MailLogScanner(std::string_view greylist_text, const engine::KeyScheme& keys,
+                 bool spf_keys = false);
 
   // Feeds one log line (without its line end).
   void AddLine(std::string_view line);
@@ -87,10 +92,15 @@ class MailLogScanner {
   Result<Report> Finish(const TripletLookup& lookup, const policy::GreylistTiming& timing) const;
 
  private:
+  struct Rejected {
+    GreylistReject reject;
+    std::string spf_key;  // with spf_keys_: the triplet's key if SPF passed
+  };
   std::string text_prefix_;
   engine::KeyScheme keys_;
+  bool spf_keys_;
   // One entry per (client address, triplet key), the first rejection logged for it.
-  std::map<std::pair<policy::IpAddress, std::string>, GreylistReject> rejects_;
+  std::map<std::pair<policy::IpAddress, std::string>, Rejected> rejects_;
   std::vector<long long> delays_;
 };
 

@@ -39,6 +39,7 @@ TEST(ParseGreylistRejectTest, Ipv4NoQueue) {
   EXPECT_EQ(reject->address, *policy::IpAddress::Parse("192.0.2.10"));
   EXPECT_EQ(reject->sender, "alice@example.net");
   EXPECT_EQ(reject->recipient, "bob@example.org");
+  EXPECT_EQ(reject->helo, "mail.example.net");
 }
 
 TEST(ParseGreylistRejectTest, Ipv6QueueIdNullSenderAndUnknownName) {
@@ -202,6 +203,34 @@ TEST(MailLogScannerTest, DomainModeKeysTripletsByTheLoggedClientName) {
   EXPECT_EQ(report->never_came_back[0].key, "198.51.100.0/spam@example.com/bob@example.org");
   EXPECT_TRUE(report->never_came_back[0].stored);
   EXPECT_EQ(report->clients_never_retried, 1u);
+}
+
+// With --spf-keys the log does not say whether SPF passed: a triplet also came back when
+// its SPF-keyed twin (the sender's domain; the HELO name for <>) passed.
+TEST(MailLogScannerTest, SpfKeysCountTheSpfKeyedTwin) {
+  MailLogScanner scanner(policy::kDefaultGreylistText, engine::KeyScheme{}, /*spf_keys=*/true);
+  scanner.AddLine(RejectLine("a.example[192.0.2.10]", "alice@Example.NET", "bob@example.org"));
+  scanner.AddLine(RejectLine("unknown[198.51.100.7]", "", "bob@example.org"));
+  scanner.AddLine(RejectLine("unknown[203.0.113.9]", "spam@example.com", "bob@example.org"));
+  std::map<std::string, std::string, std::less<>> store = {
+      {"spf:example.net/alice@example.net/bob@example.org", "1800000000,1800000300"},
+      {"spf:mail.example.net//bob@example.org", "1800000000,1800000400"},
+      // Pending under its SPF key: reported under that key.
+      {"spf:example.com/spam@example.com/bob@example.org", "1800000000,1800000000"},
+  };
+  auto report = scanner.Finish(LookupIn(store), policy::GreylistTiming{});
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->greylisted_triplets, 3u);
+  ASSERT_EQ(report->never_came_back.size(), 1u);
+  EXPECT_EQ(report->never_came_back[0].key, "spf:example.com/spam@example.com/bob@example.org");
+  EXPECT_TRUE(report->never_came_back[0].stored);
+
+  // Without --spf-keys the twins are not looked at.
+  MailLogScanner plain(policy::kDefaultGreylistText, engine::KeyScheme{});
+  plain.AddLine(RejectLine("a.example[192.0.2.10]", "alice@example.net", "bob@example.org"));
+  auto without = plain.Finish(LookupIn(store), policy::GreylistTiming{});
+  ASSERT_TRUE(without.ok());
+  EXPECT_EQ(without->never_came_back.size(), 1u);
 }
 
 TEST(MailLogScannerTest, LookupErrorsAreReturned) {

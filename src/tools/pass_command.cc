@@ -42,7 +42,7 @@ int RunPass(const ParsedOptions& o, Context& c) {
   auto value = (*store)->Get(store::Table::kTriplets, *key);
   if (!value.ok()) return c.StoreFailure(value.status());
   const std::string shown = Printable(*key);
-  if (!*value) return c.Fail(kExitAbsent, fmt::format("no triplet {}", shown));
+  if (!*value) return c.Fail(kExitAbsent, fmt::format("no triplet {}{}", shown, SpfKeyHint(o, c)));
   std::optional<policy::TripletRecord> record = policy::DecodeTriplet(**value);
   if (!record) {
     return c.Fail(kExitAbsent, fmt::format("triplet {} has a malformed value '{}' (greylightd "

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "engine/request_keys.h"
 #include "reputation/client_group.h"
 #include "util/ascii.h"
 
@@ -31,7 +32,7 @@ std::optional<TripletFields> ParseTripletKey(std::string_view key,
   TripletFields fields;
   size_t client_length = slash;
   std::string_view rest = key.substr(slash + 1);
-  if (!key.starts_with(reputation::kDomainKeyPrefix)) {
+  if (!key.starts_with(reputation::kDomainKeyPrefix) && !key.starts_with(engine::kSpfKeyPrefix)) {
     std::optional<policy::IpAddress> address = policy::IpAddress::Parse(key.substr(0, slash));
     if (!address) return std::nullopt;
     fields.network = *address;

@@ -45,7 +45,8 @@ struct TripletFields {
 // "/128" suffix (--lookup-by-host keys), else the --ipv4cidr/--ipv6cidr of `options`.
 // Both addresses may contain '/', so the split is ambiguous in theory; the recipient is
 // taken to be the part after the last '/', as recipients are the site's own addresses.
-// A domain group key's client part ends at the first '/' (a domain name has none).
+// A domain group key's client part ("domain:", "spf:") ends at the first '/' (a domain
+// name has none).
 // Returns nullopt for keys that start with neither an IP address nor a domain group (e.g.
 // --privacy digests).
 std::optional<TripletFields> ParseTripletKey(std::string_view key,

@@ -87,6 +87,17 @@ TEST(ParseTripletKeyTest, SplitsDomainGroupKey) {
   EXPECT_FALSE(ParseTripletKey("domain:example.net/no-recipient", {}));
 }
 
+// --spf-keys: a client keyed by the domain that authorised it, read back the same way.
+TEST(ParseTripletKeyTest, SplitsSpfKey) {
+  auto fields = ParseTripletKey("spf:example.net/alice@example.net/bob@example.org", {});
+  ASSERT_TRUE(fields);
+  EXPECT_EQ(fields->client, "spf:example.net");
+  EXPECT_FALSE(fields->network);
+  EXPECT_EQ(fields->sender, "alice@example.net");
+  EXPECT_EQ(fields->recipient, "bob@example.org");
+  EXPECT_FALSE(ParseTripletKey("spf:example.net", {}));
+}
+
 TEST(ParseTripletKeyTest, SenderWithSlashKeepsRecipientAfterLastSlash) {
   auto fields = ParseTripletKey("192.0.2.0//c=us/o=x@example.net/bob@example.org", {});
   ASSERT_TRUE(fields);

@@ -44,7 +44,7 @@ int RunReport(const ParsedOptions& o, Context& c) {
   auto store = OpenToolStore(c.store_uri, c.config, c.env.clock);
   if (!store.ok()) return c.StoreFailure(store.status());
 
-  MailLogScanner scanner(c.config.engine.greylist_text, *scheme);
+  MailLogScanner scanner(c.config.engine.greylist_text, *scheme, c.config.engine.spf_keys);
   std::string line;
   while (std::getline(*in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -70,7 +70,9 @@ constexpr Command kReportCommand = {
     "triplets (Postfix \"reject: RCPT from NAME[IP]: 450 ...\" lines with the greylist text\n"
     "of --greylist-text, up to its first %s or %r) whose record is absent or still pending\n"
     "(with --lookup-by=domain|smart the keys use the logged client name, as greylightd's\n"
-    "do), sorted by client address, one line \"ip name sender recipient\" per triplet. Then a\n"
+    "do; with --spf-keys a triplet also came back when its twin keyed spf:<sender domain,\n"
+    "or the logged HELO name for <>> has passed), sorted by client address, one line\n"
+    "\"ip name sender recipient\" per triplet. Then a\n"
     "summary: messages delayed (\"action=pass, reason=triplet found, delay=N\" decision\n"
     "lines of greylightd or postgrey in the same log) with the nearest-rank median and 90th\n"
     "percentile of N, greylisted triplets, and the share of greylisted clients none of\n"

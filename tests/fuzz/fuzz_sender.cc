@@ -20,6 +20,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (normalised != sender) {
     abort();
   }
+  // SRS decoding (--spf-keys, domain modes): an original sender is "local@domain", both
+  // parts non-empty and the domain free of '@' and '='; unchanged otherwise.
+  if (auto original = greylight::policy::SrsOriginalSender(sender)) {
+    size_t original_at = original->rfind('@');
+    if (original_at == std::string::npos || original_at == 0 ||
+        original_at + 1 == original->size() ||
+        original->find_first_of("@=", original_at + 1) != std::string::npos) {
+      abort();
+    }
+  } else if (greylight::policy::NormaliseSender(sender, true) != normalised) {
+    abort();
+  }
   auto client = greylight::policy::IpAddress::Parse("192.0.2.1");
   greylight::policy::KeyOptions options;
   std::string key = greylight::policy::TripletKey(*client, sender, sender, options);

@@ -111,8 +111,8 @@ class RedisClusterTest(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="greylight-cluster-tool-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
 
-    def daemon(self):
-        d = Daemon(GREYLIGHTD, [f"--store={self.cluster.uri()}", "--store-timeout=1000"])
+    def daemon(self, *args):
+        d = Daemon(GREYLIGHTD, [f"--store={self.cluster.uri()}", "--store-timeout=1000", *args])
         self.addCleanup(d.cleanup)
         return d.start()
 
@@ -168,6 +168,55 @@ class RedisClusterTest(unittest.TestCase):
                 self.tool("list", "--format=json", f"--store=lmdb:{first}", *clients).stdout)
         # The daemons see the migrated state.
         self.assertEqual(c1.ask(client_request(3, T + 500)), "DUNNO")  # passed before
+        c1.close()
+        c2.close()
+
+    def test_spf_keys_share_a_slot_and_the_trap_stays_with_the_address(self):
+        """--spf-keys on a cluster: the triplet and auto-whitelist records of an SPF-keyed
+        client carry the tag {spf:DOMAIN}, so they share a slot; the trap entry is keyed by
+        the address (another slot: the two-step check of docs/design.md)."""
+        from reputation_test import Unbound
+        dns = Unbound(['local-zone: "ready.test." static',
+                       'local-data: "ready.test. 60 IN A 127.0.0.1"',
+                       'local-zone: "grouped.test." static',
+                       "local-data: 'grouped.test. 300 IN TXT \"v=spf1 ip4:10.7.0.0/16 "
+                       "ip4:10.8.0.0/16 -all\"'"])
+        self.addCleanup(dns.cleanup)
+        traps = os.path.join(self.tmp, "traps")
+        with open(traps, "w") as f:
+            f.write("spamtrap@example.org\n")
+        args = ("--spf-keys", f"--dns-servers=127.0.0.1:{dns.port}", f"--greytrap-recipients={traps}",
+                "--whitelist-clients=/dev/null", "--whitelist-recipients=/dev/null")
+        mx1, mx2 = self.daemon(*args), self.daemon(*args)
+        c1, c2 = mx1.client(), mx2.client()
+        sender = dict(sender="alice@grouped.test", client_name="unknown")
+        self.assertEqual(c1.ask(request(policy_test_time=T, client_address="10.7.1.1", **sender)), GREY)
+        self.assertTrue(c2.ask(request(policy_test_time=T + 300, client_address="10.8.1.1", **sender))
+                        .startswith("PREPEND X-Greylist"))
+        # A trap hit from one address of the domain traps that address only.
+        self.assertEqual(c1.ask(request(policy_test_time=T + 400, client_address="10.7.1.1",
+                                        recipient="spamtrap@example.org", **sender)), GREY)
+        self.assertEqual(c2.ask(request(policy_test_time=T + 500, client_address="10.7.1.1",
+                                        instance="i2", **sender)), GREY)
+        self.assertEqual(c2.ask(request(policy_test_time=T + 500, client_address="10.8.1.1",
+                                        instance="i3", **sender)), "DUNNO")
+        self.assertIn("group=spf:grouped.test", mx1.log_text())
+
+        keys = {}
+        for port in self.cluster.masters():
+            for key in self.cluster.cli(port, "--scan").splitlines():
+                keys[key] = port
+        triplet = "greylight:t:{spf:grouped.test}spf:grouped.test/alice@grouped.test/bob@example.org"
+        client = "greylight:c:{spf:grouped.test}spf:grouped.test"
+        trap = "greylight:g:{10.7.0.0}10.7.1.1"
+        for key in (triplet, client, trap):
+            self.assertIn(key, keys)
+        self.assertEqual(keys[triplet], keys[client])
+        self.assertEqual(self.cluster.cli(keys[triplet], "CLUSTER", "KEYSLOT", triplet),
+                         self.cluster.cli(keys[triplet], "CLUSTER", "KEYSLOT", "spf:grouped.test"))
+        # The tool lists the SPF-keyed triplet from the cluster.
+        listed = json.loads(self.tool("list", "--format=json", f"--store={self.cluster.uri()}").stdout)
+        self.assertIn("spf:grouped.test", json.dumps(listed))
         c1.close()
         c2.close()
 

@@ -42,6 +42,7 @@ TEST(ClusterHashTagTest, TheKeysOfOneCheckShareATag) {
            Case{"192.0.2.77/32/alice@example.org/bob@example.net", "192.0.2.77"},
            Case{"2001:DB8:1:2:0:0:0:0/a@b/c@d", "2001:DB8:1:2:0:0:0:1"},
            Case{"domain:example.com/a@b/c@d", "domain:example.com"},
+           Case{"spf:example.com/a@b/c@d", "spf:example.com"},  // --spf-keys
        }) {
     EXPECT_EQ(ClusterHashTag(Table::kTriplets, c.triplet),
               ClusterHashTag(Table::kClients, c.client))
@@ -52,6 +53,13 @@ TEST(ClusterHashTagTest, TheKeysOfOneCheckShareATag) {
   // A domain group's trap entry stays with the client's address: another slot.
   EXPECT_NE(ClusterHashTag(Table::kTriplets, "domain:example.com/a@b/c@d"),
             ClusterHashTag(Table::kTraps, "192.0.2.77"));
+  // So does an SPF-keyed client's; its tag is the whole client part, as Redis reads it back.
+  RedisKeyLayout layout("gl:", RedisKeyLayout::Mode::kCluster);
+  const std::string redis_key = layout.Key(Table::kTriplets, "spf:mail.example.com/a@b/c@d");
+  EXPECT_EQ(redis_key, "gl:t:{spf:mail.example.com}spf:mail.example.com/a@b/c@d");
+  EXPECT_EQ(layout.RecordKey(Table::kTriplets, redis_key), "spf:mail.example.com/a@b/c@d");
+  EXPECT_EQ(layout.Key(Table::kClients, "spf:mail.example.com"),
+            "gl:c:{spf:mail.example.com}spf:mail.example.com");
 }
 
 }  // namespace
