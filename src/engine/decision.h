@@ -28,7 +28,7 @@ struct Decision {
   std::optional<policy::WhitelistHit> trap_hit;  // this request went to a greytrap address
   std::vector<std::string> list_failures;        // DNS lists that could not be asked
   std::string store_error;                       // kStoreError: the store's message
-  std::string key;    // the triplet key, when EngineOptions::keep_triplet_key
+  std::string key;    // the triplet key (kOutbound: the reply key), when keep_triplet_key
   std::string group;  // the client group in the domain --lookup-by modes, for the logs
 
   bool store_failed() const { return reason == policy::Reason::kStoreError; }

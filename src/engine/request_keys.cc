@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "policy/reply_key.h"
+
 namespace greylight::engine {
 
 RequestKeys BuildRequestKeys(const policy::IpAddress& client, std::string_view client_name,
@@ -9,6 +11,7 @@ RequestKeys BuildRequestKeys(const policy::IpAddress& client, std::string_view c
                              const KeyScheme& scheme) {
   RequestKeys keys;
   keys.trap = policy::ClientKey(client, scheme.keys);
+  if (!sender.empty()) keys.reply = policy::ReplyKey(sender, recipient, scheme.keys);
   if (scheme.lookup_by == reputation::LookupBy::kSubnet ||
       scheme.lookup_by == reputation::LookupBy::kHost || scheme.psl == nullptr) {
     policy::KeyOptions key_options = scheme.keys;

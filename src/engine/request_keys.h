@@ -28,6 +28,9 @@ struct RequestKeys {
   // Domain modes: the group key the triplet used, and why it fell back to the subnet if it
   // did ("203.0.113.0 (unverified)"), for the logs. Empty in the subnet and host modes.
   std::string group;
+  // The reply-tracking key of (sender, recipient) (policy::ReplyKey); empty for the null
+  // sender, which is never a reply.
+  std::string reply;
 };
 
 RequestKeys BuildRequestKeys(const policy::IpAddress& client, std::string_view client_name,

@@ -85,8 +85,9 @@ constexpr Command kExplainCommand = {
     "Prints the whitelist entry that matches (file:line), or, in greylightd's order, the\n"
     "client group (--lookup-by=domain|smart), the greytrap entry the recipient matches and\n"
     "the client's greytrap-list record (with --greytrap-recipients), the client's\n"
-    "auto-whitelist record, and the triplet's key and record (first and last seen, pending\n"
-    "or passed, the seconds left, when it expires); then the decision and the exact action\n"
+    "auto-whitelist record, the reply record (a local user wrote to the sender: the mail is\n"
+    "a reply), and the triplet's key and record (first and last seen, pending or passed,\n"
+    "the seconds left, when it expires); then the decision and the exact action\n"
     "greylightd would send, computed as greylightd computes it but without writing\n"
     "anything. The request is taken to come from Postfix 2.3 or later (which sends\n"
     "etrn_domain).\n",

@@ -25,7 +25,8 @@
 namespace greylight::store {
 namespace {
 
-constexpr unsigned kMaxDatabases = 4;
+// One named database per store::Table, with room for later tables.
+constexpr unsigned kMaxDatabases = 8;
 constexpr unsigned kMaxReaders = 126;
 // Check() refuses new updates (the caller fails open) rather than grow without bound when
 // commits keep failing, e.g. on a full disk.
@@ -102,6 +103,7 @@ class LmdbStore final : public Store {
   void StartCommitThread();
 
   void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
+  void RecordReply(std::string_view key, UnixTime now, ReplyCallback done) override;
   Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
   Status Put(Table table, std::string_view key, std::string_view value) override;
   Status Delete(Table table, std::string_view key) override;
@@ -129,6 +131,11 @@ class LmdbStore final : public Store {
     return count;
   }
 
+  // Runs `body` (Status(), reading through ReadLocked and writing to pending_) under the
+  // lock, unless too many updates are pending already; with a zero commit interval then
+  // commits before returning. The one path of every acknowledged update.
+  template <typename Body>
+  Status Update(Body&& body);
   void CommitLoop();
   // Moves pending_ into one durable write transaction.
   Status CommitPending();
@@ -334,17 +341,23 @@ Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, const
   return value;
 }
 
-void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
-  const bool immediate = options_.store.commit_interval.count() == 0;
-  policy::Transition transition;
-  Status failure;
+template <typename Body>
+Status LmdbStore::Update(Body&& body) {
   {
-    std::unique_lock lock(mutex_);
+    std::lock_guard lock(mutex_);
     if (PendingCount(pending_) >= kMaxPendingRecords) {
-      lock.unlock();
-      done(Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)"));
-      return;
+      return Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)");
     }
+    if (Status status = body(); !status.ok()) return status;
+  }
+  if (options_.store.commit_interval.count() == 0) return CommitPending();
+  return Status::Ok();
+}
+
+void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
+  policy::Transition transition;
+  Status status = Update([&] {
+    Status failure;
     // Each read is decoded before the next one reuses read_buffer_.
     auto read = [&](Table table, const std::string& key) -> std::optional<std::string_view> {
       auto value = ReadLocked(table, key);
@@ -355,26 +368,30 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
       return *value;
     };
     policy::PriorState prior = ReadPrior(keys, now, timing_, read);
-    if (failure.ok()) {
-      transition = DecideFor(keys, prior, now, timing_);
-      ApplyTransition(keys, transition,
-                      [this](Table table, const std::string& key, std::string value) {
-                        pending_[TableIndex(table)][key] = std::move(value);
-                      });
-    }
-  }
-  if (!failure.ok()) {
-    done(failure);
-    return;
-  }
-  if (immediate) {
-    Status status = CommitPending();
-    if (!status.ok()) {
-      done(status);
-      return;
-    }
-  }
+    if (!failure.ok()) return failure;
+    transition = DecideFor(keys, prior, now, timing_);
+    ApplyTransition(keys, transition,
+                    [this](Table table, const std::string& key, std::string value) {
+                      pending_[TableIndex(table)][key] = std::move(value);
+                    });
+    return Status::Ok();
+  });
+  if (!status.ok()) return done(status);
   done(std::move(transition));
+}
+
+void LmdbStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback done) {
+  policy::ReplyRecord record;
+  Status status = Update([&] {
+    std::string key_text(key);
+    auto value = ReadLocked(Table::kReplies, key_text);
+    if (!value.ok()) return value.status();
+    record = RecordedReply(key, *value, now, timing_);
+    pending_[TableIndex(Table::kReplies)][std::move(key_text)] = policy::EncodeReply(record);
+    return Status::Ok();
+  });
+  if (!status.ok()) return done(status);
+  done(record);
 }
 
 Status LmdbStore::CommitPending() {
@@ -509,6 +526,7 @@ StoreStats LmdbStore::Stats() {
   if (mdb_stat(txn.get(), Dbi(Table::kTriplets), &stat) == 0) stats.triplets = stat.ms_entries;
   if (mdb_stat(txn.get(), Dbi(Table::kClients), &stat) == 0) stats.clients = stat.ms_entries;
   if (mdb_stat(txn.get(), Dbi(Table::kTraps), &stat) == 0) stats.traps = stat.ms_entries;
+  if (mdb_stat(txn.get(), Dbi(Table::kReplies), &stat) == 0) stats.replies = stat.ms_entries;
   return stats;
 }
 
