@@ -56,15 +56,15 @@ struct Transition {
   // Why: kGreytrap, kClientAwl, kReply, kNew, kAbandoned, kEarlyRetry, kPassFirst or kPassed.
   Reason reason = Reason::kNew;
   bool client_awl_pass = false;  // the client is auto-whitelisted: pass, triplet untouched
-  std::optional<ClientRecord> client_write;    // new client record, if it changes
-  // New triplet record: always, unless the client is auto-whitelisted or trapped, or the
-  // triplet passed before and was seen less than kLastSeenRefresh ago.
+  std::optional<ClientRecord> client_write;  // new client record, if it changes
+  // New triplet record: always, unless the client is auto-whitelisted or trapped, the mail
+  // is a reply, or the triplet passed before and was seen less than kLastSeenRefresh ago.
   std::optional<TripletRecord> triplet_write;
-  UnixTime first{};                            // first sighting after the rules were applied
-  bool last_was_successful = false;            // the triplet had already passed before
-  bool first_corrected = false;                // stored first sighting was in the future
-  bool awl_threshold_reached = false;          // this request made the client auto-whitelisted
-  Seconds missing{0};                          // delay - (now - first); > 0 means greylist
+  UnixTime first{};                    // first sighting after the rules were applied
+  bool last_was_successful = false;    // the triplet had already passed before
+  bool first_corrected = false;        // stored first sighting was in the future
+  bool awl_threshold_reached = false;  // this request made the client auto-whitelisted
+  Seconds missing{0};                  // delay - (now - first); > 0 means greylist
   // Greytraps: the client is on the trap list (after this request), so it is greylisted
   // for the time left on the trap and nothing else is written: no triplet is created or
   // advanced and the auto-whitelist is neither honoured nor counted.
