@@ -35,6 +35,14 @@ constexpr OptionSpec kDaemonOptions[] = {
      "listen on TCP; a bare PORT means 127.0.0.1:PORT, *:PORT all addresses, [::1]:PORT IPv6 "
      "(repeatable, may be combined with --unix)",
      "postgrey"},
+    {"--outbound-inet", Arity::kRepeated, "[HOST:]PORT", "",
+     "an outbound listener on TCP for Postfix's submission service, as --inet: each request "
+     "records its (recipient, sender) pair and is answered DUNNO; the recipient's replies to "
+     "the sender then pass without greylisting for --max-age (reason reply; repeatable)",
+     "greylight"},
+    {"--outbound-unix", Arity::kRepeated, "PATH", "",
+     "an outbound listener on the UNIX stream socket PATH, as --outbound-inet (repeatable)",
+     "greylight"},
     {"--user", Arity::kValue, "USER", "greylight",
      "when started as root, switch to USER after binding; --user=root keeps root", "postgrey"},
     {"--group", Arity::kValue, "GROUP", "the --user value, else greylight",
@@ -149,6 +157,22 @@ Result<DaemonConfig> ParseDaemonConfig(const std::vector<std::string>& args) {
     server::ListenAddress address;
     address.kind = server::ListenAddress::Kind::kUnix;
     address.path = path;
+    c.server.listen.push_back(address);
+  }
+  for (const std::string& inet : o.All("outbound-inet")) {
+    auto addresses = server::ParseInet(inet, "--outbound-inet");
+    if (!addresses.ok()) return addresses.status();
+    for (auto& address : *addresses) {
+      address.role = server::ListenAddress::Role::kOutbound;
+      c.server.listen.push_back(address);
+    }
+  }
+  for (const std::string& path : o.All("outbound-unix")) {
+    if (path.empty()) return Status::InvalidArgument("--outbound-unix: empty path");
+    server::ListenAddress address;
+    address.kind = server::ListenAddress::Kind::kUnix;
+    address.path = path;
+    address.role = server::ListenAddress::Role::kOutbound;
     c.server.listen.push_back(address);
   }
   if (c.server.listen.empty()) return Status::InvalidArgument("--unix or --inet must be specified");

@@ -155,5 +155,30 @@ TEST(DaemonConfigTest, SpfKeysAndSrsDecodingByMode) {
   EXPECT_EQ(spf->policy.spf.servers, "127.0.0.1:5353");
 }
 
+// --outbound-inet and --outbound-unix add listeners of the outbound role (reply tracking),
+// after the greylisting ones; an outbound listener alone is a valid configuration (a
+// submission-only host sharing the store).
+TEST(DaemonConfigTest, OutboundListenersCarryTheirRole) {
+  using Role = server::ListenAddress::Role;
+  auto parsed = Parse({"--outbound-inet=10024", "--outbound-unix=/run/greylight/outbound.sock"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const auto& listen = parsed->server.listen;
+  ASSERT_EQ(listen.size(), 3u);
+  EXPECT_EQ(listen[0].role, Role::kGreylist);
+  EXPECT_EQ(listen[1].role, Role::kOutbound);
+  EXPECT_EQ(listen[1].ToString(), "127.0.0.1:10024");
+  EXPECT_EQ(listen[2].role, Role::kOutbound);
+  EXPECT_EQ(listen[2].path, "/run/greylight/outbound.sock");
+
+  auto alone = ParseDaemonConfig({"--outbound-inet=*:10024"});
+  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  EXPECT_EQ(alone->server.listen.size(), 2u);  // 0.0.0.0 and ::
+
+  auto bad = Parse({"--outbound-inet=127.0.0.1:0"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "--outbound-inet: invalid port in '127.0.0.1:0'");
+  EXPECT_FALSE(Parse({"--outbound-unix="}).ok());
+}
+
 }  // namespace
 }  // namespace greylight::cli

@@ -29,7 +29,7 @@ struct Decision {
   std::optional<policy::WhitelistHit> trap_hit;  // this request went to a greytrap address
   std::vector<std::string> list_failures;        // DNS lists that could not be asked
   std::string store_error;                       // kStoreError: the store's message
-  std::string key;  // the triplet key, when EngineOptions::keep_triplet_key
+  std::string key;  // the triplet key (kOutbound: the reply key), when keep_triplet_key
   // The client part of the keys when it is a group, for the logs (RequestKeys::group):
   // "spf:example.com" (--spf-keys), "domain:google.com" or a fallback (domain modes).
   std::string group;

@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "policy/reply_key.h"
 #include "policy/reply_text.h"
 
 namespace greylight::engine {
@@ -152,6 +153,7 @@ void Greylister::DecideListed(Decision decision, const reputation::ListVerdict* 
       decision.trap_hit = std::move(hit);
     }
   }
+  keys.reply = std::move(request_keys.reply);
   decision.group = std::move(request_keys.group);
   if (options_.keep_triplet_key) decision.key = keys.triplet;
   UnixTime now = request.now;
@@ -181,10 +183,11 @@ Decision Greylister::Finish(Decision decision, const Result<policy::Transition>&
       return decision;
     case policy::Verdict::kPass:
     case policy::Verdict::kUndecided:
+    case policy::Verdict::kOutbound:
       break;
   }
   decision.action = "DUNNO";
-  if (t.reason == Reason::kClientAwl) {
+  if (t.reason == Reason::kClientAwl || t.reason == Reason::kReply) {
     decision.key.clear();  // the triplet was not consulted
     return decision;
   }
@@ -199,6 +202,35 @@ Decision Greylister::Finish(Decision decision, const Result<policy::Transition>&
     }
   }
   return decision;
+}
+
+void Greylister::RecordOutbound(const protocol::PolicyRequest& wire, UnixTime real_now,
+                                DecisionCallback done) const {
+  ReadResult read = ReadRequest(wire, real_now, options_.allow_policy_test_time);
+  Decision decision;
+  if (!read.request) {
+    decision.unreadable_detail = read.unreadable.detail;
+    done(Answer(std::move(decision), read.unreadable.reason, "DUNNO"));
+    return;
+  }
+  decision.request = *read.request;
+  const Request& request = *decision.request;
+  if (request.sender.empty() || request.recipient.empty()) {
+    done(Answer(std::move(decision), Reason::kNotRecorded, "DUNNO"));
+    return;
+  }
+  std::string key = policy::ReplyKey(request.recipient, request.sender, options_.keys);
+  if (options_.keep_triplet_key) decision.key = key;
+  store_.RecordReply(key, request.now,
+                     [decision = std::move(decision),
+                      done = std::move(done)](Result<policy::ReplyRecord> result) mutable {
+                       if (!result.ok()) {
+                         decision.store_error = result.status().message();
+                         done(Answer(std::move(decision), Reason::kStoreError, "DUNNO"));
+                         return;
+                       }
+                       done(Answer(std::move(decision), Reason::kOutbound, "DUNNO"));
+                     });
 }
 
 }  // namespace greylight::engine

@@ -37,7 +37,8 @@ struct EngineOptions {
   // Honour the policy_test_time attribute (postgrey's replay hook). Off in production:
   // a client must not be able to move the server's clock.
   bool allow_policy_test_time = false;
-  // Keep the triplet key in each Decision (the JSON log names it); off, it costs nothing.
+  // Keep the triplet key (an outbound request: the reply key) in each Decision (the JSON log
+  // names it); off, it costs nothing.
   bool keep_triplet_key = false;
   // How clients are grouped in keys (--lookup-by): subnet (postgrey's default), host, or
   // by the registrable domain of a verified name (domain, smart). Domain modes need a Psl.
@@ -62,9 +63,10 @@ using DecisionCallback = std::function<void(Decision)>;
 
 // The greylisting decision (postgrey section 4.2), as a sequence of steps: read the
 // request, the whitelists, the DNS lists and the SPF check (asked at once), the keys and
-// the greytrap list, then the store's read-decide-write (policy::Decide). It reads no clock and
-// does no I/O of its own: the time comes from the caller, state is reached only through the Store
-// interface, and the Decision is facts that the caller renders (engine/decision_log).
+// the greytrap list, then the store's read-decide-write (policy::Decide: greytrap list,
+// auto-whitelist, reply record, triplet). It reads no clock and does no I/O of its own: the time
+// comes from the caller, state is reached only through the Store interface, and the Decision is
+// facts that the caller renders (engine/decision_log).
 //
 // Thread-safety: Decide may run concurrently on different connections; SetWhitelists and
 // SetGreytraps may be called at any time (the next decision sees the new lists).
@@ -93,6 +95,17 @@ class Greylister {
   // given: every step records what it saw there) must outlive that call.
   void Decide(const protocol::PolicyRequest& request, UnixTime real_now, HeaderTracker& headers,
               DecisionCallback done, DecisionTrace* trace = nullptr) const;
+
+  // Answers a request of an outbound listener (a local user's message to a remote address,
+  // from Postfix's submission service): records the pair (recipient, sender) for reply
+  // tracking (Store::RecordReply of policy::ReplyKey(recipient, sender)), so the remote
+  // address' replies to that user pass without greylisting for max-age. The answer is always
+  // DUNNO (kOutbound; kNotRecorded for the null sender or no recipient; the three
+  // unreadable reasons; kStoreError, whose action is DUNNO too: an outbound message is
+  // never deferred for reply tracking's sake). Calls `done` exactly once, like Decide.
+  // `request` must outlive that call.
+  void RecordOutbound(const protocol::PolicyRequest& request, UnixTime real_now,
+                      DecisionCallback done) const;
 
   const EngineOptions& options() const { return options_; }
 

@@ -341,6 +341,9 @@ class FailingStore final : public store::Store {
   void Check(const store::CheckKeys&, UnixTime, store::CheckCallback done) override {
     done(Status::Unavailable("backend down"));
   }
+  void RecordReply(std::string_view, UnixTime, store::ReplyCallback done) override {
+    done(Status::Unavailable("backend down"));
+  }
   Result<std::optional<std::string>> Get(store::Table, std::string_view) override {
     return Status::Unavailable("down");
   }

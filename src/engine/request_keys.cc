@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "policy/reply_key.h"
 #include "util/sha1.h"
 
 namespace greylight::engine {
@@ -11,6 +12,7 @@ RequestKeys BuildRequestKeys(const policy::IpAddress& client, std::string_view c
                              const KeyScheme& scheme, std::string_view spf_domain) {
   RequestKeys keys;
   keys.trap = policy::ClientKey(client, scheme.keys);
+  if (!sender.empty()) keys.reply = policy::ReplyKey(sender, recipient, scheme.keys);
   if (!spf_domain.empty()) {
     // Every address the domain authorises is one client, as a domain group is.
     keys.group = fmt::format("{}{}", kSpfKeyPrefix, spf_domain);

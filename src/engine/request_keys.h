@@ -35,6 +35,9 @@ struct RequestKeys {
   // ("domain:google.com") and why it fell back to the subnet if it did
   // ("203.0.113.0 (unverified)"). Empty in the subnet and host modes without an SPF key.
   std::string group;
+  // The reply-tracking key of (sender, recipient) (policy::ReplyKey); empty for the null
+  // sender, which is never a reply.
+  std::string reply;
 };
 
 // The keys of a request from `client` (verified name `client_name`) for `sender` and

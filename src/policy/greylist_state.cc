@@ -45,6 +45,11 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
     return t;
   }
 
+  if (prior.reply) {
+    t.reason = Reason::kReply;
+    return t;
+  }
+
   t.first = now;
   bool abandoned = false;
   if (prior.triplet) {
@@ -93,6 +98,12 @@ std::optional<ClientRecord> Live(std::optional<ClientRecord> record, UnixTime no
   return record;
 }
 
+std::optional<ReplyRecord> Live(std::optional<ReplyRecord> record, UnixTime now,
+                                const GreylistTiming& timing) {
+  if (record && now - record->last > timing.max_age) return std::nullopt;
+  return record;
+}
+
 bool AutoWhitelisted(const ClientRecord& record, const GreylistTiming& timing) {
   return timing.awl_threshold > 0 && record.count >= timing.awl_threshold;
 }
@@ -122,6 +133,15 @@ UnixTime ExpiresAt(const ClientRecord& record, const GreylistTiming& timing) {
 
 UnixTime ExpiresAt(const TrapRecord& record) { return record.until; }
 
+UnixTime ExpiresAt(const ReplyRecord& record, const GreylistTiming& timing) {
+  return record.last + timing.max_age + Seconds(1);
+}
+
+ReplyRecord RecordOutbound(const std::optional<ReplyRecord>& prior, UnixTime now) {
+  long long count = prior ? std::min(prior->count, kMaxRecordField - 1) + 1 : 1;
+  return ReplyRecord{count, now};
+}
+
 bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& timing) {
   return now >= ExpiresAt(record, timing);
 }
@@ -131,5 +151,9 @@ bool Expired(const ClientRecord& record, UnixTime now, const GreylistTiming& tim
 }
 
 bool Expired(const TrapRecord& record, UnixTime now) { return now >= ExpiresAt(record); }
+
+bool Expired(const ReplyRecord& record, UnixTime now, const GreylistTiming& timing) {
+  return now >= ExpiresAt(record, timing);
+}
 
 }  // namespace greylight::policy

@@ -37,17 +37,28 @@ struct PriorState {
   std::optional<ClientRecord> client;    // absent, or AWL disabled
   std::optional<TripletRecord> triplet;  // absent
   std::optional<TrapRecord> trap;        // absent, not trapped (any more), or no greytraps
+  // The reply record of (sender, recipient): absent, or not looked up (null sender).
+  std::optional<ReplyRecord> reply = std::nullopt;
 };
 
 // The pure state transition of one request (postgrey 4.2 steps 6-11): what to answer and
 // what to write. A store applies it atomically with the read of PriorState.
+//
+// The steps, in order: the greytrap list, the client auto-whitelist, the reply record, the
+// triplet. A reply (kReply) passes without writing anything: the triplet is neither
+// consulted nor created and the auto-whitelist is not counted. It comes after the greytrap
+// list because a trap hit is evidence about the client, while a reply pair rests on the
+// envelope sender, which the client chooses (spam forging a correspondent of the recipient
+// must not get past a trap); and after the auto-whitelist so that an auto-whitelisted
+// client keeps its postgrey behaviour (its record is refreshed) and kReply counts only the
+// mail reply tracking alone let through.
 struct Transition {
-  // Why: kGreytrap, kClientAwl, kNew, kAbandoned, kEarlyRetry, kPassFirst or kPassed.
+  // Why: kGreytrap, kClientAwl, kReply, kNew, kAbandoned, kEarlyRetry, kPassFirst or kPassed.
   Reason reason = Reason::kNew;
   bool client_awl_pass = false;  // the client is auto-whitelisted: pass, triplet untouched
   std::optional<ClientRecord> client_write;  // new client record, if it changes
-  // New triplet record: always, unless the client is auto-whitelisted or trapped, or the
-  // triplet passed before and was seen less than kLastSeenRefresh ago.
+  // New triplet record: always, unless the client is auto-whitelisted or trapped, the mail
+  // is a reply, or the triplet passed before and was seen less than kLastSeenRefresh ago.
   std::optional<TripletRecord> triplet_write;
   UnixTime first{};                    // first sighting after the rules were applied
   bool last_was_successful = false;    // the triplet had already passed before
@@ -88,6 +99,13 @@ bool Abandoned(const TripletRecord& record, UnixTime now, const GreylistTiming& 
 UnixTime ExpiresAt(const TripletRecord& record, const GreylistTiming& timing);
 UnixTime ExpiresAt(const ClientRecord& record, const GreylistTiming& timing);
 UnixTime ExpiresAt(const TrapRecord& record);
+// A reply record lives max-age after the last outbound message that refreshed it.
+UnixTime ExpiresAt(const ReplyRecord& record, const GreylistTiming& timing);
+
+// The reply record after one more outbound message at `now` (an outbound listener's
+// request): the count goes up by one (capped at kMaxRecordField), the last message is now.
+// REQUIRES: `prior` is live (see Live()); an expired record starts over at count 1.
+ReplyRecord RecordOutbound(const std::optional<ReplyRecord>& prior, UnixTime now);
 
 // max-age is enforced at lookup time (a fix over postgrey, which only enforced it in its
 // nightly cleanup): a record last seen more than max-age ago is treated as absent.
@@ -97,10 +115,14 @@ std::optional<ClientRecord> Live(std::optional<ClientRecord> record, UnixTime no
                                  const GreylistTiming& timing);
 // A trap record is live while it traps.
 std::optional<TrapRecord> Live(std::optional<TrapRecord> record, UnixTime now);
+// A reply record is live until max-age after its last outbound message.
+std::optional<ReplyRecord> Live(std::optional<ReplyRecord> record, UnixTime now,
+                                const GreylistTiming& timing);
 
 // The background expiry rules (postgrey section 7): true if the record may be deleted.
 bool Expired(const TripletRecord& record, UnixTime now, const GreylistTiming& timing);
 bool Expired(const ClientRecord& record, UnixTime now, const GreylistTiming& timing);
 bool Expired(const TrapRecord& record, UnixTime now);
+bool Expired(const ReplyRecord& record, UnixTime now, const GreylistTiming& timing);
 
 }  // namespace greylight::policy

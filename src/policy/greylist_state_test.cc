@@ -131,5 +131,78 @@ TEST(GreytrapRulesTest, TrappedClientsAreGreylistedForPassedTripletsAndNeverAuto
   EXPECT_FALSE(after.greylisted());
 }
 
+// A reply record passes the request without writing anything: the triplet is neither
+// consulted nor created, and the pass does not count toward the client's auto-whitelist.
+TEST(ReplyRulesTest, ALiveReplyPassesWithoutWritingOrCounting) {
+  GreylistTiming timing;
+  PriorState prior;
+  prior.reply = ReplyRecord{1, T0 - 86400s};
+  Transition t = Decide(prior, T0, timing);
+  EXPECT_EQ(t.reason, Reason::kReply);
+  EXPECT_EQ(VerdictOf(t.reason), Verdict::kPass);
+  EXPECT_FALSE(t.greylisted());
+  EXPECT_FALSE(t.triplet_write.has_value());
+  EXPECT_FALSE(t.client_write.has_value());
+  EXPECT_FALSE(t.awl_threshold_reached);
+  EXPECT_FALSE(t.client_awl_pass);
+
+  // A pending triplet (first attempt before the reply was recorded) does not matter: the
+  // reply passes and leaves it as it is.
+  prior.triplet = TripletRecord{T0 - 10s, T0 - 10s};
+  prior.client = ClientRecord{timing.awl_threshold - 1, T0 - 7200s};
+  t = Decide(prior, T0, timing);
+  EXPECT_EQ(t.reason, Reason::kReply);
+  EXPECT_FALSE(t.triplet_write.has_value());
+  EXPECT_FALSE(t.client_write.has_value());
+
+  // Without the reply the same request is an early retry.
+  prior.reply.reset();
+  EXPECT_EQ(Decide(prior, T0, timing).reason, Reason::kEarlyRetry);
+}
+
+// The order of the steps: greytrap list, auto-whitelist, reply, triplet.
+TEST(ReplyRulesTest, TrapsWinOverRepliesAndTheAutoWhitelistComesFirst) {
+  GreylistTiming timing;
+  timing.trap_ttl = 3600s;
+  PriorState prior;
+  prior.reply = ReplyRecord{4, T0 - 60s};
+
+  // A trapped client is greylisted even for a reply; a trap hit is recorded as usual.
+  prior.trap = TrapRecord{T0 + 600s, T0 - 100s};
+  Transition trapped = Decide(prior, T0, timing);
+  EXPECT_EQ(trapped.reason, Reason::kGreytrap);
+  EXPECT_TRUE(trapped.greylisted());
+  PriorState reply_only;
+  reply_only.reply = prior.reply;
+  Transition hit = Decide(reply_only, T0, timing, /*trap_hit=*/true);
+  EXPECT_EQ(hit.reason, Reason::kGreytrap);
+  ASSERT_TRUE(hit.trap_write.has_value());
+
+  // An auto-whitelisted client passes as such (and its record is refreshed hourly).
+  prior.trap.reset();
+  prior.client = ClientRecord{timing.awl_threshold, T0 - 7200s};
+  Transition awl = Decide(prior, T0, timing);
+  EXPECT_EQ(awl.reason, Reason::kClientAwl);
+  ASSERT_TRUE(awl.client_write.has_value());
+  EXPECT_EQ(awl.client_write->count, timing.awl_threshold + 1);
+}
+
+// A reply record lives max-age after the last outbound message; each outbound message
+// counts and moves it on.
+TEST(ReplyRulesTest, OutboundMessagesCountAndKeepTheRecordAliveForMaxAge) {
+  GreylistTiming timing;
+  ReplyRecord first = RecordOutbound(std::nullopt, T0);
+  EXPECT_EQ(first, (ReplyRecord{1, T0}));
+  ReplyRecord second = RecordOutbound(first, T0 + 86400s);
+  EXPECT_EQ(second, (ReplyRecord{2, T0 + 86400s}));
+  EXPECT_EQ(ExpiresAt(second, timing), T0 + 86400s + timing.max_age + 1s);
+  EXPECT_TRUE(Live(std::optional(second), T0 + 86400s + timing.max_age, timing).has_value());
+  EXPECT_FALSE(Live(std::optional(second), T0 + 86400s + timing.max_age + 1s, timing));
+  EXPECT_FALSE(Expired(second, ExpiresAt(second, timing) - 1s, timing));
+  EXPECT_TRUE(Expired(second, ExpiresAt(second, timing), timing));
+  // The count stops at the largest field every backend stores exactly.
+  EXPECT_EQ(RecordOutbound(ReplyRecord{kMaxRecordField, T0}, T0 + 1s).count, kMaxRecordField);
+}
+
 }  // namespace
 }  // namespace greylight::policy

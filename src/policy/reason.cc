@@ -14,6 +14,7 @@ Verdict VerdictOf(Reason reason) {
     case Reason::kDnswl:
     case Reason::kNotListed:
     case Reason::kClientAwl:
+    case Reason::kReply:
     case Reason::kPassFirst:
     case Reason::kPassed:
       return Verdict::kPass;
@@ -22,6 +23,9 @@ Verdict VerdictOf(Reason reason) {
     case Reason::kBadTestTime:
     case Reason::kStoreError:
       return Verdict::kUndecided;
+    case Reason::kOutbound:
+    case Reason::kNotRecorded:
+      return Verdict::kOutbound;
   }
   return Verdict::kUndecided;
 }
@@ -34,6 +38,8 @@ std::string_view ActionWord(Reason reason) {
       return "pass";
     case Verdict::kUndecided:
       return "dunno";
+    case Verdict::kOutbound:
+      return reason == Reason::kOutbound ? "record" : "dunno";
   }
   return "dunno";
 }
@@ -58,6 +64,8 @@ std::string_view ReasonWord(Reason reason) {
       return "greytrap";
     case Reason::kClientAwl:
       return "client AWL";
+    case Reason::kReply:
+      return "reply";
     case Reason::kNew:
     case Reason::kAbandoned:
       return "new";
@@ -66,6 +74,10 @@ std::string_view ReasonWord(Reason reason) {
     case Reason::kPassFirst:
     case Reason::kPassed:
       return "triplet found";
+    case Reason::kOutbound:
+      return "outbound";
+    case Reason::kNotRecorded:
+      return "not recorded";
     case Reason::kStoreError:
       return "store error";
   }

@@ -57,4 +57,14 @@ std::optional<TrapRecord> DecodeTrap(std::string_view value) {
   return TrapRecord{FromUnixSeconds(pair->first), FromUnixSeconds(pair->second)};
 }
 
+std::string EncodeReply(const ReplyRecord& record) {
+  return fmt::format("{},{}", record.count, ToUnixSeconds(record.last));
+}
+
+std::optional<ReplyRecord> DecodeReply(std::string_view value) {
+  auto pair = ParsePair(value, /*allow_third_field=*/false);
+  if (!pair) return std::nullopt;
+  return ReplyRecord{pair->first, FromUnixSeconds(pair->second)};
+}
+
 }  // namespace greylight::policy

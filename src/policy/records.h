@@ -30,6 +30,15 @@ struct TrapRecord {
   friend bool operator==(const TrapRecord&, const TrapRecord&) = default;
 };
 
+// A reply-tracking entry (not in postgrey): value "<count>,<last>". A local user wrote to a
+// remote address `count` times (counted while the entry lived), the last time at `last`;
+// mail from that address to that user is a reply and passes without greylisting.
+struct ReplyRecord {
+  long long count = 0;
+  UnixTime last;
+  friend bool operator==(const ReplyRecord&, const ReplyRecord&) = default;
+};
+
 // The largest field value a record may hold: 2^53 - 1, the largest integer every backend
 // represents exactly (Redis' Lua numbers are doubles). A larger field makes the value
 // malformed everywhere alike, and keeps `last + an hour` far from overflow.
@@ -44,5 +53,7 @@ std::string EncodeClient(const ClientRecord& record);
 std::optional<ClientRecord> DecodeClient(std::string_view value);
 std::string EncodeTrap(const TrapRecord& record);
 std::optional<TrapRecord> DecodeTrap(std::string_view value);
+std::string EncodeReply(const ReplyRecord& record);
+std::optional<ReplyRecord> DecodeReply(std::string_view value);
 
 }  // namespace greylight::policy

@@ -47,5 +47,15 @@ TEST(RecordsTest, TrapRoundTripAndRejectsMalformed) {
   }
 }
 
+TEST(RecordsTest, ReplyRoundTripAndRejectsMalformed) {
+  ReplyRecord record{3, FromUnixSeconds(1700000000)};
+  EXPECT_EQ(EncodeReply(record), "3,1700000000");
+  EXPECT_EQ(DecodeReply("3,1700000000"), record);
+  for (std::string_view bad :
+       {"", "1", "1,", ",1", "1,2,3", "-1,2", "a,1", "1, 2", "1,2x", "9007199254740992,1"}) {
+    EXPECT_FALSE(DecodeReply(bad).has_value()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace greylight::policy

@@ -41,6 +41,8 @@ void DaemonMetrics::RecordDecision(const engine::Decision& decision,
   if (decision.spf) spf_checks_[SpfSlot(*decision.spf)].Add();
   // A hit the store recorded: the trap list now holds the client.
   if (decision.trap_hit && decision.reason == policy::Reason::kGreytrap) greytrap_hits_.Add();
+  if (decision.reason == policy::Reason::kReply) reply_passes_.Add();
+  if (decision.reason == policy::Reason::kOutbound) replies_recorded_.Add();
 }
 
 void DaemonMetrics::WhitelistsLoaded(bool ok, size_t client_entries, size_t recipient_entries,
@@ -56,7 +58,8 @@ void DaemonMetrics::WhitelistsLoaded(bool ok, size_t client_entries, size_t reci
 }
 
 std::string DaemonMetrics::Summary() {
-  uint64_t total = 0, greylisted = 0, passed = 0, whitelisted = 0, awl = 0, errors = 0;
+  uint64_t total = 0, greylisted = 0, passed = 0, whitelisted = 0, awl = 0, replies = 0, errors = 0,
+           outbound = 0;
   for (size_t i = 0; i < policy::kReasonCount; ++i) {
     uint64_t now = requests_[i].value();
     uint64_t delta = now - summarized_[i];
@@ -72,6 +75,8 @@ std::string DaemonMetrics::Summary() {
           passed += delta;
         } else if (reason == policy::Reason::kClientAwl) {
           awl += delta;
+        } else if (reason == policy::Reason::kReply) {
+          replies += delta;
         } else {
           whitelisted += delta;
         }
@@ -79,12 +84,16 @@ std::string DaemonMetrics::Summary() {
       case policy::Verdict::kUndecided:
         errors += delta;
         break;
+      case policy::Verdict::kOutbound:
+        outbound += delta;
+        break;
     }
   }
   return fmt::format(
-      "summary: requests={}, greylisted={}, passed={}, whitelisted={}, awl={}, "
-      "unanswerable={}, connections={}",
-      total, greylisted, passed, whitelisted, awl, errors, open_connections_.value());
+      "summary: requests={}, greylisted={}, passed={}, whitelisted={}, awl={}, replies={}, "
+      "unanswerable={}, outbound={}, connections={}",
+      total, greylisted, passed, whitelisted, awl, replies, errors, outbound,
+      open_connections_.value());
 }
 
 std::string DaemonMetrics::Render(const store::StoreStats& store) const {
@@ -133,6 +142,14 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
     RenderSample(out, "greylight_spf_checks_total", fmt::format("result=\"{}\"", SpfSlotName(slot)),
                  static_cast<double>(spf_checks_[slot].value()));
   }
+  RenderHeader(out, "greylight_reply_passes_total", "counter",
+               "Inbound requests passed without greylisting as replies to a local user's "
+               "earlier message (reason reply).");
+  RenderSample(out, "greylight_reply_passes_total", "", static_cast<double>(reply_passes_.value()));
+  RenderHeader(out, "greylight_replies_recorded_total", "counter",
+               "Outbound listener requests whose (recipient, sender) pair was recorded.");
+  RenderSample(out, "greylight_replies_recorded_total", "",
+               static_cast<double>(replies_recorded_.value()));
   if (store.triplets) {
     RenderHeader(out, "greylight_triplets_stored", "gauge", "Triplet records in the store.");
     RenderSample(out, "greylight_triplets_stored", "", static_cast<double>(*store.triplets));
@@ -147,6 +164,11 @@ std::string DaemonMetrics::Render(const store::StoreStats& store) const {
         out, "greylight_traps_stored", "gauge",
         "Greytrap-list records in the store (expired ones until the expiry removes them).");
     RenderSample(out, "greylight_traps_stored", "", static_cast<double>(*store.traps));
+  }
+  if (store.replies) {
+    RenderHeader(out, "greylight_replies_stored", "gauge",
+                 "Reply records in the store (expired ones until the expiry removes them).");
+    RenderSample(out, "greylight_replies_stored", "", static_cast<double>(*store.replies));
   }
   RenderHeader(out, "greylight_expired_records_total", "counter",
                "Records removed by the background expiry.");

@@ -41,6 +41,8 @@ class DaemonMetrics {
   metrics::Histogram retry_delay_seconds_;
   metrics::Counter clients_auto_whitelisted_;
   metrics::Counter greytrap_hits_;
+  metrics::Counter reply_passes_;      // inbound requests passed as replies
+  metrics::Counter replies_recorded_;  // outbound requests whose pair was recorded
   metrics::Gauge open_connections_;
   metrics::Counter refused_connections_;
   metrics::Counter protocol_errors_;

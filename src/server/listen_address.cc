@@ -13,7 +13,7 @@ std::string ListenAddress::ToString() const {
   return fmt::format("{}:{}", host, port);
 }
 
-Result<std::vector<ListenAddress>> ParseInet(std::string_view value) {
+Result<std::vector<ListenAddress>> ParseInet(std::string_view value, std::string_view option) {
   std::string_view host = "127.0.0.1";
   std::string_view port_text = value;
   size_t colon = value.rfind(':');
@@ -28,10 +28,10 @@ Result<std::vector<ListenAddress>> ParseInet(std::string_view value) {
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
       port == 0 || port > 65535) {
-    return Status::InvalidArgument(fmt::format("--inet: invalid port in '{}'", value));
+    return Status::InvalidArgument(fmt::format("{}: invalid port in '{}'", option, value));
   }
   if (host.empty())
-    return Status::InvalidArgument(fmt::format("--inet: empty host in '{}'", value));
+    return Status::InvalidArgument(fmt::format("{}: empty host in '{}'", option, value));
   auto make = [port](std::string_view h) {
     ListenAddress address;
     address.host = std::string(h);

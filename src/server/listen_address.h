@@ -15,12 +15,19 @@ struct ListenAddress {
   std::string host;  // numeric address or host name; "" never
   unsigned short port = 0;
   std::string path;  // kUnix
+  // What the listener serves: greylisting (--inet, --unix), or an outbound listener
+  // (--outbound-inet, --outbound-unix) for Postfix's submission service, whose requests
+  // record reply pairs and are answered DUNNO (engine::Greylister::RecordOutbound).
+  enum class Role { kGreylist, kOutbound };
+  Role role = Role::kGreylist;
 
   std::string ToString() const;
 };
 
 // Parses a postgrey --inet value: "PORT" (localhost, i.e. 127.0.0.1), "HOST:PORT",
-// "[IPV6]:PORT" or "*:PORT" (all IPv4 and IPv6 addresses; yields two addresses).
-Result<std::vector<ListenAddress>> ParseInet(std::string_view value);
+// "[IPV6]:PORT" or "*:PORT" (all IPv4 and IPv6 addresses; yields two addresses). Errors
+// name `option` ("--inet: invalid port in 'x'").
+Result<std::vector<ListenAddress>> ParseInet(std::string_view value,
+                                             std::string_view option = "--inet");
 
 }  // namespace greylight::server

@@ -67,10 +67,11 @@ struct Server::Listener {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server& server, Protocol::socket socket, std::string peer,
-             std::optional<policy::IpAddress> limited_peer)
+             std::optional<policy::IpAddress> limited_peer, ListenAddress::Role role)
       : server_(server),
         socket_(std::move(socket)),
         peer_(std::move(peer)),
+        outbound_(role == ListenAddress::Role::kOutbound),
         limited_peer_(limited_peer),
         parser_(server.options_.parser_limits) {}
 
@@ -175,20 +176,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
       decide_started_ = server_.clock_.Monotonic();
       const std::thread::id decider = std::this_thread::get_id();
       inline_decision_ = true;
-      server_.greylister_->Decide(
-          requests_.front(), server_.clock_.Now(),
-          server_.options_.close_after_reply ? server_.shared_headers_ : headers_,
-          [self = shared_from_this(), decider](engine::Decision decision) {
-            if (self->inline_decision_ && std::this_thread::get_id() == decider) {
-              self->OnDecision(std::move(decision));
-              return;
-            }
-            asio::dispatch(self->socket_.get_executor(),
-                           [self, decision = std::move(decision)]() mutable {
-                             self->OnDecision(std::move(decision));
-                             self->ProcessRequests();
-                           });
-          });
+      auto on_decision = [self = shared_from_this(), decider](engine::Decision decision) {
+        if (self->inline_decision_ && std::this_thread::get_id() == decider) {
+          self->OnDecision(std::move(decision));
+          return;
+        }
+        asio::dispatch(self->socket_.get_executor(),
+                       [self, decision = std::move(decision)]() mutable {
+                         self->OnDecision(std::move(decision));
+                         self->ProcessRequests();
+                       });
+      };
+      if (outbound_) {
+        server_.greylister_->RecordOutbound(requests_.front(), server_.clock_.Now(),
+                                            std::move(on_decision));
+      } else {
+        server_.greylister_->Decide(
+            requests_.front(), server_.clock_.Now(),
+            server_.options_.close_after_reply ? server_.shared_headers_ : headers_,
+            std::move(on_decision));
+      }
       inline_decision_ = false;
     }
     if (!deciding_) WriteOrRead();
@@ -258,6 +265,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<MonoDuration::rep> deadline_{kNoDeadline};  // read by the sweep
   std::atomic<bool> mid_request_{false};
   const std::string peer_;
+  const bool outbound_;  // an outbound listener's connection: requests record reply pairs
 
  public:
   // The address counted against --max-connections-per-peer: remote TCP peers only.
@@ -355,7 +363,9 @@ Status Server::Bind() {
       listeners_.clear();
       return Status::IoError(fmt::format("can't chmod {}: {}", address.path, std::strerror(errno)));
     }
-    log::Notice("Binding to {}", address.ToString());
+    log::Notice(
+        "Binding to {}{}", address.ToString(),
+        address.role == ListenAddress::Role::kOutbound ? " (outbound: reply tracking)" : "");
     listeners_.push_back(std::move(listener));
   }
   return Status::Ok();
@@ -398,8 +408,8 @@ void Server::Accept(Listener& listener) {
             metrics_.ConnectionRefused();
             socket.close(ignored);
           } else {
-            auto connection = std::make_shared<Connection>(*this, std::move(socket),
-                                                           std::move(peer), limited_peer);
+            auto connection = std::make_shared<Connection>(
+                *this, std::move(socket), std::move(peer), limited_peer, listener.address.role);
             {
               std::lock_guard lock(connections_mutex_);
               connections_.insert(connection);

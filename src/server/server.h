@@ -66,8 +66,8 @@ class Server {
 
   // Binds every listener. Returns the first failure (nothing is left bound then).
   Status Bind();
-  // Starts accepting; requests are decided by `greylister`, which must outlive the server.
-  // REQUIRES: Bind() succeeded.
+  // Starts accepting; requests are decided by `greylister` (Decide, or RecordOutbound on an
+  // outbound listener), which must outlive the server. REQUIRES: Bind() succeeded.
   void Start(const engine::Greylister& greylister);
   // Stops accepting; open connections answer what they have received, then close.
   // Connections still busy after the grace period are closed.

@@ -24,7 +24,9 @@ class ServerTest : public testing::Test {
     engine_options.hostname = "mx.test";
     greylister_ =
         std::make_unique<engine::Greylister>(engine_options, policy::GreylistTiming{}, *store_);
-    options.listen = {ListenAddress{ListenAddress::Kind::kTcp, "127.0.0.1", 0, ""}};
+    if (options.listen.empty()) {
+      options.listen = {ListenAddress{ListenAddress::Kind::kTcp, "127.0.0.1", 0, ""}};
+    }
     server_ = std::make_unique<Server>(io_, options, clock_);
     ASSERT_TRUE(server_->Bind().ok());
     server_->Start(*greylister_);
@@ -36,9 +38,9 @@ class ServerTest : public testing::Test {
   }
 
   // A connected client whose reads give up after 5 s, so a test cannot hang.
-  asio::ip::tcp::socket Connect() {
+  asio::ip::tcp::socket Connect(size_t listener = 0) {
     asio::ip::tcp::socket socket(client_io_);
-    socket.connect({asio::ip::make_address("127.0.0.1"), server_->bound_ports().at(0)});
+    socket.connect({asio::ip::make_address("127.0.0.1"), server_->bound_ports().at(listener)});
     timeval limit{5, 0};
     ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     return socket;
@@ -158,6 +160,44 @@ TEST_F(ServerTest, PostfixConnectionsKeepTheirOwnHeaderMemory) {
   EXPECT_TRUE(Reply(smtpd).starts_with("PREPEND"));
   Send(smtpd, Request("r2@example.org", "msg.1"));
   EXPECT_EQ(Reply(smtpd), "DUNNO") << "the same message on the same connection";
+}
+
+// The submission service asks the outbound listener: the pair is recorded and the answer is
+// DUNNO; the reply, asked on the greylisting listener, passes at once. An outbound listener
+// never greylists, even a pair it has never seen.
+TEST_F(ServerTest, AnOutboundListenerRecordsPairsThatLetRepliesPass) {
+  ServerOptions options;
+  ListenAddress outbound{ListenAddress::Kind::kTcp, "127.0.0.1", 0, ""};
+  outbound.role = ListenAddress::Role::kOutbound;
+  options.listen = {ListenAddress{ListenAddress::Kind::kTcp, "127.0.0.1", 0, ""}, outbound};
+  Start(options);
+  auto submission = Connect(1);
+  Send(submission,
+       "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=203.0.113.7\n"
+       "client_name=laptop.example.org\nsender=bob@example.org\nrecipient=carol@remote.example\n"
+       "instance=o1\n\n");
+  EXPECT_EQ(Reply(submission), "DUNNO");
+  EXPECT_EQ(store_->Get(store::Table::kReplies, "carol@remote.example/bob@example.org").value(),
+            "1,1800000000");
+  EXPECT_EQ(server_->metrics().Summary(),
+            "summary: requests=1, greylisted=0, passed=0, whitelisted=0, awl=0, replies=0, "
+            "unanswerable=0, outbound=1, connections=1");
+
+  auto smtpd = Connect(0);
+  Send(smtpd,
+       "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=198.51.100.20\n"
+       "client_name=mx.remote.example\nsender=carol@remote.example\nrecipient=bob@example.org\n"
+       "instance=i1\n\n");
+  EXPECT_EQ(Reply(smtpd), "DUNNO");
+  Send(smtpd, Request("bob@example.org", "i2"));  // alice is no correspondent of bob's
+  EXPECT_TRUE(Reply(smtpd).starts_with("DEFER"));
+  std::string metrics = server_->metrics().Render(store::StoreStats{});
+  EXPECT_NE(metrics.find("greylight_reply_passes_total 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("greylight_replies_recorded_total 1\n"), std::string::npos);
+  EXPECT_NE(metrics.find("greylight_requests_total{action=\"record\",reason=\"outbound\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("greylight_requests_total{action=\"pass\",reason=\"reply\"} 1\n"),
+            std::string::npos);
 }
 
 }  // namespace

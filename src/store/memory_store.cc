@@ -24,6 +24,20 @@ void MemoryStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done)
   done(std::move(transition));
 }
 
+void MemoryStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback done) {
+  policy::ReplyRecord record;
+  {
+    std::lock_guard lock(mutex_);
+    Map& replies = TableFor(Table::kReplies);
+    auto it = replies.find(key);
+    record = RecordedReply(
+        key, it == replies.end() ? std::nullopt : std::optional<std::string_view>(it->second), now,
+        timing_);
+    replies[std::string(key)] = policy::EncodeReply(record);
+  }
+  done(record);
+}
+
 Result<std::optional<std::string>> MemoryStore::Get(Table table, std::string_view key) {
   std::lock_guard lock(mutex_);
   auto& map = TableFor(table);

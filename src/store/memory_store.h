@@ -15,6 +15,7 @@ class MemoryStore final : public Store {
   explicit MemoryStore(policy::GreylistTiming timing) : timing_(timing) {}
 
   void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
+  void RecordReply(std::string_view key, UnixTime now, ReplyCallback done) override;
   Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
   Status Put(Table table, std::string_view key, std::string_view value) override;
   Status Delete(Table table, std::string_view key) override;

@@ -13,6 +13,9 @@ std::optional<AnyRecord> DecodeRecord(Table table, std::string_view value) {
     case Table::kTraps:
       if (auto record = policy::DecodeTrap(value)) return AnyRecord(*record);
       return std::nullopt;
+    case Table::kReplies:
+      if (auto record = policy::DecodeReply(value)) return AnyRecord(*record);
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -44,6 +47,13 @@ bool Expired(const AnyRecord& record, UnixTime now, const policy::GreylistTiming
 void WarnCorrupt(Table table, std::string_view key, std::string_view value) {
   log::Warning("ignoring corrupt {} record {}: '{}'", TableName(table), log::Escaped(key),
                log::Escaped(value.substr(0, 64)));
+}
+
+policy::ReplyRecord RecordedReply(std::string_view key, std::optional<std::string_view> value,
+                                  UnixTime now, const policy::GreylistTiming& timing) {
+  return policy::RecordOutbound(
+      policy::Live(DecodeOrWarn<policy::ReplyRecord>(Table::kReplies, key, value), now, timing),
+      now);
 }
 
 bool ShouldExpire(Table table, std::string_view value, UnixTime now,

@@ -16,7 +16,8 @@ namespace greylight::store {
 // (policy::Live, ExpiresAt, Expired); these only dispatch over store::Table.
 
 // A decoded record of any table.
-using AnyRecord = std::variant<policy::TripletRecord, policy::ClientRecord, policy::TrapRecord>;
+using AnyRecord = std::variant<policy::TripletRecord, policy::ClientRecord, policy::TrapRecord,
+                               policy::ReplyRecord>;
 
 // The one decode dispatcher: `value` of `table` through the policy codec; nullopt if
 // malformed.
@@ -68,6 +69,11 @@ policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
         DecodeOrWarn<policy::TrapRecord>(Table::kTraps, keys.trap, read(Table::kTraps, keys.trap)),
         now);
   }
+  if (!keys.reply.empty()) {
+    prior.reply = policy::Live(DecodeOrWarn<policy::ReplyRecord>(Table::kReplies, keys.reply,
+                                                                 read(Table::kReplies, keys.reply)),
+                               now, timing);
+  }
   return prior;
 }
 
@@ -76,6 +82,11 @@ inline policy::Transition DecideFor(const CheckKeys& keys, const policy::PriorSt
                                     UnixTime now, const policy::GreylistTiming& timing) {
   return policy::Decide(prior, now, timing, keys.trap_hit && !keys.trap.empty());
 }
+
+// The reply record an outbound message at `now` writes over the stored `value` of reply
+// key `key` (policy::RecordOutbound; malformed and expired values count as absent).
+policy::ReplyRecord RecordedReply(std::string_view key, std::optional<std::string_view> value,
+                                  UnixTime now, const policy::GreylistTiming& timing);
 
 // Writes the records a transition produced through `write(table, key, encoded_value)`.
 template <typename WriteFunction>

@@ -10,6 +10,8 @@ std::string_view TableName(Table table) {
       return "clients";
     case Table::kTraps:
       return "traps";
+    case Table::kReplies:
+      return "replies";
   }
   return "";
 }

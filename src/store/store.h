@@ -16,10 +16,11 @@ namespace greylight::store {
 
 // The two tables postgrey keeps: triplets ("first,last") and the client auto-whitelist
 // ("count,last"), in postgrey's key and value formats (policy/records.h); and greylight's
-// greytrap list ("until,last_hit", keyed by the client's address).
-enum class Table { kTriplets, kClients, kTraps };
-inline constexpr std::array<Table, 3> kAllTables = {Table::kTriplets, Table::kClients,
-                                                    Table::kTraps};
+// greytrap list ("until,last_hit", keyed by the client's address) and reply records
+// ("count,last", keyed by policy::ReplyKey: "<remote address>/<local user>").
+enum class Table { kTriplets, kClients, kTraps, kReplies };
+inline constexpr std::array<Table, 4> kAllTables = {Table::kTriplets, Table::kClients,
+                                                    Table::kTraps, Table::kReplies};
 constexpr size_t TableIndex(Table table) { return static_cast<size_t>(table); }
 std::string_view TableName(Table table);
 
@@ -29,6 +30,10 @@ struct CheckKeys {
   std::string client;     // empty when the auto-whitelist is disabled
   std::string trap = {};  // the client's trap-list key; empty when greytraps are disabled
   bool trap_hit = false;  // the recipient is a greytrap: put the client on the trap list
+  // The reply key of (sender, recipient) (policy::ReplyKey); empty for the null sender. A
+  // live reply record there passes the request (policy::Decide, after the greytrap list and
+  // the auto-whitelist).
+  std::string reply = {};
 };
 
 // Counts a backend can report cheaply, for metrics and `greylight stats`. Unknown values
@@ -37,6 +42,7 @@ struct StoreStats {
   std::optional<uint64_t> triplets;
   std::optional<uint64_t> clients;
   std::optional<uint64_t> traps;
+  std::optional<uint64_t> replies;
   uint64_t expired_total = 0;  // records removed by the background expiry so far
   // Network backends: whether every server the store needs is connected right now, and the
   // pipelined exchanges so far (each may carry many requests). Empty for embedded ones.
@@ -45,6 +51,7 @@ struct StoreStats {
 };
 
 using CheckCallback = std::function<void(Result<policy::Transition>)>;
+using ReplyCallback = std::function<void(Result<policy::ReplyRecord>)>;
 using VisitFunction = std::function<bool(std::string_view key, std::string_view value)>;
 
 // Greylisting state. Every backend implements Check() as one atomic read-decide-write, so
@@ -64,6 +71,13 @@ class Store {
   // backend thread (network backends). On a backend fault `done` gets a non-ok Status and
   // nothing is written.
   virtual void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) = 0;
+
+  // Records one outbound message for the reply key `key` (policy::ReplyKey of the message's
+  // recipient and sender) at `now`: reads the live record, writes policy::RecordOutbound of
+  // it, atomically, and gives `done` the record written. The record lives max-age after
+  // `now`. Calls `done` exactly once, as Check does; on a backend fault with a non-ok
+  // Status, nothing written.
+  virtual void RecordReply(std::string_view key, UnixTime now, ReplyCallback done) = 0;
 
   // Raw access for tools, migration and tests. Values are in postgrey's formats.
   virtual Result<std::optional<std::string>> Get(Table table, std::string_view key) = 0;

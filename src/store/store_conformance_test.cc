@@ -34,6 +34,21 @@ policy::Transition CheckNow(Store& store, const CheckKeys& keys, long long now) 
   return result->ok() ? result->value() : policy::Transition{};
 }
 
+policy::ReplyRecord RecordNow(Store& store, std::string_view key, long long now) {
+  std::optional<Result<policy::ReplyRecord>> result;
+  std::mutex mutex;
+  std::condition_variable done;
+  store.RecordReply(key, FromUnixSeconds(now), [&](Result<policy::ReplyRecord> r) {
+    std::lock_guard lock(mutex);
+    result.emplace(std::move(r));
+    done.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  done.wait(lock, [&] { return result.has_value(); });
+  EXPECT_TRUE(result->ok()) << result->status().message();
+  return result->ok() ? result->value() : policy::ReplyRecord{};
+}
+
 std::optional<std::string> GetValue(Store& store, Table table, std::string_view key) {
   auto value = store.Get(table, key);
   EXPECT_TRUE(value.ok()) << value.status().message();
@@ -106,6 +121,76 @@ TEST_P(StoreConformanceTest, GreytrapHitTrapsTheClientUntilTheTtl) {
   EXPECT_TRUE(t.last_was_successful);
 }
 
+// The keys of inbound mail from carol@remote.example to bob@example.org, a reply to bob's
+// message to carol (its reply key is the one bob's outbound message recorded).
+const std::string kReplyKey = "carol@remote.example/bob@example.org";
+CheckKeys ReplyCheckKeys(std::string reply = kReplyKey) {
+  return CheckKeys{"192.0.2.0/carol@remote.example/bob@example.org", "192.0.2.4", "192.0.2.4",
+                   /*trap_hit=*/false, std::move(reply)};
+}
+
+// Each outbound message counts and moves the record on; inbound mail of the pair passes
+// (reason reply) until max-age after the last one, writing nothing.
+TEST_P(StoreConformanceTest, RecordedRepliesPassUntilMaxAgeAfterTheLastMessage) {
+  policy::GreylistTiming timing;
+  timing.max_age = Seconds(86400);
+  auto store = Create(timing);
+  EXPECT_EQ(RecordNow(*store, kReplyKey, T), (policy::ReplyRecord{1, FromUnixSeconds(T)}));
+  EXPECT_EQ(RecordNow(*store, kReplyKey, T + 60),
+            (policy::ReplyRecord{2, FromUnixSeconds(T + 60)}));
+  EXPECT_EQ(GetValue(*store, Table::kReplies, kReplyKey), "2,1800000060");
+
+  policy::Transition t = CheckNow(*store, ReplyCheckKeys(), T + 120);
+  EXPECT_EQ(t.reason, policy::Reason::kReply);
+  EXPECT_FALSE(t.greylisted());
+  EXPECT_EQ(GetValue(*store, Table::kTriplets, ReplyCheckKeys().triplet), std::nullopt);
+  EXPECT_EQ(GetValue(*store, Table::kClients, "192.0.2.4"), std::nullopt);
+
+  // Another sender to the same user is no reply; nor is mail without a reply key.
+  CheckKeys dave = ReplyCheckKeys("dave@remote.example/bob@example.org");
+  dave.triplet = "192.0.2.0/dave@remote.example/bob@example.org";
+  EXPECT_EQ(CheckNow(*store, dave, T + 120).reason, policy::Reason::kNew);
+  CheckKeys no_reply = ReplyCheckKeys("");
+  no_reply.triplet = "192.0.2.0//bob@example.org";
+  EXPECT_EQ(CheckNow(*store, no_reply, T + 120).reason, policy::Reason::kNew);
+
+  // Live for max-age after the last message, then gone: the pair is greylisted again, and
+  // the next outbound message starts the count over.
+  EXPECT_EQ(CheckNow(*store, ReplyCheckKeys(), T + 60 + 86400).reason, policy::Reason::kReply);
+  EXPECT_EQ(CheckNow(*store, ReplyCheckKeys(), T + 60 + 86401).reason, policy::Reason::kNew);
+  EXPECT_EQ(RecordNow(*store, kReplyKey, T + 60 + 86401),
+            (policy::ReplyRecord{1, FromUnixSeconds(T + 60 + 86401)}));
+  EXPECT_EQ(CheckNow(*store, ReplyCheckKeys(), T + 60 + 86402).reason, policy::Reason::kReply);
+}
+
+// A malformed reply record counts as absent, for the check and for the next message.
+TEST_P(StoreConformanceTest, MalformedReplyRecordsAreAbsent) {
+  auto store = Create();
+  ASSERT_TRUE(store->Put(Table::kReplies, kReplyKey, "1,2,3").ok());
+  EXPECT_EQ(CheckNow(*store, ReplyCheckKeys(), T).reason, policy::Reason::kNew);
+  EXPECT_EQ(RecordNow(*store, kReplyKey, T + 1), (policy::ReplyRecord{1, FromUnixSeconds(T + 1)}));
+}
+
+// The order of policy::Decide: greytrap list, auto-whitelist, reply, triplet.
+TEST_P(StoreConformanceTest, TrapsAndTheAutoWhitelistComeBeforeReplies) {
+  policy::GreylistTiming timing;
+  timing.trap_ttl = Seconds(3600);
+  auto store = Create(timing);
+  RecordNow(*store, kReplyKey, T);
+  CheckKeys hit = ReplyCheckKeys();
+  hit.trap_hit = true;
+  policy::Transition t = CheckNow(*store, hit, T + 10);
+  EXPECT_EQ(t.reason, policy::Reason::kGreytrap);
+  EXPECT_EQ(GetValue(*store, Table::kTraps, "192.0.2.4"), "1800003610,1800000010");
+  EXPECT_EQ(CheckNow(*store, ReplyCheckKeys(), T + 20).reason, policy::Reason::kGreytrap);
+  EXPECT_EQ(CheckNow(*store, ReplyCheckKeys(), T + 3610).reason, policy::Reason::kReply);
+
+  ASSERT_TRUE(store->Put(Table::kClients, "192.0.2.4", fmt::format("5,{}", T)).ok());
+  t = CheckNow(*store, ReplyCheckKeys(), T + 7300);
+  EXPECT_EQ(t.reason, policy::Reason::kClientAwl);
+  EXPECT_EQ(GetValue(*store, Table::kClients, "192.0.2.4"), "6,1800007300");
+}
+
 TEST_P(StoreConformanceTest, RawAccessRoundTrip) {
   auto store = Create();
   ASSERT_TRUE(store->Put(Table::kTriplets, "a", "1,2").ok());
@@ -172,13 +257,15 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
   ASSERT_TRUE(store->Put(Table::kClients, "2.2.2.2", fmt::format("3,{}", T - day)).ok());
   ASSERT_TRUE(store->Put(Table::kTraps, "3.3.3.3", fmt::format("{},{}", T, T - day)).ok());
   ASSERT_TRUE(store->Put(Table::kTraps, "4.4.4.4", fmt::format("{},{}", T + 60, T - 60)).ok());
+  ASSERT_TRUE(store->Put(Table::kReplies, "old@x/me@y", fmt::format("2,{}", T - 36 * day)).ok());
+  ASSERT_TRUE(store->Put(Table::kReplies, "new@x/me@y", fmt::format("2,{}", T - 34 * day)).ok());
   size_t deleted = 0;
   for (int step = 0; step < 20; ++step) {  // small batches must still cover everything
     auto n = store->ExpireSome(FromUnixSeconds(T), 2);
     ASSERT_TRUE(n.ok()) << n.status().message();
     deleted += *n;
   }
-  EXPECT_EQ(deleted, 5u);
+  EXPECT_EQ(deleted, 6u);
   EXPECT_TRUE(GetValue(*store, Table::kTriplets, "live"));
   EXPECT_TRUE(GetValue(*store, Table::kTriplets, "pending"));
   EXPECT_FALSE(GetValue(*store, Table::kTriplets, "abandoned"));
@@ -188,6 +275,8 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
   EXPECT_TRUE(GetValue(*store, Table::kClients, "2.2.2.2"));
   EXPECT_FALSE(GetValue(*store, Table::kTraps, "3.3.3.3"));
   EXPECT_TRUE(GetValue(*store, Table::kTraps, "4.4.4.4"));
+  EXPECT_FALSE(GetValue(*store, Table::kReplies, "old@x/me@y"));
+  EXPECT_TRUE(GetValue(*store, Table::kReplies, "new@x/me@y"));
 }
 
 // How the random traffic's keys are built: by subnet (every key of a check shares the
@@ -196,7 +285,8 @@ TEST_P(StoreConformanceTest, ExpireSomeRemovesOnlyExpiredRecords) {
 enum class KeyShape { kSubnet, kDomainGroup };
 
 // Random traffic over a few keys must give exactly the transitions and records of the
-// in-memory reference store.
+// in-memory reference store. Some requests are outbound messages (RecordReply) whose
+// reply keys later inbound requests look up; on a cluster those are on their own slot.
 void MatchesReferenceOnRandomTraffic(Store& store_under_test, KeyShape shape,
                                      const policy::GreylistTiming& timing) {
   Store* store = &store_under_test;
@@ -209,10 +299,18 @@ void MatchesReferenceOnRandomTraffic(Store& store_under_test, KeyShape shape,
     std::string address = fmt::format("192.0.2.{}", random() % 3);
     std::string group = shape == KeyShape::kSubnet ? "192.0.2.0" : "domain:example.com";
     std::string client = shape == KeyShape::kSubnet ? address : group;
-    CheckKeys keys{fmt::format("{}/s{}@x/r@y", group, random() % 12), client, address,
-                   /*trap_hit=*/random() % 40 == 0};
+    const unsigned sender = random() % 12;
+    if (random() % 10 == 0) {
+      std::string reply = fmt::format("s{}@x/r@y", random() % 12);
+      ASSERT_EQ(RecordNow(*store, reply, now), RecordNow(reference, reply, now))
+          << "seed " << seed << " step " << i;
+      continue;
+    }
+    CheckKeys keys{fmt::format("{}/s{}@x/r@y", group, sender), client, address,
+                   /*trap_hit=*/random() % 40 == 0, fmt::format("s{}@x/r@y", sender)};
     policy::Transition got = CheckNow(*store, keys, now);
     policy::Transition want = CheckNow(reference, keys, now);
+    ASSERT_EQ(got.reason, want.reason) << "seed " << seed << " step " << i;
     ASSERT_EQ(got.greylisted(), want.greylisted()) << "seed " << seed << " step " << i;
     ASSERT_EQ(got.client_awl_pass, want.client_awl_pass) << "seed " << seed << " step " << i;
     ASSERT_EQ(got.missing, want.missing) << "seed " << seed << " step " << i;
@@ -245,6 +343,7 @@ policy::GreylistTiming RandomTrafficTiming() {
   timing.retry_window = Seconds(3000);
   timing.awl_threshold = 3;
   timing.trap_ttl = Seconds(2000);
+  timing.max_age = Seconds(200000);  // reply records and triplets expire during the run
   return timing;
 }
 

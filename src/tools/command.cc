@@ -82,6 +82,8 @@ std::string_view RecordNoun(store::Table table) {
       return "client record";
     case store::Table::kTraps:
       return "trap record";
+    case store::Table::kReplies:
+      return "reply record";
   }
   return "record";
 }

@@ -24,6 +24,7 @@ using testing_support::TempDir;
 
 constexpr long long T = 1800000000;
 const std::string kKey = "192.0.2.0/alice@example.net/bob@example.org";
+const std::string kReplyKey = "carol@remote.example/bob@example.org";
 
 struct Outcome {
   int status;
@@ -51,6 +52,12 @@ class CommandsTest : public testing::Test {
     // One client trapped at the clock's time (T + 400), one whose trap has ended.
     ASSERT_TRUE((*store)->Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000").ok());
     ASSERT_TRUE((*store)->Put(store::Table::kTraps, "198.51.100.7", "1800000100,1799990000").ok());
+    // bob wrote twice to carol (replies pass), once to dave, more than max-age ago.
+    ASSERT_TRUE((*store)->Put(store::Table::kReplies, kReplyKey, "2,1800000000").ok());
+    ASSERT_TRUE(
+        (*store)
+            ->Put(store::Table::kReplies, "dave@old.example/bob@example.org", "1,1796000000")
+            .ok());
   }
 
   Outcome Run(std::vector<std::string> args, bool with_dbdir = true, std::string input = "") {
@@ -142,7 +149,8 @@ TEST_F(CommandsTest, StatsUsesTheClock) {
             "\"malformed\":0,\"age_by_last_seen\":{\"lt_1h\":2,\"lt_1d\":0,\"lt_7d\":0,"
             "\"lt_35d\":0,\"older\":0}},\"clients\":{\"total\":1,\"auto_whitelisted\":0,"
             "\"below_threshold\":1,\"expired\":0,\"malformed\":0,\"threshold\":5},"
-            "\"traps\":{\"total\":2,\"trapping\":1,\"expired\":1,\"malformed\":0}}\n");
+            "\"traps\":{\"total\":2,\"trapping\":1,\"expired\":1,\"malformed\":0},"
+            "\"replies\":{\"total\":2,\"live\":1,\"expired\":1,\"malformed\":0}}\n");
   Outcome later = Run({"stats", "--format=json", "--at=" + std::to_string(T + 3 * 86400)});
   EXPECT_NE(later.out.find("\"expired\":1,"), std::string::npos) << later.out;
   EXPECT_NE(later.out.find("\"lt_7d\":2"), std::string::npos) << later.out;
@@ -157,6 +165,10 @@ TEST_F(CommandsTest, StatsTextCountsTraps) {
   EXPECT_TRUE(
       stats.out.ends_with("traps: 2\n"
                           "  trapping now: 1\n"
+                          "  expired, awaiting removal: 1\n"
+                          "  malformed: 0\n"
+                          "replies: 2\n"
+                          "  live: 1\n"
                           "  expired, awaiting removal: 1\n"
                           "  malformed: 0\n"))
       << stats.out;
@@ -184,7 +196,57 @@ TEST_F(CommandsTest, ListTraps) {
   EXPECT_EQ(Run({"list", "--traps", "--state=pending"}).status, kExitConfig);
   Outcome at_alone = Run({"list", "--at=1800000050"});
   EXPECT_EQ(at_alone.status, kExitUsage);
-  EXPECT_EQ(at_alone.err, "greylight list: --at goes with --traps\n");
+  EXPECT_EQ(at_alone.err, "greylight list: --at goes with --traps or --replies\n");
+}
+
+TEST_F(CommandsTest, ListReplies) {
+  Outcome text = Run({"list", "--replies"});
+  EXPECT_EQ(text.status, kExitOk) << text.err;
+  EXPECT_EQ(text.out,
+            "STATE   COUNT LAST SENT            REMOTE LOCAL\n"
+            "live        2 2027-01-15T08:00:00Z carol@remote.example bob@example.org\n"
+            "expired     1 2026-11-30T00:53:20Z dave@old.example bob@example.org\n");
+  Outcome csv = Run({"list", "--replies", "--format=csv", "--at=1799000000"});
+  EXPECT_EQ(csv.out,
+            "key,remote,local,count,last,state\n"
+            "carol@remote.example/bob@example.org,carol@remote.example,bob@example.org,2,"
+            "1800000000,live\n"
+            "dave@old.example/bob@example.org,dave@old.example,bob@example.org,1,1796000000,"
+            "live\n");
+  Outcome json = Run({"list", "--replies", "--format=json", "--privacy"});
+  EXPECT_EQ(json.status, kExitOk) << json.err;
+  EXPECT_NE(json.out.find("{\"key\":\"carol@remote.example/bob@example.org\",\"remote\":null,"
+                          "\"local\":null,\"count\":2,\"last\":1800000000,\"state\":\"live\"}"),
+            std::string::npos)
+      << json.out;
+  EXPECT_EQ(Run({"list", "--replies", "--traps"}).status, kExitUsage);
+  EXPECT_EQ(Run({"list", "--replies", "--sender=a@b"}).status, kExitConfig);
+  EXPECT_EQ(Run({"list", "--replies", "--client=192.0.2.0/24"}).status, kExitConfig);
+}
+
+TEST_F(CommandsTest, DeleteRepliesByTheMailTheyLetThrough) {
+  // The reply record that lets carol's mail to bob pass, named as that mail's addresses.
+  Outcome deleted = Run(
+      {"delete", "--replies", "--sender=Carol+x@remote.example", "--recipient=bob@example.org"});
+  EXPECT_EQ(deleted.status, kExitOk) << deleted.err;
+  EXPECT_EQ(deleted.out, "deleted reply record " + kReplyKey + " (was 2,1800000000)\n");
+  EXPECT_EQ(Stored(dbdir_, store::Table::kReplies, kReplyKey), std::nullopt);
+  Outcome again =
+      Run({"delete", "--replies", "--sender=carol@remote.example", "--recipient=bob@example.org"});
+  EXPECT_EQ(again.status, kExitAbsent);
+  EXPECT_EQ(again.err, "greylight delete: no reply record " + kReplyKey + "\n");
+  Outcome by_key = Run({"delete", "--replies", "--key=dave@old.example/bob@example.org"});
+  EXPECT_EQ(by_key.status, kExitOk) << by_key.err;
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
+           {"delete", "--replies"},
+           {"delete", "--replies", "--sender=a@b"},
+           {"delete", "--replies", "--sender=<>", "--recipient=c@d"},
+           {"delete", "--replies", "--key=k", "--sender=a@b", "--recipient=c@d"},
+           {"delete", "--replies", "--traps", "--key=k"},
+           {"delete", "--replies", "--client-address=192.0.2.1", "--sender=a@b", "--recipient=c@d"},
+       }) {
+    EXPECT_EQ(Run(bad).status, kExitConfig) << fmt::format("{}", fmt::join(bad, " "));
+  }
 }
 
 TEST_F(CommandsTest, DeleteTrapTakesTheClientOffTheList) {
@@ -302,8 +364,8 @@ TEST_F(CommandsTest, ExplainLoadsTheGreytraps) {
   EXPECT_EQ(trapped.status, kExitOk) << trapped.err;
   EXPECT_TRUE(trapped.out.ends_with(
       "decision: greylist (greytrap, 3200 s (53m 20s) missing): the client is on the trap list "
-      "until 2027-01-15T09:00:00Z (1800003600); the auto-whitelist and the triplet are not "
-      "consulted\n"
+      "until 2027-01-15T09:00:00Z (1800003600); the auto-whitelist, the reply record and the "
+      "triplet are not consulted\n"
       "action=DEFER_IF_PERMIT 4.2.0 Greylisted, see "
       "http://postgrey.schweikert.ch/help/example.org.html\n"))
       << trapped.out;
@@ -368,9 +430,10 @@ TEST_F(CommandsTest, MigrateCopiesEverythingAndRefusesItself) {
   Outcome migrated = Run({"migrate", "--from=lmdb:", "--to=lmdb:" + target});
   EXPECT_EQ(migrated.status, kExitOk) << migrated.err;
   EXPECT_EQ(migrated.out,
-            "migrated 2 triplets, 1 client records and 2 trap records from lmdb: "
-            "to lmdb:" +
+            "migrated 2 triplets, 1 client records, 2 trap records and 2 reply records from "
+            "lmdb: to lmdb:" +
                 target + "\n");
+  EXPECT_EQ(Stored(target, store::Table::kReplies, kReplyKey), "2,1800000000");
   EXPECT_EQ(Stored(target, store::Table::kTriplets, kKey), "1800000000,1800000300");
   EXPECT_EQ(Stored(target, store::Table::kClients, "192.0.2.10"), "1,1800000300");
   // Trap records are copied as they are, ended ones too (greylightd's expiry removes them).

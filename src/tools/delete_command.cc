@@ -4,6 +4,7 @@
 #include <cstring>
 #include <ostream>
 
+#include "policy/reply_key.h"
 #include "policy/triplet_key.h"
 #include "tools/command.h"
 #include "tools/output_format.h"
@@ -22,6 +23,10 @@ constexpr OptionSpec kDeleteOptions[] = {
     {"--clients", Arity::kFlag, "", "", "--key names a client auto-whitelist record, not a triplet",
      "greylight"},
     {"--traps", Arity::kFlag, "", "", "--key names a greytrap-list record, not a triplet",
+     "greylight"},
+    {"--replies", Arity::kFlag, "", "",
+     "delete a reply record: the one --key names, or with --sender and --recipient the one "
+     "that lets mail from that sender to that recipient pass as a reply",
      "greylight"},
     {"--client-address", Arity::kValue, "ADDRESS", "",
      "with --sender and --recipient: the triplet of this request", "greylight"},
@@ -43,10 +48,36 @@ struct RecordRef {
   std::string key;
 };
 
+// The reply record `delete --replies` names: by --key, or by the (sender, recipient) of the
+// mail it lets through.
+Result<RecordRef> ReplyTarget(const ParsedOptions& o, Context& c) {
+  if (o.Has("clients") || o.Has("traps")) {
+    return Status::InvalidArgument("--clients, --traps and --replies exclude each other");
+  }
+  if (o.Has("client-address") || o.Has("client-name") || o.Has("client") || o.Has("trap")) {
+    return Status::InvalidArgument(
+        "--replies takes --key, or --sender and --recipient (a reply record has no client)");
+  }
+  if (o.Has("key") == (o.Has("sender") || o.Has("recipient"))) {
+    return Status::InvalidArgument("give either --key or --sender and --recipient");
+  }
+  if (o.Has("key")) {
+    if (o.Last("key").empty()) return Status::InvalidArgument("--key: empty key");
+    return RecordRef{store::Table::kReplies, std::string(o.Last("key"))};
+  }
+  std::string sender = SenderOption(o);
+  if (!o.Has("recipient") || sender.empty()) {
+    return Status::InvalidArgument("--sender (not the null sender) and --recipient go together");
+  }
+  return RecordRef{store::Table::kReplies,
+                   policy::ReplyKey(sender, o.Last("recipient"), c.config.engine.keys)};
+}
+
 // The record `delete` names: by --key (a triplet, or with --clients or --traps a record of
-// that table), by a request's addresses, by --client (its auto-whitelist record) or by
-// --trap (its greytrap-list record).
+// that table), by a request's addresses, by --client (its auto-whitelist record), by
+// --trap (its greytrap-list record) or with --replies (ReplyTarget).
 Result<RecordRef> DeleteTarget(const ParsedOptions& o, Context& c) {
+  if (o.Has("replies")) return ReplyTarget(o, c);
   const bool by_request = o.Has("client-address") || o.Has("sender") || o.Has("recipient");
   if (o.Has("key") + by_request + o.Has("client") + o.Has("trap") != 1) {
     return Status::InvalidArgument(
@@ -105,13 +136,15 @@ int RunDelete(const ParsedOptions& o, Context& c) {
 
 constexpr Command kDeleteCommand = {
     "delete",
-    "(--key=KEY [--clients|--traps] | --client-address=A [--client-name=N] --sender=S "
-    "--recipient=R | --client=A [--client-name=N] | --trap=A)",
-    "delete one triplet, auto-whitelist record or greytrap-list record",
+    "(--key=KEY [--clients|--traps|--replies] | --client-address=A [--client-name=N] "
+    "--sender=S --recipient=R | --client=A [--client-name=N] | --trap=A | --replies "
+    "--sender=S --recipient=R)",
+    "delete one triplet, auto-whitelist record, greytrap-list record or reply record",
     "Deletes the triplet named by its key or by a request's addresses, the auto-whitelist\n"
     "record of a client (its domain's with --lookup-by=domain|smart and a verified\n"
-    "--client-name), or takes a client off the greytrap list. Exits 1 if there is no such\n"
-    "record.\n",
+    "--client-name), takes a client off the greytrap list, or deletes the reply record that\n"
+    "lets mail from --sender to --recipient pass (--replies), so that mail is greylisted\n"
+    "again. Exits 4 if there is no such record.\n",
     kDeleteOptions,
     true,
     RunDelete};

@@ -32,6 +32,10 @@ std::string StoredText(const policy::TrapRecord& record) {
   return fmt::format("trapped until {}, last hit {}", FormatTime(record.until),
                      FormatTime(record.last_hit));
 }
+std::string StoredText(const policy::ReplyRecord& record) {
+  return fmt::format("{} outbound message{}, the last {}", record.count,
+                     record.count == 1 ? "" : "s", FormatTime(record.last));
+}
 
 // A stored record as the decision saw it: decoded, then dropped if malformed or no longer
 // live (last seen more than max-age ago; a trap that has ended). Appends what was found.
@@ -58,9 +62,10 @@ std::optional<Record> ShowLive(const std::optional<std::optional<std::string>>& 
       return std::nullopt;
     }
   } else if (!policy::Live(record, now, timing)) {
-    text += fmt::format(
-        "  last seen {} is more than max-age ({}) ago: greylightd treats it as absent\n",
-        FormatTime(record->last), FormatDuration(timing.max_age));
+    text +=
+        fmt::format("  last {} {} is more than max-age ({}) ago: greylightd treats it as absent\n",
+                    std::is_same_v<Record, policy::ReplyRecord> ? "sent" : "seen",
+                    FormatTime(record->last), FormatDuration(timing.max_age));
     return std::nullopt;
   }
   return record;
@@ -107,7 +112,33 @@ void ShowSpf(const spf::SpfResult& result, const cli::PolicyConfig& config, std:
   }
 }
 
-// The explanation of the store's part: greytraps, the auto-whitelist, the triplet.
+// The reply step: the reply record of (sender, recipient), and the decision if it passes.
+// Returns true if the decision was the reply's.
+bool ShowReply(const policy::Transition& t, const engine::Request& request,
+               const engine::RequestKeys& keys, const ReadOnlyStore& store,
+               const policy::GreylistTiming& timing, std::string& text) {
+  if (keys.reply.empty()) {
+    text += "reply tracking: not consulted for the null sender\n";
+    return false;
+  }
+  text += fmt::format("reply tracking: key {}\n", keys.reply);
+  auto reply =
+      ShowLive<policy::ReplyRecord>(store.Read(store::Table::kReplies), request.now, timing, text);
+  if (reply) {
+    text += fmt::format(
+        "  state: {} wrote to {}: replies pass until {} (max-age {} after the last message)\n",
+        Printable(request.recipient), Printable(request.sender),
+        FormatTime(policy::ExpiresAt(*reply, timing) - Seconds(1)), FormatDuration(timing.max_age));
+  }
+  if (t.reason != Reason::kReply) return false;
+  text +=
+      "decision: pass (reply); the triplet is not consulted and the auto-whitelist not "
+      "counted\n";
+  return true;
+}
+
+// The explanation of the store's part: greytraps, the auto-whitelist, the reply record, the
+// triplet.
 void ShowStoreSteps(const engine::Decision& decision, const engine::DecisionTrace& trace,
                     const ReadOnlyStore& store, const cli::PolicyConfig& config,
                     std::string& text) {
@@ -142,7 +173,7 @@ void ShowStoreSteps(const engine::Decision& decision, const engine::DecisionTrac
                       "decision: greylist (greytrap, {} missing): the client is on the trap "
                       "list until {}",
                       FormatDuration(t.missing), FormatTime(trap->until));
-    text += "; the auto-whitelist and the triplet are not consulted\n";
+    text += "; the auto-whitelist, the reply record and the triplet are not consulted\n";
     return;
   }
 
@@ -163,13 +194,14 @@ void ShowStoreSteps(const engine::Decision& decision, const engine::DecisionTrac
     text += "client auto-whitelist: disabled (--auto-whitelist-clients=0)\n";
   }
   if (t.reason == Reason::kClientAwl) {
-    text += "decision: pass (client AWL); the triplet is not consulted\n";
+    text += "decision: pass (client AWL); the reply record and the triplet are not consulted\n";
     if (t.client_write) {
       text += fmt::format("  greylightd would refresh the record to count {}, last seen now\n",
                           t.client_write->count);
     }
     return;
   }
+  if (ShowReply(t, request, keys, store, timing, text)) return;
 
   text += fmt::format("triplet: key {}\n", keys.triplet);
   auto stored =

@@ -2,8 +2,9 @@
 
 // `greylight explain`: what greylightd would answer for one request, and why. It runs the
 // daemon's own decision (engine::Greylister::Decide, the same steps in the same order:
-// whitelists, DNS lists and SPF, keys, greytraps, the store's policy::Decide) on a store that
-// only reads, with a trace of what every step saw, and renders that trace.
+// whitelists, DNS lists and SPF, keys, greytraps, the store's policy::Decide with the reply
+// record) on a store that only reads, with a trace of what every step saw, and renders that
+// trace.
 
 #include <functional>
 #include <string>

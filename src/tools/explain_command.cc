@@ -103,9 +103,10 @@ constexpr Command kExplainCommand = {
     "DNS lists' answers and the SPF result (--spf-keys; both asked as greylightd asks\n"
     "them), the client group (--lookup-by=domain|smart, or spf:DOMAIN), the greytrap entry\n"
     "the recipient matches and the client's greytrap-list record (with\n"
-    "--greytrap-recipients), the client's\n"
-    "auto-whitelist record, and the triplet's key and record (first and last seen, pending\n"
-    "or passed, the seconds left, when it expires); then the decision and the exact action\n"
+    "--greytrap-recipients), the client's auto-whitelist record, the reply record (a local\n"
+    "user wrote to the sender: the mail is a reply), and the triplet's key and record (first\n"
+    "and last seen, pending or passed, the seconds left, when it expires); then the decision\n"
+    "and the exact action\n"
     "greylightd would send, computed as greylightd computes it but without writing\n"
     "anything. The request is taken to come from Postfix 2.3 or later (which sends\n"
     "etrn_domain).\n",

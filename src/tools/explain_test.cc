@@ -155,7 +155,9 @@ TEST_F(ExplainTest, AutoWhitelistedClient) {
                   "client auto-whitelist: key 192.0.2.10 (threshold 5)\n  stored: count 5, "
                   "last seen 2027-01-15T08:00:00Z (1800000000)\n  state: auto-whitelisted\n"))
       << e.text;
-  EXPECT_TRUE(Has(e, "decision: pass (client AWL); the triplet is not consulted\n")) << e.text;
+  EXPECT_TRUE(
+      Has(e, "decision: pass (client AWL); the reply record and the triplet are not consulted\n"))
+      << e.text;
   EXPECT_FALSE(Has(e, "triplet: key")) << e.text;
 }
 
@@ -202,6 +204,51 @@ TEST_F(ExplainTest, AbandonedAttemptStartsOver) {
   EXPECT_EQ(e.action, kGrey);
   EXPECT_TRUE(Has(e, "state: pending, abandoned")) << e.text;
   EXPECT_TRUE(Has(e, "decision: greylist (new,")) << e.text;
+}
+
+// bob@example.org wrote to alice@example.net: her mail to bob is a reply.
+TEST_F(ExplainTest, AReplyPassesAndShowsTheRecordAndWhenItEnds) {
+  Put(store::Table::kReplies, "alice@example.net/bob@example.org", "3,1800000000");
+  Explanation e = Run(Request(), T + 3600);
+  EXPECT_EQ(e.action, "DUNNO");
+  EXPECT_TRUE(Has(e,
+                  "reply tracking: key alice@example.net/bob@example.org\n"
+                  "  stored: 3 outbound messages, the last 2027-01-15T08:00:00Z (1800000000)\n"
+                  "  state: bob@example.org wrote to alice@example.net: replies pass until "
+                  "2027-02-19T08:00:00Z (1803024000) (max-age 3024000 s (35d) after the last "
+                  "message)\n"
+                  "decision: pass (reply); the triplet is not consulted and the auto-whitelist "
+                  "not counted\n"))
+      << e.text;
+  EXPECT_FALSE(Has(e, "triplet: key")) << e.text;
+
+  // Past max-age the record counts as absent and the triplet decides.
+  Explanation old = Run(Request(), T + 35 * 86400 + 1);
+  EXPECT_EQ(old.action, kGrey);
+  EXPECT_TRUE(Has(old, "last sent 2027-01-15T08:00:00Z (1800000000) is more than max-age"))
+      << old.text;
+  EXPECT_TRUE(Has(old, "triplet: key " + kKey)) << old.text;
+}
+
+TEST_F(ExplainTest, NoReplyRecordAndTheNullSender) {
+  Explanation e = Run(Request(), T);
+  EXPECT_TRUE(Has(e,
+                  "reply tracking: key alice@example.net/bob@example.org\n  stored: none\n"
+                  "triplet: key"))
+      << e.text;
+  Explanation bounce = Run(Request("192.0.2.10", ""), T);
+  EXPECT_TRUE(Has(bounce, "reply tracking: not consulted for the null sender\n")) << bounce.text;
+}
+
+// A trapped client is greylisted even for a reply: the trap is evidence about the client.
+TEST_F(ExplainTest, ATrappedClientIsGreylistedEvenForAReply) {
+  inputs_.greytraps = traps_.get();
+  Put(store::Table::kReplies, "alice@example.net/bob@example.org", "1,1800000000");
+  Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000");
+  Explanation e = Run(Request(), T + 60);
+  EXPECT_EQ(e.action, kGrey);
+  EXPECT_TRUE(Has(e, "the auto-whitelist, the reply record and the triplet are not consulted"))
+      << e.text;
 }
 
 TEST_F(ExplainTest, BadClientAddressIsDunno) {
@@ -360,7 +407,7 @@ TEST_F(ExplainTest, GreytrapHitPutsTheClientOnTheTrapList) {
                   "  stored: none\n"
                   "decision: greylist (greytrap, 86400 s (1d) missing): this request puts the "
                   "client on the trap list until 2027-01-16T08:01:40Z (1800086500); the "
-                  "auto-whitelist and the triplet are not consulted\n"
+                  "auto-whitelist, the reply record and the triplet are not consulted\n"
                   "action=" +
                       std::string(kGrey) + "\n"))
       << e.text;
@@ -382,15 +429,16 @@ TEST_F(ExplainTest, TrappedClientIsGreylistedForEveryTriplet) {
   Put(store::Table::kTraps, "192.0.2.10", "1800003600,1800000000");
   Explanation e = Run(Request(), T + 600);
   EXPECT_EQ(e.action, kGrey);
-  EXPECT_TRUE(Has(e,
-                  "greytrap recipients: no match\n"
-                  "greytrap list: key 192.0.2.10\n"
-                  "  stored: trapped until 2027-01-15T09:00:00Z (1800003600), last hit "
-                  "2027-01-15T08:00:00Z (1800000000)\n"
-                  "  state: trapped, 3000 s (50m) left\n"
-                  "decision: greylist (greytrap, 3000 s (50m) missing): the client is on the "
-                  "trap list until 2027-01-15T09:00:00Z (1800003600); the auto-whitelist and the "
-                  "triplet are not consulted\n"))
+  EXPECT_TRUE(
+      Has(e,
+          "greytrap recipients: no match\n"
+          "greytrap list: key 192.0.2.10\n"
+          "  stored: trapped until 2027-01-15T09:00:00Z (1800003600), last hit "
+          "2027-01-15T08:00:00Z (1800000000)\n"
+          "  state: trapped, 3000 s (50m) left\n"
+          "decision: greylist (greytrap, 3000 s (50m) missing): the client is on the "
+          "trap list until 2027-01-15T09:00:00Z (1800003600); the auto-whitelist, the reply "
+          "record and the triplet are not consulted\n"))
       << e.text;
 
   // Another address of the same network is not trapped: the list is per address.

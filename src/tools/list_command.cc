@@ -41,9 +41,14 @@ constexpr OptionSpec kListOptions[] = {
      "list the greytrap list instead of the triplets: each client's address, until when it "
      "is trapped and its last trap hit",
      "greylight"},
+    {"--replies", Arity::kFlag, "", "",
+     "list the reply records instead of the triplets: each remote address, the local user who "
+     "wrote to it, how many messages and the last one (the remote address' replies to that "
+     "user pass)",
+     "greylight"},
     {"--at", Arity::kValue, "UNIXTIME", "the current time",
-     "with --traps: judge whether a client is still trapped at this Unix time", "greylight", 0,
-     kMaxUnixTime},
+     "with --traps or --replies: judge whether a record is still live at this Unix time",
+     "greylight", 0, kMaxUnixTime},
 };
 
 // Writes one listing row per record in the chosen format.
@@ -155,6 +160,46 @@ class ListWriter {
     ++rows_;
   }
 
+  void ReplyHeader() {
+    if (format_ == OutputFormat::kText) {
+      out_ << "STATE   COUNT LAST SENT            REMOTE LOCAL\n";
+    } else if (format_ == OutputFormat::kCsv) {
+      out_ << "key,remote,local,count,last,state\n";
+    } else {
+      out_ << "[";
+    }
+  }
+
+  void Reply(std::string_view key, const ReplyFields* fields, const policy::ReplyRecord& record,
+             bool live) {
+    std::string_view state = live ? "live" : "expired";
+    switch (format_) {
+      case OutputFormat::kText:
+        out_ << fmt::format("{:<7} {:>5} {} ", state, record.count, FormatUtc(record.last));
+        if (fields != nullptr) {
+          out_ << fmt::format("{} {}\n", fields->remote, fields->local);
+        } else {
+          out_ << fmt::format("key={}\n", key);
+        }
+        break;
+      case OutputFormat::kCsv:
+        out_ << fmt::format(
+            "{},{},{},{},{},{}\n", CsvField(key), fields ? CsvField(fields->remote) : "",
+            fields ? CsvField(fields->local) : "", record.count, ToUnixSeconds(record.last), state);
+        break;
+      case OutputFormat::kJson:
+        out_ << (rows_ == 0 ? "\n" : ",\n");
+        out_ << fmt::format(
+            "  {{\"key\":{},\"remote\":{},\"local\":{},\"count\":{},\"last\":{},"
+            "\"state\":\"{}\"}}",
+            JsonString(key), fields ? JsonString(fields->remote) : "null",
+            fields ? JsonString(fields->local) : "null", record.count, ToUnixSeconds(record.last),
+            state);
+        break;
+    }
+    ++rows_;
+  }
+
   void Finish() {
     if (format_ == OutputFormat::kJson) out_ << (rows_ == 0 ? "]\n" : "\n]\n");
   }
@@ -192,8 +237,13 @@ int RunList(const ParsedOptions& o, Context& c) {
   if (!format.ok()) return c.Fail(kExitConfig, format.status().message());
   const bool clients = o.Has("clients");
   const bool traps = o.Has("traps");
-  if (clients && traps) return c.Fail(kExitUsage, "--clients and --traps exclude each other");
-  if (o.Has("at") && !traps) return c.Fail(kExitUsage, "--at goes with --traps");
+  const bool replies = o.Has("replies");
+  if (clients + traps + replies > 1) {
+    return c.Fail(kExitUsage, "--clients, --traps and --replies exclude each other");
+  }
+  if (o.Has("at") && !traps && !replies) {
+    return c.Fail(kExitUsage, "--at goes with --traps or --replies");
+  }
   auto now = TimeOption(o, c);
   if (!now.ok()) return c.Fail(kExitConfig, now.status().message());
   TripletFilter filter;
@@ -213,8 +263,10 @@ int RunList(const ParsedOptions& o, Context& c) {
     return c.Fail(kExitConfig,
                   fmt::format("--state: '{}' is not one of pending, passed, all", state));
   }
-  if ((clients || traps) && (filter.sender || filter.recipient || filter.state)) {
-    std::string_view listed = clients ? "--clients" : "--traps";
+  if (replies && filter.client)
+    return c.Fail(kExitConfig, "--client filters clients, not --replies");
+  if ((clients || traps || replies) && (filter.sender || filter.recipient || filter.state)) {
+    std::string_view listed = clients ? "--clients" : traps ? "--traps" : "--replies";
     return c.Fail(kExitConfig,
                   fmt::format("--sender, --recipient and --state filter triplets, not {}", listed));
   }
@@ -242,6 +294,22 @@ int RunList(const ParsedOptions& o, Context& c) {
         **store, store::Table::kTraps, filter, c,
         [&](std::string_view key, const policy::TrapRecord& record) {
           writer.Trap(key, record, !policy::Expired(record, *now));
+        });
+  } else if (replies) {
+    writer.ReplyHeader();
+    walked = (*store)->ForEach(
+        store::Table::kReplies, [&](std::string_view key, std::string_view value) {
+          std::optional<policy::ReplyRecord> record = policy::DecodeReply(value);
+          if (!record) {
+            c.Warn(fmt::format("skipping malformed {} {}: '{}'", RecordNoun(store::Table::kReplies),
+                               Printable(key), Printable(value)));
+            return true;
+          }
+          std::optional<ReplyFields> fields;
+          if (!c.config.engine.keys.privacy) fields = ParseReplyKey(key);
+          writer.Reply(key, fields ? &*fields : nullptr, *record,
+                       !policy::Expired(*record, *now, timing));
+          return true;
         });
   } else {
     writer.TripletHeader();
@@ -271,14 +339,15 @@ int RunList(const ParsedOptions& o, Context& c) {
 constexpr Command kListCommand = {
     "list",
     "[--client=NET] [--sender=S] [--recipient=R] [--state=S] [--format=F] "
-    "[--clients | --traps [--at=T]]",
-    "list triplets, or the auto-whitelist records or the greytrap list",
+    "[--clients | --traps [--at=T] | --replies [--at=T]]",
+    "list triplets, or the auto-whitelist records, the greytrap list or the reply records",
     "Lists triplets with their key split into client network, sender and recipient, their\n"
     "first and last sighting and their state. --clients lists the auto-whitelist records\n"
     "(count, last seen, whitelisted or counting), --traps the greytrap list (until when\n"
-    "the client is trapped, its last trap hit, trapped or expired). With --privacy keys are\n"
-    "SHA-1 digests: they are listed as they are, and --client, --sender and --recipient\n"
-    "cannot be used.\n",
+    "the client is trapped, its last trap hit, trapped or expired), --replies the reply\n"
+    "records (remote address, local user, outbound messages counted, the last one, live or\n"
+    "expired). With --privacy keys are SHA-1 digests: they are listed as they are, and\n"
+    "--client, --sender and --recipient cannot be used.\n",
     kListOptions,
     true,
     RunList};

@@ -51,10 +51,12 @@ int RunMigrate(const ParsedOptions& o, Context& c) {
   }
   if (Status flushed = (*to)->Flush(); !flushed.ok()) return c.StoreFailure(flushed);
   c.env.out << fmt::format(
-      "migrated {} triplets, {} client records and {} trap records from {} to {}\n",
+      "migrated {} triplets, {} client records, {} trap records and {} reply records from {} "
+      "to {}\n",
       counts[store::TableIndex(store::Table::kTriplets)],
       counts[store::TableIndex(store::Table::kClients)],
-      counts[store::TableIndex(store::Table::kTraps)], from_uri, to_uri);
+      counts[store::TableIndex(store::Table::kTraps)],
+      counts[store::TableIndex(store::Table::kReplies)], from_uri, to_uri);
   return kExitOk;
 }
 
@@ -64,7 +66,7 @@ constexpr Command kMigrateCommand = {
     "migrate",
     "--from=URI --to=URI [options]",
     "copy every record from one store to another",
-    "Copies every triplet, client and greytrap-list record, values unchanged, from the\n"
+    "Copies every triplet, client, greytrap-list and reply record, values unchanged, from the\n"
     "store --from into the store --to (created if needed; existing records with the same\n"
     "keys are overwritten) and reports the counts. lmdb: in either means LMDB at --dbdir.\n",
     kMigrateOptions,

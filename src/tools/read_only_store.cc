@@ -30,6 +30,10 @@ void ReadOnlyStore::Check(const store::CheckKeys& keys, UnixTime now, store::Che
   done(store::DecideFor(keys, prior, now, timing_));
 }
 
+void ReadOnlyStore::RecordReply(std::string_view, UnixTime, store::ReplyCallback done) {
+  done(Status::InvalidArgument("explain writes nothing"));
+}
+
 Result<std::optional<std::string>> ReadOnlyStore::Get(store::Table table, std::string_view key) {
   return inner_.Get(table, key);
 }

@@ -19,6 +19,8 @@ class ReadOnlyStore final : public store::Store {
   ReadOnlyStore(store::Store& inner, const policy::GreylistTiming& timing);
 
   void Check(const store::CheckKeys& keys, UnixTime now, store::CheckCallback done) override;
+  // Refused: explain records nothing.
+  void RecordReply(std::string_view key, UnixTime now, store::ReplyCallback done) override;
   Result<std::optional<std::string>> Get(store::Table table, std::string_view key) override;
   Status Put(store::Table table, std::string_view key, std::string_view value) override;
   Status Delete(store::Table table, std::string_view key) override;

@@ -25,6 +25,17 @@ std::optional<policy::TrapRecord> DecodeRecord(std::string_view value) {
   return policy::DecodeTrap(value);
 }
 
+template <>
+std::optional<policy::ReplyRecord> DecodeRecord(std::string_view value) {
+  return policy::DecodeReply(value);
+}
+
+std::optional<ReplyFields> ParseReplyKey(std::string_view key) {
+  size_t slash = key.rfind('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  return ReplyFields{std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
+}
+
 std::optional<TripletFields> ParseTripletKey(std::string_view key,
                                              const policy::KeyOptions& options) {
   size_t slash = key.find('/');

@@ -30,6 +30,18 @@ template <>
 std::optional<policy::ClientRecord> DecodeRecord(std::string_view value);
 template <>
 std::optional<policy::TrapRecord> DecodeRecord(std::string_view value);
+template <>
+std::optional<policy::ReplyRecord> DecodeRecord(std::string_view value);
+
+// The parts of a clear reply key (policy::ReplyKey): "<remote address>/<local user>".
+struct ReplyFields {
+  std::string remote;  // normalised as a sender, lowercased
+  std::string local;   // lowercased
+};
+// Splits a clear reply key at its last '/' (the local user is one of the site's own
+// addresses, as a triplet's recipient is). nullopt for a key without '/' (a --privacy
+// digest).
+std::optional<ReplyFields> ParseReplyKey(std::string_view key);
 
 // The parts of a clear triplet key.
 struct TripletFields {

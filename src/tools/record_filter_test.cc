@@ -2,12 +2,24 @@
 
 #include <gtest/gtest.h>
 
+#include "policy/reply_key.h"
 #include "util/sha1.h"
 
 namespace greylight::tools {
 namespace {
 
 policy::IpAddress Ip(std::string_view text) { return *policy::IpAddress::Parse(text); }
+
+TEST(ParseReplyKeyTest, SplitsAtTheLastSlashAndMatchesKeysBuiltByReplyKey) {
+  auto fields = ParseReplyKey(policy::ReplyKey("Carol+x@Remote.Example", "bob@example.org", {}));
+  ASSERT_TRUE(fields);
+  EXPECT_EQ(fields->remote, "carol@remote.example");
+  EXPECT_EQ(fields->local, "bob@example.org");
+  auto odd = ParseReplyKey("a/b@remote.example/bob@example.org");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->remote, "a/b@remote.example");
+  EXPECT_FALSE(ParseReplyKey("0123456789abcdef0123456789abcdef01234567"));
+}
 
 TEST(ParseTripletKeyTest, SplitsIpv4Key) {
   auto fields = ParseTripletKey("192.0.2.0/alice@example.net/bob@example.org", {});

@@ -87,10 +87,22 @@ int RunStats(const ParsedOptions& o, Context& c) {
     return true;
   });
   if (!walked.ok()) return c.StoreFailure(walked);
+  uint64_t replies_live = 0, replies_expired = 0, replies_malformed = 0;
+  walked = (*store)->ForEach(store::Table::kReplies, [&](std::string_view, std::string_view value) {
+    std::optional<policy::ReplyRecord> record = policy::DecodeReply(value);
+    if (!record) {
+      ++replies_malformed;
+      return true;
+    }
+    ++(policy::Expired(*record, now, timing) ? replies_expired : replies_live);
+    return true;
+  });
+  if (!walked.ok()) return c.StoreFailure(walked);
 
   const uint64_t triplets = pending + passed + triplets_malformed;
   const uint64_t clients = whitelisted + below + clients_malformed;
   const uint64_t traps = trapping + traps_expired + traps_malformed;
+  const uint64_t replies = replies_live + replies_expired + replies_malformed;
   std::string out;
   if (*format == OutputFormat::kJson) {
     out = fmt::format(
@@ -98,11 +110,13 @@ int RunStats(const ParsedOptions& o, Context& c) {
         "\"malformed\":{},\"age_by_last_seen\":{{\"lt_1h\":{},\"lt_1d\":{},\"lt_7d\":{},"
         "\"lt_35d\":{},\"older\":{}}}}},\"clients\":{{\"total\":{},\"auto_whitelisted\":{},"
         "\"below_threshold\":{},\"expired\":{},\"malformed\":{},\"threshold\":{}}},"
-        "\"traps\":{{\"total\":{},\"trapping\":{},\"expired\":{},\"malformed\":{}}}}}\n",
+        "\"traps\":{{\"total\":{},\"trapping\":{},\"expired\":{},\"malformed\":{}}},"
+        "\"replies\":{{\"total\":{},\"live\":{},\"expired\":{},\"malformed\":{}}}}}\n",
         ToUnixSeconds(now), triplets, pending, passed, triplets_expired, triplets_malformed,
         ages.counts[0], ages.counts[1], ages.counts[2], ages.counts[3], ages.counts[4], clients,
         whitelisted, below, clients_expired, clients_malformed, timing.awl_threshold, traps,
-        trapping, traps_expired, traps_malformed);
+        trapping, traps_expired, traps_malformed, replies, replies_live, replies_expired,
+        replies_malformed);
   } else {
     out += fmt::format("at: {}\n", FormatTime(now));
     out += fmt::format("triplets: {}\n", triplets);
@@ -124,6 +138,10 @@ int RunStats(const ParsedOptions& o, Context& c) {
     out += fmt::format("  trapping now: {}\n", trapping);
     out += fmt::format("  expired, awaiting removal: {}\n", traps_expired);
     out += fmt::format("  malformed: {}\n", traps_malformed);
+    out += fmt::format("replies: {}\n", replies);
+    out += fmt::format("  live: {}\n", replies_live);
+    out += fmt::format("  expired, awaiting removal: {}\n", replies_expired);
+    out += fmt::format("  malformed: {}\n", replies_malformed);
   }
   c.env.out << out;
   return kExitOk;
@@ -134,11 +152,12 @@ int RunStats(const ParsedOptions& o, Context& c) {
 constexpr Command kStatsCommand = {
     "stats",
     "[--format=text|json] [options]",
-    "counts of triplets, auto-whitelisted clients and trapped clients",
+    "counts of triplets, auto-whitelisted clients, trapped clients and reply records",
     "Counts pending and passed triplets (and those expired, awaiting removal), clients at\n"
     "or above the auto-whitelist threshold and below it, the triplets by last seen: less\n"
-    "than 1 hour, 1 day, 7 days, 35 days ago, and older, and the greytrap list: clients\n"
-    "trapped now and traps that have ended, awaiting removal.\n",
+    "than 1 hour, 1 day, 7 days, 35 days ago, and older, the greytrap list: clients\n"
+    "trapped now and traps that have ended, awaiting removal, and the reply records: live\n"
+    "(the remote address' replies pass) and expired, awaiting removal.\n",
     kStatsOptions,
     true,
     RunStats};

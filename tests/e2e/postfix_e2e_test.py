@@ -17,7 +17,12 @@ UNIX socket (`check_policy_service unix:/abs/path`):
   * a retry after --delay gets 250 and the message lands in the Maildir with X-Greylist;
   * a new sender to the same recipient gets 450;
   * a whitelisted client (127.0.0.2, listed by IP in --whitelist-clients) gets 250 at once;
-  * greylightd restarted between a first attempt and its retry still accepts the retry.
+  * greylightd restarted between a first attempt and its retry still accepts the retry;
+  * reply tracking: bob@example.org writes to a remote address through a submission service
+    on a second loopback port, whose smtpd_recipient_restrictions ask greylightd's outbound
+    listener (--outbound-inet, or --outbound-unix in the UNIX variant); the remote address'
+    reply to bob on the main port is delivered at the first attempt, while an unrelated
+    sender is greylisted.
 
 Postfix and greylightd are stopped by PID on exit, also on failure; every wait is bounded.
 """
@@ -39,6 +44,7 @@ import traceback
 
 DOMAIN = "example.org"
 RECIPIENT = f"bob@{DOMAIN}"
+REMOTE_DOMAIN = "remote.greylight-e2e.test"  # bob's correspondents (reply tracking)
 GREYLIST_TEXT = f"Greylisted, see http://postgrey.schweikert.ch/help/{DOMAIN}.html"
 CLIENT_IP = "127.0.0.1"
 WHITELISTED_IP = "127.0.0.2"
@@ -138,6 +144,9 @@ class Greylightd:
         self.log_path = os.path.join(root, "greylightd.log")
         self.socket_path = os.path.join(root, "greylight.sock") if unix else None
         self.port = None if unix else free_port()
+        # The outbound listener (reply tracking) the submission service asks.
+        self.outbound_socket_path = os.path.join(root, "outbound.sock") if unix else None
+        self.outbound_port = None if unix else free_port()
         self.delay = delay
         self.whitelist_clients = whitelist_clients
         self.whitelist_recipients = whitelist_recipients
@@ -151,14 +160,21 @@ class Greylightd:
             return f"unix:{self.socket_path}"
         return f"inet:127.0.0.1:{self.port}"
 
+    def outbound_endpoint(self):
+        """The check_policy_service endpoint of the submission service."""
+        if self.outbound_socket_path:
+            return f"unix:{self.outbound_socket_path}"
+        return f"inet:127.0.0.1:{self.outbound_port}"
+
     def command(self):
         cmd = [self.binary, f"--dbdir={self.dbdir}", "--user=root", f"--delay={self.delay}",
                f"--whitelist-clients={self.whitelist_clients}",
                f"--whitelist-recipients={self.whitelist_recipients}"]
         if self.socket_path:
-            cmd.append(f"--unix={self.socket_path}")
+            cmd += [f"--unix={self.socket_path}", f"--outbound-unix={self.outbound_socket_path}"]
         else:
-            cmd.append(f"--inet=127.0.0.1:{self.port}")
+            cmd += [f"--inet=127.0.0.1:{self.port}",
+                    f"--outbound-inet=127.0.0.1:{self.outbound_port}"]
         return cmd
 
     def start(self, timeout=15):
@@ -240,6 +256,9 @@ virtual_mailbox_maps = inline:{{ {recipient}={domain}/bob/ }}
 virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{uid}
 virtual_minimum_uid = 100
+# Mail to the remote domain (the submission case's outbound message) is accepted, then
+# discarded: nothing leaves the machine.
+transport_maps = inline:{{ {remote_domain}=discard: }}
 smtpd_banner = $myhostname ESMTP greylight-e2e
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service {policy}
@@ -256,10 +275,18 @@ maillog_file_prefixes = {root}
 maillog_file = {maillog}
 """
 
-# No chroot (column 5 = n) anywhere: the policy socket path is absolute.
+# No chroot (column 5 = n) anywhere: the policy socket path is absolute. The second smtpd
+# is the submission service of docs/tuning.md ("Reply tracking"), with loopback standing in
+# for SASL-authenticated users: the relay restrictions admit only them, then the recipient
+# restrictions ask greylightd's outbound listener.
 MASTER_CF = """\
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:{port} inet n    -       n       -       -       smtpd
+127.0.0.1:{submission_port} inet n - n     -       -       smtpd
+  -o syslog_name=postfix/submission
+  -o mynetworks=127.0.0.0/8
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_recipient_restrictions=check_policy_service,{outbound_policy}
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -287,7 +314,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 class PostfixInstance:
     """A private Postfix: `postfix -c DIR start|stop`, own queue, data and Maildir."""
 
-    def __init__(self, root, policy_endpoint):
+    def __init__(self, root, policy_endpoint, outbound_endpoint):
         self.root = root
         self.config = os.path.join(root, "etc")
         self.queue = os.path.join(root, "spool")
@@ -295,7 +322,9 @@ class PostfixInstance:
         self.mail = os.path.join(root, "mail")
         self.maillog = os.path.join(root, "postfix.log")
         self.port = free_port()
+        self.submission_port = free_port()
         self.policy = policy_endpoint
+        self.outbound_policy = outbound_endpoint
         self.started = False
         self.postfix = find_tool("postfix")
         self.postconf = find_tool("postconf")
@@ -314,9 +343,10 @@ class PostfixInstance:
             f.write(MAIN_CF.format(config=self.config, queue=self.queue, data=self.data,
                                    domain=DOMAIN, mail=self.mail, recipient=RECIPIENT,
                                    uid=MAIL_UID, policy=self.policy, root=self.root,
-                                   maillog=self.maillog))
+                                   maillog=self.maillog, remote_domain=REMOTE_DOMAIN))
         with open(os.path.join(self.config, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(port=self.port))
+            f.write(MASTER_CF.format(port=self.port, submission_port=self.submission_port,
+                                     outbound_policy=self.outbound_policy))
         # Sanity: postconf reads our directory, not /etc/postfix.
         out = run([self.postconf, "-c", self.config, "-h", "queue_directory"], timeout=30).stdout
         if out.strip() != self.queue:
@@ -398,10 +428,10 @@ class PostfixInstance:
                              f"maillog:\n{self.maillog_text()[-4000:]}")
 
 
-def swaks(port, sender, local_ip=CLIENT_IP, full=False, token=None):
+def swaks(port, sender, local_ip=CLIENT_IP, full=False, token=None, recipient=RECIPIENT):
     """Runs swaks; returns (exit status, transcript). Quits after RCPT unless `full`."""
     cmd = [find_tool("swaks"), "--server", "127.0.0.1", "--port", str(port),
-           "--local-interface", local_ip, "--from", sender, "--to", RECIPIENT,
+           "--local-interface", local_ip, "--from", sender, "--to", recipient,
            "--helo", "client.greylight-e2e.test", "--timeout", "60"]
     if full:
         cmd += ["--header", f"Subject: greylight e2e {token}", "--header", f"X-E2E-Token: {token}",
@@ -460,7 +490,9 @@ class Variant:
         with open(wl_recipients, "w") as f:
             f.write("# greylight e2e: no recipient is whitelisted\n")
         self.greylightd = Greylightd(binary, gl_root, delay, wl_clients, wl_recipients, unix)
-        self.postfix = PostfixInstance(os.path.join(root, "postfix"), self.greylightd.policy_endpoint())
+        self.postfix = PostfixInstance(os.path.join(root, "postfix"),
+                                       self.greylightd.policy_endpoint(),
+                                       self.greylightd.outbound_endpoint())
         self.failures = []
 
     def setup(self):
@@ -558,9 +590,45 @@ class Variant:
         self.sleep_past_delay(first)
         self.expect_delivered(sender, f"{self.name}-restart", "retry after restart and delay")
 
+    def wait_for_log(self, *parts, timeout=5):
+        """Waits for a greylightd log line containing every one of `parts` (decision lines
+        reach the log within greylightd's 100 ms flush interval)."""
+        def found():
+            return any(all(p in line for p in parts)
+                       for line in self.greylightd.log_text().splitlines())
+        deadline = time.monotonic() + timeout
+        while not found() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not found():
+            raise AssertionError(f"greylightd logged no line with {parts!r}:\n"
+                                 + self.greylightd.log_text()[-3000:])
+
+    def case_reply_passes_at_first_attempt(self):
+        correspondent = f"carol-{self.name}@{REMOTE_DOMAIN}"
+        # bob writes to carol through the submission service (loopback is its "users").
+        token = f"{self.name}-outbound"
+        status, transcript = swaks(self.postfix.submission_port, RECIPIENT, full=True,
+                                   token=token, recipient=correspondent)
+        reply, final = rcpt_reply(transcript), data_reply(transcript)
+        if not reply.startswith("250") or status != 0 or not final.startswith("250"):
+            raise AssertionError(f"submission of bob's message refused: RCPT {reply!r}, DATA "
+                                 f"{final!r} (swaks exit {status})\n{transcript}")
+        log(f"  bob -> {correspondent} through submission: RCPT {reply}; DATA {final}")
+        self.wait_for_log("action=record, reason=outbound, ", f"client_address={CLIENT_IP}, "
+                          f"sender={RECIPIENT}, recipient={correspondent}")
+        # carol's reply on the main port: delivered at the first attempt, no greylisting.
+        self.expect_delivered(correspondent, f"{self.name}-reply",
+                              "reply from the correspondent, first attempt", header=False)
+        self.wait_for_log("action=pass, reason=reply, ", f"client_address={CLIENT_IP}, "
+                          f"sender={correspondent}, recipient={RECIPIENT}")
+        # Someone else at carol's domain is a stranger to bob: greylisted.
+        self.expect_greylisted(f"mallory-{self.name}@{REMOTE_DOMAIN}",
+                               "unrelated sender of the same domain")
+
     def run_cases(self):
         cases = [self.case_greylist_retry_deliver, self.case_new_sender_same_recipient,
-                 self.case_whitelisted_client, self.case_restart_between_attempts]
+                 self.case_whitelisted_client, self.case_restart_between_attempts,
+                 self.case_reply_passes_at_first_attempt]
         for case in cases:
             label = f"{self.name}: {case.__name__[5:]}"
             log(f"case {label}")

@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from greylightd_harness import T, Daemon, free_port, request
+from greylightd_harness import T, Daemon, PolicyClient, free_port, request
 
 GREYLIGHTD = os.environ.get("GREYLIGHTD", "build/src/greylightd")
 GREYLIGHT = os.environ.get("GREYLIGHT", "build/src/greylight")
@@ -219,6 +219,42 @@ class RedisClusterTest(unittest.TestCase):
         self.assertIn("spf:grouped.test", json.dumps(listed))
         c1.close()
         c2.close()
+
+    def test_replies_recorded_by_one_daemon_pass_on_the_other(self):
+        """Reply records have their own slots (the remote domain's): the submission host's
+        outbound listener writes them, the MX host reads them before its check."""
+        out_port = free_port()
+        submission = Daemon(GREYLIGHTD, [f"--store={self.cluster.uri()}", "--store-timeout=1000",
+                                         f"--outbound-inet=127.0.0.1:{out_port}"])
+        self.addCleanup(submission.cleanup)
+        submission.start()
+        mx = self.daemon()
+        out = PolicyClient(("127.0.0.1", out_port))
+        for i in range(CLIENTS):
+            self.assertEqual(out.ask(request(policy_test_time=T, instance=f"o{i}",
+                                             client_address="203.0.113.77",
+                                             sender="bob@example.org",
+                                             recipient=f"carol@remote{i}.example")), "DUNNO")
+        out.close()
+        c = mx.client()
+        for i in range(CLIENTS):
+            for sender, answer in ((f"carol@remote{i}.example", "DUNNO"),
+                                   (f"mallory@remote{i}.example", GREY)):
+                self.assertEqual(c.ask(request(policy_test_time=T + 60, instance=f"r{i}{sender}",
+                                               client_address=f"10.{i}.1.1",
+                                               client_name="unknown", sender=sender)),
+                                 answer, (i, sender))
+        c.close()
+        self.assertEqual(mx.log_text().count("action=pass, reason=reply"), CLIENTS)
+        uri = self.cluster.uri()
+        stats = json.loads(self.tool("stats", f"--store={uri}", "--format=json",
+                                     f"--at={T + 60}").stdout)
+        self.assertEqual(stats["replies"], {"total": CLIENTS, "live": CLIENTS, "expired": 0,
+                                            "malformed": 0})
+        explained = self.tool("explain", f"--store={uri}", "--client-address=10.7.1.1",
+                              "--sender=carol@remote7.example", "--recipient=bob@example.org",
+                              f"--at={T + 60}").stdout
+        self.assertIn("decision: pass (reply)", explained)
 
     def test_a_master_killed_under_load(self):
         """Requests for the dead master's slots answer DUNNO within 5 s, the replica is

@@ -157,6 +157,8 @@ class ExplainTest(ToolTestCase):
                                         "x@example.org", t) +
                          "client auto-whitelist: key 192.0.2.99 (threshold 5)\n"
                          "  stored: none\n"
+                         "reply tracking: key new@example.net/x@example.org\n"
+                         "  stored: none\n"
                          "triplet: key 192.0.2.0/new@example.net/x@example.org\n"
                          "  stored: none\n"
                          "  state: new\n"
@@ -175,6 +177,8 @@ class ExplainTest(ToolTestCase):
                          f"  stored: count 1, last seen {when(T + 300)}\n"
                          "  state: below the threshold (4 more first deliveries, counted at most "
                          "once per hour)\n"
+                         "reply tracking: key alice@example.net/pending@example.org\n"
+                         "  stored: none\n"
                          f"triplet: key {PENDING}\n"
                          f"  stored: first seen {when(T + 10)}, last seen {when(T + 10)}\n"
                          "  state: pending, 250 s (4m 10s) left: a retry passes from "
@@ -214,6 +218,8 @@ class ExplainTest(ToolTestCase):
                          f"  stored: count 1, last seen {when(T + 300)}\n"
                          "  state: below the threshold (4 more first deliveries, counted at most "
                          "once per hour)\n"
+                         "reply tracking: key alice@example.net/bob@example.org\n"
+                         "  stored: none\n"
                          f"triplet: key {PASSED}\n"
                          f"  stored: first seen {when(T)}, last seen {when(T + 300)}\n"
                          "  state: passed (it was delivered before: later deliveries are not "
@@ -259,7 +265,8 @@ class ExplainTest(ToolTestCase):
                          "client auto-whitelist: key 198.51.100.7 (threshold 5)\n"
                          f"  stored: count 5, last seen {when(T + 16300)}\n"
                          "  state: auto-whitelisted\n"
-                         "decision: pass (client AWL); the triplet is not consulted\n"
+                         "decision: pass (client AWL); the reply record and the triplet are "
+                         "not consulted\n"
                          "  greylightd would refresh the record to count 6, last seen now\n"
                          "action=DUNNO\n")
         self.assertEqual(self.ask(t, client_address="198.51.100.7", client_name="unknown",
@@ -295,6 +302,10 @@ class StatsTest(ToolTestCase):
                          "traps: 0\n"
                          "  trapping now: 0\n"
                          "  expired, awaiting removal: 0\n"
+                         "  malformed: 0\n"
+                         "replies: 0\n"
+                         "  live: 0\n"
+                         "  expired, awaiting removal: 0\n"
                          "  malformed: 0\n")
         t = T + 10 * 86400  # the pending triplets are past the retry window
         stats = json.loads(self.tool("stats", f"--at={t}", "--format=json").stdout)
@@ -305,7 +316,8 @@ class StatsTest(ToolTestCase):
                                               "older": 0}},
             "clients": {"total": 2, "auto_whitelisted": 1, "below_threshold": 1, "expired": 0,
                         "malformed": 0, "threshold": 5},
-            "traps": {"total": 0, "trapping": 0, "expired": 0, "malformed": 0}})
+            "traps": {"total": 0, "trapping": 0, "expired": 0, "malformed": 0},
+            "replies": {"total": 0, "live": 0, "expired": 0, "malformed": 0}})
         # The same rules as the daemon: a lower threshold makes both clients whitelisted.
         stats = json.loads(self.tool("stats", f"--at={t}", "--format=json",
                                      "--auto-whitelist-clients=1").stdout)
@@ -509,7 +521,7 @@ class MigrateTest(ToolTestCase):
     def test_lmdb_to_lmdb_round_trip(self):
         copy = os.path.join(self.tmp, "copy")
         r = self.tool("migrate", "--from=lmdb:", f"--to=lmdb:{copy}")
-        self.assertEqual(r.stdout, f"migrated 8 triplets, 2 client records and 0 trap records "
+        self.assertEqual(r.stdout, f"migrated 8 triplets, 2 client records, 0 trap records and 0 reply records "
                                    f"from lmdb: to lmdb:{copy}\n")
         for listing in (["list", "--format=json"], ["list", "--clients", "--format=json"]):
             original = self.tool(*listing).stdout
@@ -587,8 +599,8 @@ class GreytrapTest(ToolTestCase):
                          "greytrap list: key 192.0.2.10\n"
                          "  stored: none\n"
                          "decision: greylist (greytrap, 3600 s (1h) missing): this request puts "
-                         f"the client on the trap list until {when(t + 3600)}; the auto-whitelist "
-                         "and the triplet are not consulted\n"
+                         f"the client on the trap list until {when(t + 3600)}; the auto-whitelist, "
+                         "the reply record and the triplet are not consulted\n"
                          f"action={GREY}\n")
         self.hit(t)
         # The triplet that passed long ago is greylisted while the client is trapped.
@@ -599,8 +611,8 @@ class GreytrapTest(ToolTestCase):
                          f"  stored: trapped until {when(t + 3600)}, last hit {when(t)}\n"
                          "  state: trapped, 3500 s (58m 20s) left\n"
                          "decision: greylist (greytrap, 3500 s (58m 20s) missing): the client is "
-                         f"on the trap list until {when(t + 3600)}; the auto-whitelist and the "
-                         "triplet are not consulted\n"
+                         f"on the trap list until {when(t + 3600)}; the auto-whitelist, the reply "
+                         "record and the triplet are not consulted\n"
                          f"action={GREY}\n")
         self.assertEqual(self.ask(t + 100), GREY)
         self.assertIn("action=greylist, reason=greytrap, client_name=mail.example.net, "
@@ -632,7 +644,8 @@ class GreytrapTest(ToolTestCase):
         stats = json.loads(self.tool("stats", "--format=json", f"--at={t + 4000}").stdout)
         self.assertEqual(stats["traps"], {"total": 1, "trapping": 0, "expired": 1, "malformed": 0})
         self.assertTrue(self.tool("stats", f"--at={t + 100}").stdout.endswith(
-            "traps: 1\n  trapping now: 1\n  expired, awaiting removal: 0\n  malformed: 0\n"))
+            "traps: 1\n  trapping now: 1\n  expired, awaiting removal: 0\n  malformed: 0\n"
+            "replies: 0\n  live: 0\n  expired, awaiting removal: 0\n  malformed: 0\n"))
 
         self.assertEqual(self.ask(t + 100), GREY)
         r = self.tool("delete", "--trap=192.0.2.10")
@@ -648,7 +661,7 @@ class GreytrapTest(ToolTestCase):
         traps = ["list", "--traps", "--format=json", f"--at={t + 100}"]
         copy = os.path.join(self.tmp, "copy")
         r = self.tool("migrate", "--from=lmdb:", f"--to=lmdb:{copy}")
-        self.assertEqual(r.stdout, f"migrated 8 triplets, 2 client records and 1 trap records "
+        self.assertEqual(r.stdout, f"migrated 8 triplets, 2 client records, 1 trap records and 0 reply records "
                                    f"from lmdb: to lmdb:{copy}\n")
         self.assertEqual(self.tool(*traps, f"--store=lmdb:{copy}").stdout, self.tool(*traps).stdout)
         # A daemon on the copy still traps the client.
@@ -660,12 +673,111 @@ class GreytrapTest(ToolTestCase):
         self.addCleanup(redis.cleanup)
         uri = f"redis://127.0.0.1:{redis.port}/0"
         r = self.tool("migrate", "--from=lmdb:", f"--to={uri}")
-        self.assertIn("and 1 trap records", r.stdout)
+        self.assertIn(", 1 trap records", r.stdout)
         self.assertEqual(self.tool(*traps, f"--store={uri}").stdout, self.tool(*traps).stdout)
         back = os.path.join(self.tmp, "back")
         self.tool("migrate", f"--from={uri}", f"--to=lmdb:{back}")
         self.assertEqual(self.tool(*traps, f"--store=lmdb:{back}").stdout, self.tool(*traps).stdout)
         self.assertEqual(len(json.loads(self.tool(*traps).stdout)), 1)
+
+
+REPLY_KEY = "carol@remote.example/bob@example.org"
+
+
+class ReplyTest(ToolTestCase):
+    """greylightd with an outbound listener (--outbound-inet): bob@example.org writes to
+    carol@remote.example through it, and the tool shows, lists, counts and deletes the reply
+    record the daemon then lets carol's replies through with."""
+
+    def start_daemon(self, dbdir=None):
+        self.outbound_port = free_port()
+        d = Daemon(GREYLIGHTD, ["--commit-interval=0", *self.policy,
+                                f"--outbound-inet=127.0.0.1:{self.outbound_port}"], dbdir=dbdir)
+        self.addCleanup(d.cleanup)
+        return d.start()
+
+    def outbound(self, t, sender="bob@example.org", recipient="carol+work@remote.example"):
+        c = PolicyClient(("127.0.0.1", self.outbound_port))
+        try:
+            return c.ask(request(policy_test_time=t, instance=f"out{t}",
+                                 client_address="203.0.113.77", client_name="laptop.example.org",
+                                 sender=sender, recipient=recipient))
+        finally:
+            c.close()
+
+    def explain(self, t, sender="carol@remote.example"):
+        return self.tool("explain", "--client-address=198.51.100.20",
+                         "--client-name=mx.remote.example", f"--sender={sender}",
+                         "--recipient=bob@example.org", f"--at={t}").stdout
+
+    def reply(self, t, sender="carol@remote.example"):
+        return self.ask(t, client_address="198.51.100.20", client_name="mx.remote.example",
+                        sender=sender, recipient="bob@example.org")
+
+    def test_outbound_message_lets_the_reply_pass_until_max_age(self):
+        t = T + 20000
+        self.assertEqual(self.outbound(t), "DUNNO")
+        self.assertIn("action=record, reason=outbound, client_name=laptop.example.org, "
+                      "client_address=203.0.113.77, sender=bob@example.org, "
+                      "recipient=carol+work@remote.example", self.daemon.log_text())
+        self.assertEqual(self.outbound(t + 60), "DUNNO")
+        self.assertEqual(self.explain(t + 3600),
+                         "request: client_address=198.51.100.20 client_name=mx.remote.example "
+                         "sender=carol@remote.example recipient=bob@example.org\n"
+                         f"time: {when(t + 3600)}\n"
+                         "client whitelist: no match\n"
+                         "recipient whitelist: no match\n"
+                         "greytraps: none (no --greytrap-recipients)\n"
+                         "client auto-whitelist: key 198.51.100.20 (threshold 5)\n"
+                         "  stored: none\n"
+                         f"reply tracking: key {REPLY_KEY}\n"
+                         f"  stored: 2 outbound messages, the last {when(t + 60)}\n"
+                         "  state: bob@example.org wrote to carol@remote.example: replies pass "
+                         f"until {when(t + 60 + 35 * 86400)} (max-age 3024000 s (35d) after the "
+                         "last message)\n"
+                         "decision: pass (reply); the triplet is not consulted and the "
+                         "auto-whitelist not counted\n"
+                         "action=DUNNO\n")
+        self.assertEqual(self.reply(t + 3600), "DUNNO")
+        self.assertIn("action=pass, reason=reply, client_name=mx.remote.example, "
+                      "client_address=198.51.100.20, sender=carol@remote.example, "
+                      "recipient=bob@example.org", self.daemon.log_text())
+        # Anyone else writing to bob is greylisted; so is carol once max-age has passed.
+        self.assertEqual(self.reply(t + 3600, sender="mallory@remote.example"), GREY)
+        self.assertIn("is more than max-age", self.explain(t + 60 + 35 * 86400 + 1))
+        self.assertEqual(self.reply(t + 60 + 35 * 86400 + 1), GREY)
+
+    def test_list_stats_delete_and_migrate_replies(self):
+        t = T + 20000
+        self.outbound(t)
+        self.outbound(t, sender="alice@example.org", recipient="dave@old.example")
+        self.assertEqual(self.tool("list", "--replies", f"--at={t}").stdout,
+                         "STATE   COUNT LAST SENT            REMOTE LOCAL\n"
+                         f"live        1 {iso(t)} carol@remote.example bob@example.org\n"
+                         f"live        1 {iso(t)} dave@old.example alice@example.org\n")
+        stats = json.loads(self.tool("stats", "--format=json", f"--at={t + 35 * 86400 + 1}").stdout)
+        self.assertEqual(stats["replies"], {"total": 2, "live": 0, "expired": 2, "malformed": 0})
+        self.assertEqual(stats["triplets"]["total"], 8, "an outbound request writes no triplet")
+
+        copy = os.path.join(self.tmp, "copy")
+        r = self.tool("migrate", "--from=lmdb:", f"--to=lmdb:{copy}")
+        self.assertIn(", 0 trap records and 2 reply records", r.stdout)
+        redis = Redis().start()
+        self.addCleanup(redis.cleanup)
+        uri = f"redis://127.0.0.1:{redis.port}/0"
+        self.tool("migrate", "--from=lmdb:", f"--to={uri}")
+        self.assertEqual(redis.command("GET", f"greylight:r:{REPLY_KEY}"), f"1,{t}")
+        listing = ["list", "--replies", "--format=json", f"--at={t}"]
+        self.assertEqual(sorted(json.loads(self.tool(*listing, f"--store={uri}").stdout),
+                                key=lambda r: r["key"]),
+                         json.loads(self.tool(*listing).stdout))
+
+        self.assertEqual(self.reply(t + 60), "DUNNO")
+        r = self.tool("delete", "--replies", "--sender=carol@remote.example",
+                      "--recipient=bob@example.org")
+        self.assertEqual(r.stdout, f"deleted reply record {REPLY_KEY} (was 1,{t})\n")
+        self.assertEqual(self.reply(t + 120), GREY)
+        self.tool("delete", "--replies", f"--key={REPLY_KEY}", code=4)
 
 
 DOMAIN_PASSED = "domain:example.net/alice@example.net/bob@example.org"
@@ -698,6 +810,8 @@ class DomainLookupTest(ToolTestCase):
                          f"  stored: count 1, last seen {when(T + 300)}\n"
                          "  state: below the threshold (4 more first deliveries, counted at most "
                          "once per hour)\n"
+                         "reply tracking: key alice@example.net/bob@example.org\n"
+                         "  stored: none\n"
                          f"triplet: key {DOMAIN_PASSED}\n"
                          f"  stored: first seen {when(T)}, last seen {when(T + 300)}\n"
                          "  state: passed (it was delivered before: later deliveries are not "

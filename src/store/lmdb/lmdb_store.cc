@@ -25,7 +25,8 @@
 namespace greylight::store {
 namespace {
 
-constexpr unsigned kMaxDatabases = 4;
+// One named database per store::Table, with room for later tables.
+constexpr unsigned kMaxDatabases = 8;
 constexpr unsigned kMaxReaders = 126;
 // Check() refuses new updates (the caller fails open) rather than grow without bound when
 // commits keep failing, e.g. on a full disk.
@@ -106,6 +107,7 @@ class LmdbStore final : public Store {
   void StartCommitThread();
 
   void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
+  void RecordReply(std::string_view key, UnixTime now, ReplyCallback done) override;
   Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
   Status Put(Table table, std::string_view key, std::string_view value) override;
   Status Delete(Table table, std::string_view key) override;
@@ -133,6 +135,11 @@ class LmdbStore final : public Store {
     return count;
   }
 
+  // Runs `body` (Status(), reading through ReadLocked and writing to pending_) under the
+  // lock, unless too many updates are pending already; with a zero commit interval then
+  // commits before returning. The one path of every acknowledged update.
+  template <typename Body>
+  Status Update(Body&& body);
   void CommitLoop();
   // Moves pending_ (and deferred_ too when `with_deferred`) into one durable write
   // transaction.
@@ -147,7 +154,7 @@ class LmdbStore final : public Store {
   void EndReadLocked();
   // Records a value for `key` in the overlay it belongs to. REQUIRES: mutex_ held.
   void WriteLocked(Table table, const std::string& key, std::optional<std::string> value,
-                   bool deferred);
+                   bool deferred = false);
   // Pending triplets get their own, slower commit.
   bool deferring() const {
     return options_.store.pending_commit_interval > options_.store.commit_interval;
@@ -378,17 +385,28 @@ void LmdbStore::WriteLocked(Table table, const std::string& key, std::optional<s
   pending_[TableIndex(table)].insert_or_assign(key, std::move(value));
 }
 
+// Runs `body` (reads and writes of one request) under the lock on one read snapshot, then
+// commits at once when there is no commit interval.
+template <typename Body>
+Status LmdbStore::Update(Body&& body) {
+  {
+    std::lock_guard lock(mutex_);
+    if (PendingCount(pending_) >= kMaxPendingRecords) {
+      return Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)");
+    }
+    Status status = body();
+    EndReadLocked();
+    if (!status.ok()) return status;
+  }
+  if (options_.store.commit_interval.count() == 0) return CommitPending();
+  return Status::Ok();
+}
+
 void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
   const bool immediate = options_.store.commit_interval.count() == 0;
   policy::Transition transition;
-  Status failure;
-  {
-    std::unique_lock lock(mutex_);
-    if (PendingCount(pending_) >= kMaxPendingRecords) {
-      lock.unlock();
-      done(Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)"));
-      return;
-    }
+  Status status = Update([&] {
+    Status failure;
     auto read = [&](Table table, const std::string& key) -> std::optional<std::string_view> {
       auto value = ReadLocked(table, key);
       if (!value.ok()) {
@@ -398,30 +416,31 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
       return *value;
     };
     policy::PriorState prior = ReadPrior(keys, now, timing_, read);
-    EndReadLocked();
-    if (failure.ok()) {
-      transition = DecideFor(keys, prior, now, timing_);
-      // A triplet still pending waits for the slower commit (see pending_commit_interval).
-      const bool defer = !immediate && deferring() && transition.triplet_write &&
-                         !policy::Passed(*transition.triplet_write, timing_);
-      ApplyTransition(
-          keys, transition, [&](Table table, const std::string& key, std::string value) {
-            WriteLocked(table, key, std::move(value), defer && table == Table::kTriplets);
-          });
-    }
-  }
-  if (!failure.ok()) {
-    done(failure);
-    return;
-  }
-  if (immediate) {
-    Status status = CommitPending();
-    if (!status.ok()) {
-      done(status);
-      return;
-    }
-  }
+    if (!failure.ok()) return failure;
+    transition = DecideFor(keys, prior, now, timing_);
+    // A triplet still pending waits for the slower commit (see pending_commit_interval).
+    const bool defer = !immediate && deferring() && transition.triplet_write &&
+                       !policy::Passed(*transition.triplet_write, timing_);
+    ApplyTransition(keys, transition, [&](Table table, const std::string& key, std::string value) {
+      WriteLocked(table, key, std::move(value), defer && table == Table::kTriplets);
+    });
+    return Status::Ok();
+  });
+  if (!status.ok()) return done(status);
   done(std::move(transition));
+}
+
+void LmdbStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback done) {
+  policy::ReplyRecord record;
+  Status status = Update([&] {
+    auto value = ReadLocked(Table::kReplies, key);
+    if (!value.ok()) return value.status();
+    record = RecordedReply(key, *value, now, timing_);
+    WriteLocked(Table::kReplies, std::string(key), policy::EncodeReply(record));
+    return Status::Ok();
+  });
+  if (!status.ok()) return done(status);
+  done(record);
 }
 
 Status LmdbStore::CommitPending(bool with_deferred) {
@@ -589,6 +608,7 @@ StoreStats LmdbStore::Stats() {
   if (mdb_stat(txn.get(), Dbi(Table::kTriplets), &stat) == 0) stats.triplets = stat.ms_entries;
   if (mdb_stat(txn.get(), Dbi(Table::kClients), &stat) == 0) stats.clients = stat.ms_entries;
   if (mdb_stat(txn.get(), Dbi(Table::kTraps), &stat) == 0) stats.traps = stat.ms_entries;
+  if (mdb_stat(txn.get(), Dbi(Table::kReplies), &stat) == 0) stats.replies = stat.ms_entries;
   return stats;
 }
 

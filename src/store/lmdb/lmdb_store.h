@@ -26,8 +26,9 @@ struct LmdbOptions {
 };
 
 // Opens or creates the embedded default store: one LMDB environment <dbdir>/greylight.lmdb
-// with the named databases "triplets", "clients" and "traps" (TableName()), values in
-// postgrey's formats. LMDB's quirks (map growth, stale readers, resizes by other processes)
+// with the named databases "triplets", "clients", "traps" and "replies" (TableName()),
+// values in postgrey's formats; a database made before a table existed gets it, empty, when
+// opened. LMDB's quirks (map growth, stale readers, resizes by other processes)
 // stay inside lmdb_store.cc. `clock` (which must outlive the store) times the background
 // expiry. Errors: kBusy if another daemon holds the dbdir lock, kNotFound if
 // options.store.must_exist and there is no database

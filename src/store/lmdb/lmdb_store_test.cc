@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <lmdb.h>
 
 #include <thread>
 
@@ -32,6 +33,9 @@ class LmdbStoreInTempDir final : public Store {
   }
   void Check(const CheckKeys& k, UnixTime now, CheckCallback done) override {
     store_->Check(k, now, std::move(done));
+  }
+  void RecordReply(std::string_view k, UnixTime now, ReplyCallback done) override {
+    store_->RecordReply(k, now, std::move(done));
   }
   Result<std::optional<std::string>> Get(Table t, std::string_view k) override {
     return store_->Get(t, k);
@@ -100,6 +104,51 @@ TEST(LmdbStoreTest, StateSurvivesReopen) {
   ASSERT_TRUE(store.ok());
   EXPECT_EQ((*store)->Get(Table::kTriplets, "k").value(), "1800000000,1800000300");
   EXPECT_EQ((*store)->Get(Table::kClients, "1.2.3.4").value(), "1,1800000300");
+}
+
+// A database written before reply tracking (triplets, clients and traps only, as LMDB's own
+// API leaves it) opens unchanged and gets an empty replies table; reply records then survive
+// a restart like every other record.
+TEST(LmdbStoreTest, ADatabaseWithoutTheRepliesTableOpensAndKeepsReplies) {
+  TempDir dir;
+  {
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
+    const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
+    ASSERT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR, 0600), 0);
+    MDB_txn* txn = nullptr;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    for (const char* name : {"triplets", "clients", "traps"}) {
+      MDB_dbi dbi;
+      ASSERT_EQ(mdb_dbi_open(txn, name, MDB_CREATE, &dbi), 0);
+      if (std::string_view(name) == "triplets") {
+        std::string key = "192.0.2.0/a@b/c@d", value = "1800000000,1800000300";
+        MDB_val k{key.size(), key.data()}, v{value.size(), value.data()};
+        ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+      }
+    }
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+  {
+    auto store = Open(OptionsFor(dir));
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    EXPECT_EQ((*store)->Get(Table::kTriplets, "192.0.2.0/a@b/c@d").value(),
+              "1800000000,1800000300");
+    EXPECT_EQ((*store)->Get(Table::kReplies, "carol@remote.example/bob@example.org").value(),
+              std::nullopt);
+    bool recorded = false;
+    (*store)->RecordReply("carol@remote.example/bob@example.org", FromUnixSeconds(1800000000),
+                          [&](Result<policy::ReplyRecord> r) { recorded = r.ok(); });
+    EXPECT_TRUE(recorded) << "LMDB records before returning";
+    ASSERT_TRUE((*store)->Flush().ok());
+    EXPECT_EQ((*store)->Stats().replies, 1u);
+  }
+  auto store = Open(OptionsFor(dir));
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->Get(Table::kReplies, "carol@remote.example/bob@example.org").value(),
+            "1,1800000000");
 }
 
 TEST(LmdbStoreTest, SecondOwnerOfADbdirIsRefused) {

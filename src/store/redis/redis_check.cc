@@ -16,21 +16,58 @@ std::optional<std::string_view> ReplyValue(const RedisReply& reply) {
   return std::string_view(reply.str);
 }
 
-// Where each table's prior and written values sit in the script's reply.
-constexpr size_t kReplySize = 6;
+// Where each table's prior and written values sit in the script's reply (the reply record
+// is only read: no written value).
+constexpr size_t kReplySize = 7;
+constexpr size_t kNoIndex = kReplySize;
 size_t PriorIndex(Table table) {
-  return table == Table::kTriplets ? 0 : table == Table::kClients ? 1 : 4;
+  switch (table) {
+    case Table::kTriplets:
+      return 0;
+    case Table::kClients:
+      return 1;
+    case Table::kTraps:
+      return 4;
+    case Table::kReplies:
+      return 6;
+  }
+  return kNoIndex;
 }
 size_t WrittenIndex(Table table) {
-  return table == Table::kTriplets ? 2 : table == Table::kClients ? 3 : 5;
+  switch (table) {
+    case Table::kTriplets:
+      return 2;
+    case Table::kClients:
+      return 3;
+    case Table::kTraps:
+      return 5;
+    case Table::kReplies:
+      return kNoIndex;
+  }
+  return kNoIndex;
+}
+
+// The reply argument of the check script: "0" no reply record to consider, "1" the script
+// reads keys.reply, "2" the caller read a live one elsewhere.
+std::string ReplyMode(const CheckKeys& keys, UnixTime now, const policy::GreylistTiming& timing,
+                      const std::optional<RawValue>& reply_elsewhere) {
+  if (keys.reply.empty()) return "0";
+  if (!reply_elsewhere) return "1";
+  std::optional<policy::ReplyRecord> live =
+      *reply_elsewhere ? policy::Live(policy::DecodeReply(**reply_elsewhere), now, timing)
+                       : std::nullopt;
+  return live ? "2" : "0";
 }
 
 }  // namespace
 
 RedisCommand BuildCheckCommand(const CheckKeys& keys, UnixTime now,
-                               const policy::GreylistTiming& timing, const RedisKeyLayout& layout) {
+                               const policy::GreylistTiming& timing, const RedisKeyLayout& layout,
+                               const std::optional<RawValue>& reply_elsewhere) {
   const bool has_client = !keys.client.empty();
   const bool has_trap = !keys.trap.empty();
+  std::string reply_mode = ReplyMode(keys, now, timing, reply_elsewhere);
+  const bool reads_reply = reply_mode == "1";
   // A record last seen before `live_since` is not policy::Live; a pending one first seen
   // before `abandoned_before` is policy::Abandoned.
   const UnixTime live_since = now - timing.max_age;
@@ -41,13 +78,14 @@ RedisCommand BuildCheckCommand(const CheckKeys& keys, UnixTime now,
   const UnixTime client_expires_at = policy::ExpiresAt(policy::ClientRecord{0, now}, timing);
 
   RedisCommand command;
-  command.reserve(20);
+  command.reserve(21);
   command.push_back("EVALSHA");
   command.push_back(CheckScript().sha1);
-  command.push_back(std::to_string(1 + int{has_client} + int{has_trap}));
+  command.push_back(std::to_string(1 + int{has_client} + int{has_trap} + int{reads_reply}));
   command.push_back(layout.Key(Table::kTriplets, keys.triplet));
   if (has_client) command.push_back(layout.Key(Table::kClients, keys.client));
   if (has_trap) command.push_back(layout.Key(Table::kTraps, keys.trap));
+  if (reads_reply) command.push_back(layout.Key(Table::kReplies, keys.reply));
   command.push_back(Seconds(now));
   command.push_back(std::to_string(timing.delay.count()));
   command.push_back(Seconds(live_since));
@@ -62,17 +100,23 @@ RedisCommand BuildCheckCommand(const CheckKeys& keys, UnixTime now,
   command.push_back(has_client ? "1" : "0");
   command.push_back(!has_trap ? "0" : keys.trap_hit ? "2" : "1");
   command.push_back(Seconds(now - policy::GreylistTiming::kLastSeenRefresh));
+  command.push_back(std::move(reply_mode));
   return command;
 }
 
 Result<policy::Transition> TransitionFromReply(const CheckKeys& keys, UnixTime now,
                                                const policy::GreylistTiming& timing,
-                                               const RedisReply& reply) {
+                                               const RedisReply& reply,
+                                               const std::optional<RawValue>& reply_elsewhere) {
   if (reply.is_error()) return Status::Unavailable("redis: " + reply.str);
   if (reply.type != RedisReply::Type::kArray || reply.elements.size() != kReplySize) {
     return Status::Corruption("redis: unexpected reply to the check script");
   }
-  auto read = [&](Table table, const std::string&) {
+  auto read = [&](Table table, const std::string&) -> std::optional<std::string_view> {
+    if (table == Table::kReplies && reply_elsewhere) {
+      if (!*reply_elsewhere) return std::nullopt;
+      return std::string_view(**reply_elsewhere);
+    }
     return ReplyValue(reply.elements[PriorIndex(table)]);
   };
   policy::PriorState prior = ReadPrior(keys, now, timing, read);
@@ -82,6 +126,7 @@ Result<policy::Transition> TransitionFromReply(const CheckKeys& keys, UnixTime n
     want[TableIndex(table)] = std::move(value);
   });
   for (Table table : kAllTables) {
+    if (WrittenIndex(table) == kNoIndex) continue;
     auto got = ReplyValue(reply.elements[WrittenIndex(table)]);
     const std::optional<std::string>& wanted = want[TableIndex(table)];
     if (wanted != got) {
@@ -94,6 +139,43 @@ Result<policy::Transition> TransitionFromReply(const CheckKeys& keys, UnixTime n
     }
   }
   return transition;
+}
+
+RedisCommand BuildRecordReplyCommand(std::string_view key, UnixTime now,
+                                     const policy::GreylistTiming& timing,
+                                     const RedisKeyLayout& layout) {
+  // A record last sent before `live_since` is not policy::Live; the one written lives until
+  // its policy::ExpiresAt.
+  const UnixTime live_since = now - timing.max_age;
+  const UnixTime expires_at = policy::ExpiresAt(policy::ReplyRecord{1, now}, timing);
+  return {"EVALSHA",
+          RecordReplyScript().sha1,
+          "1",
+          layout.Key(Table::kReplies, key),
+          Seconds(now),
+          Seconds(live_since),
+          Seconds(expires_at),
+          std::to_string(policy::kMaxRecordField)};
+}
+
+Result<policy::ReplyRecord> ReplyRecordFromReply(std::string_view key, UnixTime now,
+                                                 const policy::GreylistTiming& timing,
+                                                 const RedisReply& reply) {
+  if (reply.is_error()) return Status::Unavailable("redis: " + reply.str);
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
+    return Status::Corruption("redis: unexpected reply to the reply-record script");
+  }
+  policy::ReplyRecord want = RecordedReply(key, ReplyValue(reply.elements[0]), now, timing);
+  std::optional<std::string_view> got = ReplyValue(reply.elements[1]);
+  if (got != std::optional<std::string_view>(policy::EncodeReply(want))) {
+    std::string message = fmt::format(
+        "redis: the reply-record script and policy::RecordOutbound disagree on {}: script "
+        "wrote '{}', RecordOutbound wants '{}'",
+        log::Escaped(key), got.value_or("-"), policy::EncodeReply(want));
+    log::Error("{}", message);
+    return Status::Corruption(std::move(message));
+  }
+  return want;
 }
 
 }  // namespace greylight::store

@@ -12,6 +12,7 @@
 
 #include "store/open_store.h"
 #include "store/redis/redis_cluster_map.h"
+#include "store/redis/redis_keys.h"
 #include "store/store_conformance.h"
 #include "support/redis_cluster.h"
 #include "support/redis_server.h"
@@ -111,6 +112,7 @@ class FailingStore final : public Store {
  public:
   explicit FailingStore(std::string why) : why_(std::move(why)) {}
   void Check(const CheckKeys&, UnixTime, CheckCallback done) override { done(Error()); }
+  void RecordReply(std::string_view, UnixTime, ReplyCallback done) override { done(Error()); }
   Result<std::optional<std::string>> Get(Table, std::string_view) override { return Error(); }
   Status Put(Table, std::string_view, std::string_view) override { return Error(); }
   Status Delete(Table, std::string_view) override { return Error(); }
@@ -210,6 +212,71 @@ TEST(RedisClusterStoreTest, TwoHostsShareStateAcrossSlotsOnAllMasters) {
   ASSERT_TRUE((*b)->ForEach(Table::kTriplets, [&](auto, auto) { return ++triplets, true; }).ok());
   EXPECT_EQ(triplets, static_cast<size_t>(kClients));
   EXPECT_EQ((*b)->Stats().connected, true);
+}
+
+Result<policy::ReplyRecord> RecordAndWait(Store& store, const std::string& key, long long now) {
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<policy::ReplyRecord>> result;
+  };
+  auto shared = std::make_shared<Shared>();  // the callback may outlive a timed-out wait
+  store.RecordReply(key, FromUnixSeconds(now), [shared](Result<policy::ReplyRecord> r) {
+    std::lock_guard lock(shared->mutex);
+    shared->result.emplace(std::move(r));
+    shared->done.notify_one();
+  });
+  std::unique_lock lock(shared->mutex);
+  if (!shared->done.wait_for(lock, 10s, [&] { return shared->result.has_value(); })) {
+    return Status::Unavailable("no answer within the limit");
+  }
+  return *shared->result;
+}
+
+// Reply records hold no client and live on their own slot (the remote domain's): the
+// outbound listener of one MX host records them, and a check on another host reads them by
+// a separate call before its check script, on whichever master holds each slot.
+TEST(RedisClusterStoreTest, ReplyRecordsOnTheirOwnSlotsLetRepliesPassOnAnotherHost) {
+  auto cluster = SharedCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status().message();
+  auto submission = OpenRedisClusterStore(OptionsFor(**cluster, "replies:"), kSystemClock);
+  auto mx = OpenRedisClusterStore(OptionsFor(**cluster, "replies:"), kSystemClock);
+  ASSERT_TRUE(submission.ok() && mx.ok());
+  RedisKeyLayout layout("replies:", RedisKeyLayout::Mode::kCluster);
+  constexpr int kPairs = 60;
+  int other_slot = 0;
+  for (int i = 0; i < kPairs; ++i) {
+    const std::string reply = fmt::format("carol@remote{}.example/bob@example.org", i);
+    const CheckKeys keys{fmt::format("10.{}.0.0/{}", i, reply), fmt::format("10.{}.0.7", i),
+                         fmt::format("10.{}.0.7", i), false, reply};
+    auto recorded = RecordAndWait(**submission, reply, T);
+    ASSERT_TRUE(recorded.ok()) << recorded.status().message();
+    auto passed = CheckAndWait(**mx, keys, T + 60);
+    ASSERT_TRUE(passed.ok()) << passed.status().message();
+    EXPECT_EQ(passed->reason, policy::Reason::kReply) << reply;
+    CheckKeys stranger = keys;
+    stranger.triplet = fmt::format("10.{}.0.0/mallory@remote{}.example/bob@example.org", i, i);
+    stranger.reply = fmt::format("mallory@remote{}.example/bob@example.org", i);
+    auto greylisted = CheckAndWait(**mx, stranger, T + 60);
+    ASSERT_TRUE(greylisted.ok()) << greylisted.status().message();
+    EXPECT_EQ(greylisted->reason, policy::Reason::kNew);
+    if (KeySlot(layout.Key(Table::kReplies, reply)) !=
+        KeySlot(layout.Key(Table::kTriplets, keys.triplet))) {
+      ++other_slot;
+    }
+  }
+  EXPECT_GT(other_slot, kPairs / 2) << "the test must exercise the separate read";
+  // The reply records are spread over the masters, and the tool's walk finds them all.
+  size_t masters_with_replies = 0;
+  for (RedisServer* master : (*cluster)->Masters()) {
+    auto keys = master->Command({"KEYS", "replies:r:*"});
+    ASSERT_TRUE(keys.ok()) << keys.status().message();
+    masters_with_replies += keys->elements.empty() ? 0 : 1;
+  }
+  EXPECT_EQ(masters_with_replies, 3u);
+  size_t replies = 0;
+  ASSERT_TRUE((*mx)->ForEach(Table::kReplies, [&](auto, auto) { return ++replies, true; }).ok());
+  EXPECT_EQ(replies, static_cast<size_t>(kPairs));
 }
 
 // The store through OpenStore and its URI, with a password.

@@ -19,6 +19,8 @@ std::string_view TablePrefix(Table table) {
       return "c:";
     case Table::kTraps:
       return "g:";
+    case Table::kReplies:
+      return "r:";
   }
   return "";
 }
@@ -42,9 +44,28 @@ std::string ReducedTag(std::string_view part) {
   return std::string(part);
 }
 
+// A reply key "<remote address>/<local user>": the remote address' domain, from the first
+// '@' to the next '/'; a key without '@' (a --privacy digest) is its own tag. A '}' would end
+// the tag early in RecordKey(), so it is dropped: the tag only has to be a function of the
+// key.
+std::string ReplyTag(std::string_view key) {
+  std::string_view tag = key;
+  if (size_t at = key.find('@'); at != std::string_view::npos) {
+    tag = key.substr(at + 1);
+    tag = tag.substr(0, tag.find('/'));
+  }
+  std::string out;
+  out.reserve(tag.size());
+  for (char c : tag) {
+    if (c != '}') out.push_back(c);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string ClusterHashTag(Table table, std::string_view key) {
+  if (table == Table::kReplies) return ReplyTag(key);
   if (table == Table::kTriplets) {
     // The client part ends at the first '/', except a --lookup-by-host "<address>/<bits>".
     size_t slash = key.find('/');

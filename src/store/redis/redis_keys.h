@@ -11,8 +11,9 @@ namespace greylight::store {
 // Where a record lives in Redis: the one place that knows the key names.
 //   plain (redis://, unix, sentinel):  <prefix><letter>:<key>
 //   cluster (redis+cluster://):        <prefix><letter>:{<tag>}<key>
-// with letter t (triplets), c (clients) or g (greytrap list) and, on a cluster, the hash
-// tag ClusterHashTag(table, key), so that every key one check touches hashes to one slot.
+// with letter t (triplets), c (clients), g (greytrap list) or r (reply records) and, on a
+// cluster, the hash tag ClusterHashTag(table, key), so that the triplet, client and trap keys
+// of one check hash to one slot.
 class RedisKeyLayout {
  public:
   enum class Mode { kPlain, kCluster };
@@ -39,6 +40,9 @@ class RedisKeyLayout {
 // shares, so the check is one script on one node (see docs/design.md, "Redis Cluster"):
 //  * a triplet key "<client part>/<sender>/<recipient>": its client part, reduced as below;
 //  * a client or trap key: the key itself, reduced as below;
+//  * a reply key "<remote address>/<local user>": the remote address' domain (without any
+//    '}'), or the whole key if it has no '@' (--privacy). It holds no client, so it has its
+//    own slot: a check reads it by a separate call (docs/design.md, "Redis Cluster");
 //  * reduced: an IPv4 address or network to its /16 ("192.0.0.0"), an IPv6 one to its /32
 //    ("2001:DB8:0:0:0:0:0:0"), so that a client's address, its --ipv4cidr/--ipv6cidr
 //    network and its --lookup-by-host key give one tag whatever the prefix lengths (down to

@@ -62,5 +62,25 @@ TEST(ClusterHashTagTest, TheKeysOfOneCheckShareATag) {
             "gl:c:{spf:mail.example.com}spf:mail.example.com");
 }
 
+// Reply records hold no client: their tag is the remote address' domain, and a '}' in it
+// (any byte can come in an address) cannot end the tag early.
+TEST(ClusterHashTagTest, ReplyKeysAreTaggedByTheRemoteDomain) {
+  RedisKeyLayout layout("gl:", RedisKeyLayout::Mode::kCluster);
+  EXPECT_EQ(ClusterHashTag(Table::kReplies, "carol@remote.example/bob@example.org"),
+            "remote.example");
+  EXPECT_EQ(layout.Key(Table::kReplies, "carol@remote.example/bob@example.org"),
+            "gl:r:{remote.example}carol@remote.example/bob@example.org");
+  EXPECT_EQ(RedisKeyLayout("gl:", RedisKeyLayout::Mode::kPlain)
+                .Key(Table::kReplies, "carol@remote.example/bob@example.org"),
+            "gl:r:carol@remote.example/bob@example.org");
+  const std::string odd = "x@do}m{ain/bob@example.org";
+  EXPECT_EQ(ClusterHashTag(Table::kReplies, odd), "dom{ain");
+  EXPECT_EQ(layout.RecordKey(Table::kReplies, layout.Key(Table::kReplies, odd)), odd);
+  const std::string digest = "0123456789abcdef0123456789abcdef01234567";  // --privacy
+  EXPECT_EQ(ClusterHashTag(Table::kReplies, digest), digest);
+  EXPECT_EQ(layout.RecordKey(Table::kReplies, layout.Key(Table::kReplies, digest)), digest);
+  EXPECT_EQ(layout.ScanPattern(Table::kReplies), "gl:r:{*");
+}
+
 }  // namespace
 }  // namespace greylight::store

@@ -60,6 +60,7 @@ class RedisRecordStore final : public Store {
   }
 
   void Check(const CheckKeys& keys, UnixTime now, CheckCallback done) override;
+  void RecordReply(std::string_view key, UnixTime now, ReplyCallback done) override;
   Result<std::optional<std::string>> Get(Table table, std::string_view key) override;
   Status Put(Table table, std::string_view key, std::string_view value) override;
   Status Delete(Table table, std::string_view key) override;
@@ -86,7 +87,12 @@ class RedisRecordStore final : public Store {
     return layout_.mode() == RedisKeyLayout::Mode::kCluster &&
            ClusterHashTag(table, key) != ClusterHashTag(Table::kTriplets, keys.triplet);
   }
-  void CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now, CheckCallback done);
+  // The check once the reply record is known: `reply_elsewhere` is its value read on its own
+  // cluster slot, or nullopt when the check script reads it (one server).
+  void CheckSlot(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
+                 CheckCallback done);
+  void CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
+                              std::optional<RawValue> reply_elsewhere, CheckCallback done);
   void Fail(CheckCallback& done, Status status) {
     if (errors_.Allow(clock_.Monotonic())) log::Error("{}", status.message());
     done(std::move(status));
@@ -115,17 +121,51 @@ void RedisRecordStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback 
                           "slots (--privacy, or --ipv4cidr below 16 / --ipv6cidr below 32?)",
                           log::Escaped(keys.triplet), log::Escaped(keys.client))));
   }
-  if (!keys.trap.empty() && OtherSlot(keys, Table::kTraps, keys.trap)) {
-    return CheckWithTrapElsewhere(keys, now, std::move(done));
+  if (keys.reply.empty() || !OtherSlot(keys, Table::kReplies, keys.reply)) {
+    return CheckSlot(keys, now, std::nullopt, std::move(done));
   }
-  RedisCommand command = BuildCheckCommand(keys, now, timing_, layout_);
+  // A reply record holds no client, so on a cluster it has a slot of its own: it is read
+  // first, by a plain GET. Only its liveness goes into the check, and nothing writes it
+  // there, so the two calls need no atomicity: an outbound message recorded between them
+  // counts from the next request, as if it had come a moment later.
+  std::string reply_key = layout_.Key(Table::kReplies, keys.reply);
+  transport_->Submit(
+      reply_key, {{"GET", reply_key}},
+      [this, keys, now, done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        const RedisReply& reply = replies->front();
+        if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
+        RawValue value;
+        if (reply.type == RedisReply::Type::kString) value = reply.str;
+        CheckSlot(keys, now, std::move(value), std::move(done));
+      });
+}
+
+void RedisRecordStore::CheckSlot(const CheckKeys& keys, UnixTime now,
+                                 std::optional<RawValue> reply_elsewhere, CheckCallback done) {
+  if (!keys.trap.empty() && OtherSlot(keys, Table::kTraps, keys.trap)) {
+    return CheckWithTrapElsewhere(keys, now, std::move(reply_elsewhere), std::move(done));
+  }
+  RedisCommand command = BuildCheckCommand(keys, now, timing_, layout_, reply_elsewhere);
   std::string route = command[3];  // the triplet's Redis key
   transport_->Submit(
       route, {std::move(command)},
-      [this, keys, now, done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+      [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
+       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
         if (!replies.ok()) return done(replies.status());
-        done(TransitionFromReply(keys, now, timing_, replies->front()));
+        done(TransitionFromReply(keys, now, timing_, replies->front(), reply_elsewhere));
       });
+}
+
+void RedisRecordStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback done) {
+  RedisCommand command = BuildRecordReplyCommand(key, now, timing_, layout_);
+  std::string route = command[3];  // the reply's Redis key
+  transport_->Submit(route, {std::move(command)},
+                     [this, key = std::string(key), now,
+                      done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+                       if (!replies.ok()) return done(replies.status());
+                       done(ReplyRecordFromReply(key, now, timing_, replies->front()));
+                     });
 }
 
 // A trap entry on another slot than the triplet (--lookup-by=domain or smart on a cluster):
@@ -134,6 +174,7 @@ void RedisRecordStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback 
 // trap hit landing between them lets this one request go on as if it came just before the
 // hit, which is what it would have been had it arrived a moment sooner.
 void RedisRecordStore::CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
+                                              std::optional<RawValue> reply_elsewhere,
                                               CheckCallback done) {
   const bool hit = keys.trap_hit;
   RedisCommand trap_command{"EVALSHA",
@@ -147,7 +188,7 @@ void RedisRecordStore::CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime no
   std::string route = trap_command[3];
   transport_->Submit(
       route, {std::move(trap_command)},
-      [this, keys, now, hit,
+      [this, keys, now, hit, reply_elsewhere = std::move(reply_elsewhere),
        done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
         if (!replies.ok()) return done(replies.status());
         const RedisReply& reply = replies->front();
@@ -172,7 +213,7 @@ void RedisRecordStore::CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime no
           CheckKeys rest = keys;
           rest.trap.clear();
           rest.trap_hit = false;
-          return Check(rest, now, std::move(done));
+          return CheckSlot(rest, now, std::move(reply_elsewhere), std::move(done));
         }
         // Trapped: nothing else is written; the prior triplet only feeds the log line's `first`.
         std::string triplet_key = layout_.Key(Table::kTriplets, keys.triplet);

@@ -26,8 +26,10 @@ struct RedisRecordOptions {
 // the single-server and the cluster backends (redis_store.h, redis_cluster_store.h).
 //
 // Check() is one EVALSHA of the check script (redis_check.h) on the server of its keys'
-// slot; on a cluster, a greytrap entry whose tag differs from the triplet's (--lookup-by
-// domain or smart) is read or hit by a script on its own slot first. Get/Put/Delete are
+// slot, reply record included; on a cluster, the reply record (its own slot) is read by a
+// GET first, and a greytrap entry whose tag differs from the triplet's (--lookup-by domain
+// or smart) is read or hit by a script on its own slot before the check. RecordReply() is
+// one EVALSHA of the reply-record script on the reply key's server. Get/Put/Delete are
 // routed by key; Put gives the record the TTL a Check would have given it (by
 // policy::ExpiresAt and the store's clock). ForEach and ExpireSome SCAN every server
 // (KeyScan); ExpireSome deletes malformed and policy::Expired() records with a

@@ -6,8 +6,8 @@ namespace greylight::store {
 namespace {
 
 // The script is policy::Decide() (src/policy/greylist_state.cc) transcribed statement by
-// statement, greytraps included. It is not a second source of truth: the store reruns
-// policy::Decide in C++ on the prior values the script returns and refuses any answer where
+// statement, greytraps and reply records included. It is not a second source of truth: the store
+// reruns policy::Decide in C++ on the prior values the script returns and refuses any answer where
 // the two disagree (redis_check.cc), and the store conformance suite compares the whole
 // store with the in-memory reference on random traffic.
 //
@@ -77,7 +77,15 @@ local max_field = tonumber(ARGV[11])
 local has_client = ARGV[12] == '1'
 local trap_mode = ARGV[13]
 local refreshed_after = tonumber(ARGV[14])
-local trap_key = KEYS[#KEYS]
+local reply_mode = ARGV[15]
+local next_key = 2
+if has_client then next_key = 3 end
+local trap_key, reply_key = nil, nil
+if trap_mode ~= '0' then
+  trap_key = KEYS[next_key]
+  next_key = next_key + 1
+end
+if reply_mode == '1' then reply_key = KEYS[next_key] end
 
 local raw_triplet = read(KEYS[1])
 local t_first, t_last = decode(raw_triplet, true, max_field)
@@ -95,14 +103,21 @@ if trap_mode ~= '0' then
   local u = decode(raw_trap, false, max_field)
   if u and now < u then trap_until = u end
 end
+local raw_reply, reply_live = false, reply_mode == '2'
+if reply_mode == '1' then
+  raw_reply = read(reply_key)
+  local r_count, r_last = decode(raw_reply, false, max_field)
+  if r_count and r_last >= live_since then reply_live = true end
+end
+
 if trap_mode == '2' then
   local until_time = trap_until_on_hit
   if trap_until and trap_until > until_time then until_time = trap_until end
   local written_trap = write(trap_key, until_time, now, now, until_time)
-  return {raw_triplet, raw_client, false, false, raw_trap, written_trap}
+  return {raw_triplet, raw_client, false, false, raw_trap, written_trap, raw_reply}
 end
 if trap_until then
-  return {raw_triplet, raw_client, false, false, raw_trap, false}
+  return {raw_triplet, raw_client, false, false, raw_trap, false, raw_reply}
 end
 
 local awl_enabled = awl_threshold > 0
@@ -111,7 +126,10 @@ if awl_enabled and c_count and c_count >= awl_threshold then
   if c_last <= awl_count_before or c_last > now then
     written_client = write(KEYS[2], c_count + 1, now, now, client_expires_at)
   end
-  return {raw_triplet, raw_client, false, written_client, raw_trap, false}
+  return {raw_triplet, raw_client, false, written_client, raw_trap, false, raw_reply}
+end
+if reply_live then
+  return {raw_triplet, raw_client, false, false, raw_trap, false, raw_reply}
 end
 
 local first = now
@@ -135,7 +153,7 @@ if has_client and awl_enabled and passed and not last_was_successful and
     (not c_count or c_last <= awl_count_before) then
   written_client = write(KEYS[2], (c_count or 0) + 1, now, now, client_expires_at)
 end
-return {raw_triplet, raw_client, written_triplet, written_client, raw_trap, false}
+return {raw_triplet, raw_client, written_triplet, written_client, raw_trap, false, raw_reply}
 )lua";
 
 // The greytrap part of the check alone, for a trap entry on another cluster slot than the
@@ -156,6 +174,23 @@ end
 return {raw_trap, false}
 )lua";
 
+// One outbound message for a reply key: policy::RecordOutbound over the live record (one
+// more message, the last one now), with the TTL of the record it writes.
+constexpr std::string_view kRecordReplyLua = R"lua(
+local now = tonumber(ARGV[1])
+local live_since = tonumber(ARGV[2])
+local expires_at = tonumber(ARGV[3])
+local max_field = tonumber(ARGV[4])
+local raw = read(KEYS[1])
+local count, last = decode(raw, false, max_field)
+if count and last < live_since then count = nil end
+local n = 1
+if count then
+  if count >= max_field then n = max_field else n = count + 1 end
+end
+return {raw, write(KEYS[1], n, now, now, expires_at)}
+)lua";
+
 constexpr std::string_view kDeleteIfUnchangedScript = R"lua(
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -173,6 +208,12 @@ const RedisScript& CheckScript() {
 
 const RedisScript& TrapScript() {
   static const std::string text = std::string(kCodecLua) + std::string(kTrapLua);
+  static const RedisScript script{text, Sha1Hex(text)};
+  return script;
+}
+
+const RedisScript& RecordReplyScript() {
+  static const std::string text = std::string(kCodecLua) + std::string(kRecordReplyLua);
   static const RedisScript script{text, Sha1Hex(text)};
   return script;
 }

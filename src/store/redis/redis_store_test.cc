@@ -31,6 +31,7 @@ class UnavailableStore final : public Store {
  public:
   explicit UnavailableStore(std::string why) : why_(std::move(why)) {}
   void Check(const CheckKeys&, UnixTime, CheckCallback done) override { done(Error()); }
+  void RecordReply(std::string_view, UnixTime, ReplyCallback done) override { done(Error()); }
   Result<std::optional<std::string>> Get(Table, std::string_view) override { return Error(); }
   Status Put(Table, std::string_view, std::string_view) override { return Error(); }
   Status Delete(Table, std::string_view) override { return Error(); }
@@ -258,6 +259,74 @@ TEST_F(RedisStoreTest, ScriptDecodesValuesLikeTheCodec) {
               reference.Get(Table::kTriplets, triplet).value());
     EXPECT_EQ(store->Get(Table::kClients, client).value(),
               reference.Get(Table::kClients, client).value());
+  }
+}
+
+Result<policy::ReplyRecord> RecordWithin(Store& store, std::string_view key, long long now) {
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<policy::ReplyRecord>> result;
+  };
+  auto shared = std::make_shared<Shared>();  // the callback may outlive a timed-out wait
+  store.RecordReply(key, FromUnixSeconds(now), [shared](Result<policy::ReplyRecord> r) {
+    std::lock_guard lock(shared->mutex);
+    shared->result.emplace(std::move(r));
+    shared->done.notify_one();
+  });
+  std::unique_lock lock(shared->mutex);
+  if (!shared->done.wait_for(lock, 5s, [&] { return shared->result.has_value(); })) {
+    return Status::Unavailable("no answer within 5 s");
+  }
+  return *shared->result;
+}
+
+// Reply records live in "<prefix>r:<key>" with the TTL of policy::ExpiresAt (max-age after
+// the last message), and both scripts (the check's reply step and the reply-record script)
+// read the stored values exactly as policy::DecodeReply and policy::Live do.
+TEST_F(RedisStoreTest, ReplyRecordsHaveTheirTtlAndDecodeLikeTheCodec) {
+  policy::GreylistTiming timing;
+  timing.max_age = Seconds(86400);
+  RedisOptions options = OptionsFor(server_->port());
+  options.store.timing = timing;
+  FakeClock clock(FromUnixSeconds(T));
+  auto store = Open(options, clock);
+  ASSERT_TRUE(store);
+  auto recorded = RecordWithin(*store, "carol@remote.example/bob@example.org", T);
+  ASSERT_TRUE(recorded.ok()) << recorded.status().message();
+  const std::string redis_key = "greylight:r:carol@remote.example/bob@example.org";
+  EXPECT_EQ(server_->Command({"GET", redis_key})->str, "1,1800000000");
+  long long ttl = Ttl(*server_, redis_key);
+  EXPECT_TRUE(ttl == 86401 || ttl == 86400) << ttl;
+
+  const long long now = T + 1000;
+  const std::vector<std::string> values = {
+      "1,1800000000",       "01,1800000000",
+      "-0,1800000000",      "1,1800000000,1",
+      "1,1800000000x",      "1,",
+      ",1800000000",        "9007199254740991,1800000000",
+      "9007199254740992,1", "1,1799914600",
+      "1,1799914599",  // live to the second, and one second too old
+      "2,1800009000",  // last message in the future (clock stepped back)
+  };
+  MemoryStore reference(timing);
+  int index = 0;
+  for (const std::string& value : values) {
+    SCOPED_TRACE(fmt::format("reply value '{}'", value));
+    std::string reply = fmt::format("s{}@remote.example/bob@example.org", index++);
+    CheckKeys keys{"192.0.2.0/" + reply, "192.0.2.9", "", false, reply};
+    for (Store* s : std::initializer_list<Store*>{store.get(), &reference}) {
+      ASSERT_TRUE(s->Put(Table::kReplies, reply, value).ok());
+    }
+    Outcome got = CheckWithin(*store, keys, now);
+    Outcome want = CheckWithin(reference, keys, now);
+    ASSERT_TRUE(got.result && got.result->ok())
+        << (got.result ? got.result->status().message() : "no answer");
+    EXPECT_EQ(got.result->value().reason, want.result->value().reason);
+    auto got_record = RecordWithin(*store, reply, now);
+    auto want_record = RecordWithin(reference, reply, now);
+    ASSERT_TRUE(got_record.ok()) << got_record.status().message();
+    EXPECT_EQ(*got_record, *want_record);
   }
 }
 
