@@ -7,7 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include "bench/latency_histogram.h"
+#include "bench/process_cpu.h"
 #include "bench/traffic_model.h"
 #include "bench/wire.h"
 
@@ -226,6 +229,33 @@ TEST(LatencyHistogramTest, PercentilesWithinOnePercent) {
   }
   EXPECT_EQ(histogram.Percentile(100), histogram.max());
   EXPECT_EQ(LatencyHistogram().Percentile(50).count(), 0);
+}
+
+// utime and stime are fields 14 and 15; a command name with spaces and ')' does not shift them.
+TEST(ProcessCpuTest, ParsesUtimeAndStimeAfterTheLastParenthesis) {
+  const std::string line =
+      "4242 (grey light) (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 3 0 "
+      "100 123456 789 18446744073709551615\n";
+  auto cpu = ParseProcStat(line, 100);
+  ASSERT_TRUE(cpu.has_value());
+  EXPECT_DOUBLE_EQ(cpu->user_seconds, 2.5);
+  EXPECT_DOUBLE_EQ(cpu->system_seconds, 0.75);
+  EXPECT_FALSE(ParseProcStat("4242 (truncated) S 1 2 3", 100).has_value());
+  EXPECT_FALSE(
+      ParseProcStat("no parenthesis 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15", 100).has_value());
+  EXPECT_FALSE(ParseProcStat(line, 0).has_value());
+}
+
+TEST(ProcessCpuTest, ReadsThisProcessAndNotAnAbsentOne) {
+  volatile double sink = 0;
+  for (int i = 0; i < 20'000'000; ++i) sink = sink + i * 0.5;
+  auto self = ReadProcessCpu(getpid());
+  ASSERT_TRUE(self.has_value());
+  EXPECT_GT(self->user_seconds + self->system_seconds, 0.0);
+  auto samples = SampleProcesses({getpid(), 0x7ffffffe});
+  ASSERT_EQ(samples.size(), 2u);
+  EXPECT_TRUE(samples[0].has_value());
+  EXPECT_FALSE(samples[1].has_value());
 }
 
 }  // namespace

@@ -116,6 +116,8 @@ class RunState {
   Clock::time_point measure_start;
   Clock::time_point measure_deadline;
   Clock::time_point measure_end;  // Written by whichever thread finishes the run.
+  std::vector<std::optional<CpuTimes>> cpu_at_start;  // options.cpu_pids at measure_start
+  std::vector<std::optional<CpuTimes>> cpu_at_end;    // and at measure_end
   std::string failure;
 
  private:
@@ -248,6 +250,7 @@ void RunState::Control(Clock::time_point now) {
 }
 
 void RunState::StartMeasuring(Clock::time_point now) {
+  cpu_at_start = SampleProcesses(options.cpu_pids);
   measure_start = now;
   measure_deadline = now + std::chrono::duration_cast<Clock::duration>(options.duration);
   phase.store(Phase::kMeasuring, std::memory_order_release);
@@ -257,6 +260,7 @@ void RunState::Finish(Clock::time_point now) {
   Phase expected = Phase::kMeasuring;
   if (phase.compare_exchange_strong(expected, Phase::kDone, std::memory_order_acq_rel)) {
     measure_end = now;
+    cpu_at_end = SampleProcesses(options.cpu_pids);
   }
   for (Shard* shard : shards) shard->Stop();
 }
@@ -476,6 +480,16 @@ ClientReport RunClient(const ClientOptions& options) {
   ClientReport report;
   report.failure = run.failure;
   report.measured = run.measure_end - run.measure_start;
+  for (size_t i = 0; i < run.cpu_at_end.size() && i < run.cpu_at_start.size(); ++i) {
+    const auto& before = run.cpu_at_start[i];
+    const auto& after = run.cpu_at_end[i];
+    if (before && after) {
+      report.server_cpu.push_back(CpuTimes{after->user_seconds - before->user_seconds,
+                                           after->system_seconds - before->system_seconds});
+    } else {
+      report.server_cpu.push_back(std::nullopt);
+    }
+  }
   for (const auto& shard : shards) {
     const ShardStats& stats = shard->stats();
     report.requests += stats.requests;

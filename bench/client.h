@@ -9,6 +9,7 @@
 
 #include "bench/endpoint.h"
 #include "bench/latency_histogram.h"
+#include "bench/process_cpu.h"
 #include "bench/traffic_model.h"
 
 namespace greylight::bench {
@@ -29,6 +30,9 @@ struct ClientOptions {
   Seconds warmup{0};
   Seconds timeout{5};  // Per request, and per connect attempt.
   int threads = 1;
+  // Server processes whose CPU time the measured window used (--cpu-pid): read from /proc
+  // when measuring starts and when it ends.
+  std::vector<int> cpu_pids;
 };
 
 struct ErrorCounts {
@@ -50,6 +54,9 @@ struct ClientReport {
   uint64_t warmup_requests = 0;  // Replies received before measuring (hot set priming included).
   uint64_t request_bytes = 0;    // Bytes of the measured requests.
   std::string failure;           // Non-empty when the run could not measure (nothing connected).
+  // Per ClientOptions::cpu_pids, the CPU time each used in the measured window; nullopt if
+  // the process could not be read at both ends.
+  std::vector<std::optional<CpuTimes>> server_cpu;
 
   double RequestsPerSecond() const;
 };

@@ -56,6 +56,9 @@ with a monotonic clock from sending a request to receiving its full reply.
                        as an error and closes the connection, which reconnects 200 ms later.
   --threads N          threads, each with its own io_context and share of the
                        connections (1 to 64, default 1)
+  --cpu-pid PID        a server process whose CPU time (user, system; /proc/PID/stat)
+                       the measured window used, reported per measured request;
+                       repeat for several (e.g. greylightd and its redis-server)
   --json               print one JSON object instead of text
 
   The report gives requests, requests/s, latency p50/p90/p99/p99.9/max in ms, errors
@@ -64,7 +67,8 @@ with a monotonic clock from sending a request to receiving its full reply.
   "action=", upper-cased). JSON keys: requests, rps, p50_ms, p90_ms, p99_ms, p999_ms,
   max_ms, errors, error_kinds{connect,closed,timeout,malformed}, actions{WORD:count},
   connections, mode, duration_s, threads, seed, hot_set, warmup_requests,
-  avg_request_bytes, target, failure.
+  avg_request_bytes, server_cpu[{pid,user_us_per_request,system_us_per_request}], target,
+  failure.
   Exit status: 0 after a measured run (even with errors), 1 if nothing could be measured
   (no connection, or the hot set could not be primed within 120 s), 2 on bad usage.
 
@@ -151,6 +155,10 @@ std::string Parse(const std::vector<std::string_view>& args, CommandLine& line) 
       ok = ParseSeconds(value, 0, kMaxDurationSeconds, client.warmup);
     } else if (name == "--timeout") {
       ok = ParseSeconds(value, 0.01, kMaxTimeoutSeconds, client.timeout);
+    } else if (name == "--cpu-pid") {
+      int pid = 0;
+      ok = ParseNumber(value, pid) && pid > 0;
+      if (ok) client.cpu_pids.push_back(pid);
     } else if (name == "--threads") {
       ok = ParseNumber(value, client.threads) && client.threads >= 1 &&
            client.threads <= kMaxThreads;

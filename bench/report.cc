@@ -60,6 +60,17 @@ std::string FormatTextReport(const ClientOptions& options, const ClientReport& r
   if (report.actions.empty()) out += " none";
   for (const auto& [word, count] : report.actions) fmt::format_to(it, " {} {}", word, count);
   out += '\n';
+  for (size_t i = 0; i < report.server_cpu.size(); ++i) {
+    const std::optional<CpuTimes>& cpu = report.server_cpu[i];
+    if (!cpu || report.requests == 0) {
+      fmt::format_to(it, "server cpu   pid {}: not readable\n", options.cpu_pids[i]);
+      continue;
+    }
+    const double per_request = 1e6 / static_cast<double>(report.requests);
+    fmt::format_to(it, "server cpu   pid {}: {:.2f} us user + {:.2f} us system per request\n",
+                   options.cpu_pids[i], cpu->user_seconds * per_request,
+                   cpu->system_seconds * per_request);
+  }
   if (report.warmup_requests > 0) {
     fmt::format_to(it, "warm-up      {} requests answered before measuring\n",
                    report.warmup_requests);
@@ -94,7 +105,22 @@ std::string FormatJsonReport(const ClientOptions& options, const ClientReport& r
   fmt::format_to(
       it, "\"seed\":{},\"hot_set\":{},\"warmup_requests\":{},\"avg_request_bytes\":{:.1f},",
       options.seed, options.hot_set_size, report.warmup_requests, AverageRequestBytes(report));
-  out += "\"target\":";
+  out += "\"server_cpu\":[";
+  for (size_t i = 0; i < report.server_cpu.size(); ++i) {
+    if (i > 0) out += ',';
+    const std::optional<CpuTimes>& cpu = report.server_cpu[i];
+    if (!cpu || report.requests == 0) {
+      fmt::format_to(it,
+                     "{{\"pid\":{},\"user_us_per_request\":null,\"system_us_per_request\":null}}",
+                     options.cpu_pids[i]);
+      continue;
+    }
+    const double per_request = 1e6 / static_cast<double>(report.requests);
+    fmt::format_to(
+        it, "{{\"pid\":{},\"user_us_per_request\":{:.2f},\"system_us_per_request\":{:.2f}}}",
+        options.cpu_pids[i], cpu->user_seconds * per_request, cpu->system_seconds * per_request);
+  }
+  out += "],\"target\":";
   AppendJsonString(options.target.text, out);
   out += ",\"failure\":";
   AppendJsonString(report.failure, out);

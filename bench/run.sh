@@ -370,9 +370,12 @@ for server in $SERVERS; do
       if [[ $mode == hot ]]; then warmup=$HOT_WARMUP; fi
       # Connect (5 s) + warm-up + duration, plus the priming bound of 120 s, plus slack.
       limit=$((DURATION + warmup + 150))
+      # The server's CPU time in the measured window, then its store's (redis-server).
+      cpu_pids=(--cpu-pid "$SERVER_PID")
+      for pid in "${REDIS_PIDS[@]}"; do cpu_pids+=(--cpu-pid "$pid"); done
       timeout "$limit" "$BENCH" --connect "127.0.0.1:$port" --connections "$connections" \
         --duration "$DURATION" --mode "$mode" --hot-set "$HOT_SET" --warmup "$warmup" \
-        --seed "$SEED" --json >"$row_dir/result.json" 2>"$row_dir/bench.log" &
+        --seed "$SEED" "${cpu_pids[@]}" --json >"$row_dir/result.json" 2>"$row_dir/bench.log" &
       CLIENT_PID=$!
       client_status=0
       wait "$CLIENT_PID" || client_status=$?
@@ -380,7 +383,7 @@ for server in $SERVERS; do
       if ((client_status == 0)); then
         jq -c --arg server "$server" '. + {server: $server}' "$row_dir/result.json" >>"$RESULTS"
         rows=$((rows + 1))
-        jq -r '"  \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors)"' \
+        jq -r '"  \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors), server cpu \(.server_cpu[0].user_us_per_request) us user + \(.server_cpu[0].system_us_per_request) us system per request"' \
           "$row_dir/result.json" >&2
       else
         note "$server, mode $mode, $connections connections: the load generator failed: $(tr '\n' ' ' <"$row_dir/bench.log")"
@@ -494,73 +497,97 @@ fi
 proc_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
 LARGE_SECTION=$WORK/large.md
+LARGE_RESULTS=$WORK/large.jsonl
 : >"$LARGE_SECTION"
+: >"$LARGE_RESULTS"
+# Starts greylightd on database directory $1 (page cache dropped first), times the first
+# answer, runs mixed load at 8 and 64 connections and appends one JSON line for database
+# label $2 to LARGE_RESULTS: first answer ms, req/s, p99, resident and anonymous memory.
+measure_database() {
+  local dir=$1 label=$2 port start_ns first_answer_ms="" i connections
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || note "could not drop the page cache: start-up measured warm"
+  port=$(free_port)
+  start_ns=$(date +%s%N)
+  # shellcheck disable=SC2086
+  "$GREYLIGHTD" --inet="127.0.0.1:$port" --dbdir="$dir" --user=root $GREYLIGHTD_ARGS \
+    2>"$dir/../server-$label.log" >/dev/null &
+  SERVER_PID=$!
+  for ((i = 0; i < 500; i++)); do
+    if "$BENCH" --connect "127.0.0.1:$port" --connections 1 --duration 5 --requests 1 \
+      --json >/dev/null 2>&1; then
+      first_answer_ms=$((($(date +%s%N) - start_ns) / 1000000))
+      break
+    fi
+    sleep 0.01
+  done
+  local anon_start rss_start
+  anon_start=$(proc_kb "$SERVER_PID" RssAnon)
+  rss_start=$(proc_kb "$SERVER_PID" VmRSS)
+  local -A rps p99
+  for connections in 8 64; do
+    timeout $((DURATION + 60)) "$BENCH" --connect "127.0.0.1:$port" --connections "$connections" \
+      --duration "$DURATION" --mode mixed --seed "$SEED" --json >"$dir/../r$label$connections.json" \
+      2>/dev/null || note "$label database: run at $connections connections failed"
+    rps[$connections]=$(jq '.rps | floor' "$dir/../r$label$connections.json" 2>/dev/null || echo 0)
+    p99[$connections]=$(jq '.p99_ms' "$dir/../r$label$connections.json" 2>/dev/null || echo 0)
+  done
+  jq -n -c --arg db "$label" --argjson first "${first_answer_ms:-null}" \
+    --argjson rps8 "${rps[8]}" --argjson rps64 "${rps[64]}" \
+    --argjson p99_8 "${p99[8]}" --argjson p99_64 "${p99[64]}" \
+    --argjson rss_start "${rss_start:-0}" --argjson anon_start "${anon_start:-0}" \
+    --argjson rss_end "$(proc_kb "$SERVER_PID" VmRSS)" \
+    --argjson anon_end "$(proc_kb "$SERVER_PID" RssAnon)" \
+    --argjson file_end "$(proc_kb "$SERVER_PID" RssFile)" \
+    '{"label": $db, "first_answer_ms": $first, "rps8": $rps8, "rps64": $rps64,
+      "p99_8": $p99_8, "p99_64": $p99_64, "rss_start_kb": $rss_start,
+      "anon_start_kb": $anon_start, "rss_end_kb": $rss_end, "anon_end_kb": $anon_end,
+      "file_end_kb": $file_end}' >>"$LARGE_RESULTS"
+  stop_server "$SERVER_PID"
+  SERVER_PID=""
+}
+
 if ((LARGE_TRIPLETS > 0)) && [[ -x $GREYLIGHTD && -x $GREYLIGHT_FILL ]]; then
   large_dir=$WORK/large
-  mkdir -p "$large_dir/db"
+  mkdir -p "$large_dir/db" "$large_dir/empty"
   log "filling a database with $LARGE_TRIPLETS triplets"
   fill_started=$(date +%s)
   "$GREYLIGHT_FILL" --dbdir "$large_dir/db" --triplets "$LARGE_TRIPLETS" \
     --clients $((LARGE_TRIPLETS / 10)) >"$large_dir/fill.log" 2>&1 || note "greylight-fill failed: $(tail -n 2 "$large_dir/fill.log")"
   fill_seconds=$(($(date +%s) - fill_started))
   db_bytes=$(stat -c %s "$large_dir/db/greylight.lmdb")
-  # Cold start: drop the page cache so the figure does not depend on the fill.
-  sync
-  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || note "could not drop the page cache: start-up measured warm"
-  port=$(free_port)
-  start_ns=$(date +%s%N)
-  # shellcheck disable=SC2086
-  "$GREYLIGHTD" --inet="127.0.0.1:$port" --dbdir="$large_dir/db" --user=root $GREYLIGHTD_ARGS \
-    2>"$large_dir/server.log" >/dev/null &
-  SERVER_PID=$!
-  first_answer_ms=""
-  for ((i = 0; i < 500; i++)); do
-    if "$BENCH" --connect "127.0.0.1:$port" --connections 1 --duration 5 --requests 1 \
-      --json >"$large_dir/first.json" 2>/dev/null; then
-      first_answer_ms=$((($(date +%s%N) - start_ns) / 1000000))
-      break
-    fi
-    sleep 0.01
-  done
-  rss_start=$(proc_kb "$SERVER_PID" VmRSS)
-  declare -A large_rps large_p99
-  for connections in 8 64; do
-    timeout $((DURATION + 60)) "$BENCH" --connect "127.0.0.1:$port" --connections "$connections" \
-      --duration "$DURATION" --mode mixed --seed "$SEED" --json >"$large_dir/r$connections.json" \
-      2>"$large_dir/bench.log" || note "large-database run at $connections connections failed"
-    large_rps[$connections]=$(jq '.rps | floor' "$large_dir/r$connections.json" 2>/dev/null || echo 0)
-    large_p99[$connections]=$(jq '.p99_ms' "$large_dir/r$connections.json" 2>/dev/null || echo 0)
-  done
-  rss_end=$(proc_kb "$SERVER_PID" VmRSS)
-  anon_end=$(proc_kb "$SERVER_PID" RssAnon)
-  file_end=$(proc_kb "$SERVER_PID" RssFile)
-  stop_server "$SERVER_PID"
-  SERVER_PID=""
+  log "greylightd on an empty database, then on the large one"
+  measure_database "$large_dir/empty" empty
+  measure_database "$large_dir/db" large
   triplets_count=$LARGE_TRIPLETS
   {
     echo
     echo "## Large database"
     echo
-    echo "greylightd (default settings, as in the rows above) on an LMDB database filled by \`greylight-fill\` with"
-    echo "$triplets_count passed triplets and $((LARGE_TRIPLETS / 10)) clients (filled in $fill_seconds s),"
-    echo "page cache dropped before the start."
+    echo "greylightd (default settings, as in the rows above) on an empty LMDB database and on one"
+    echo "filled by \`greylight-fill\` with $triplets_count passed triplets and $((LARGE_TRIPLETS / 10))"
+    echo "clients (filled in $fill_seconds s; $((db_bytes / 1048576)) MiB, $((db_bytes / (triplets_count + LARGE_TRIPLETS / 10))) bytes per record),"
+    echo "one after the other, the page cache dropped before each start, mode mixed, $DURATION s per run."
     echo
-    echo "| measure | value |"
-    echo "|---|---|"
-    echo "| start-up to first answer | ${first_answer_ms:-n/a} ms |"
-    echo "| database file | $((db_bytes / 1048576)) MiB, $((db_bytes / (triplets_count + LARGE_TRIPLETS / 10))) bytes per record |"
-    echo "| resident memory after start | $((rss_start / 1024)) MiB |"
-    echo "| resident memory after the runs | $((rss_end / 1024)) MiB: $((anon_end / 1024)) MiB anonymous, $((file_end / 1024)) MiB file-backed (LMDB's memory map) |"
-    for connections in 8 64; do
-      empty=$(jq -s --argjson c "$connections" 'map(select(.server == "greylightd" and .mode == "mixed" and .connections == $c)) | first | .rps // 0 | floor' "$RESULTS")
-      ratio="n/a"
-      if ((empty > 0)); then ratio=$(awk -v a="${large_rps[$connections]}" -v b="$empty" 'BEGIN {printf "%.2f", a / b}'); fi
-      echo "| mixed, $connections connections | ${large_rps[$connections]} req/s (empty database: $empty, ratio $ratio), p99 ${large_p99[$connections]} ms |"
-    done
+    echo "| measure | empty database | $triplets_count triplets | ratio |"
+    echo "|---|---:|---:|---:|"
+    jq -r -s '
+      (map(select(.label == "empty")) | first) as $e
+      | (map(select(.label == "large")) | first) as $l
+      | def r(a; b): if a == null or b == null or b == 0 then "n/a"
+                     else (a / b * 100 | round / 100 | tostring) end;
+        def mib(kb): "\(kb / 1024 | floor) MiB";
+        "| start-up to first answer | \($e.first_answer_ms) ms | \($l.first_answer_ms) ms | |",
+        "| mixed, 8 connections | \($e.rps8) req/s, p99 \($e.p99_8) ms | \($l.rps8) req/s, p99 \($l.p99_8) ms | \(r($l.rps8; $e.rps8)) |",
+        "| mixed, 64 connections | \($e.rps64) req/s, p99 \($e.p99_64) ms | \($l.rps64) req/s, p99 \($l.p99_64) ms | \(r($l.rps64; $e.rps64)) |",
+        "| anonymous memory after start | \(mib($e.anon_start_kb)) | \(mib($l.anon_start_kb)) | \(r($l.anon_start_kb; $e.anon_start_kb)) |",
+        "| anonymous memory after the runs | \(mib($e.anon_end_kb)) | \(mib($l.anon_end_kb)) | \(r($l.anon_end_kb; $e.anon_end_kb)) |",
+        "| file-backed memory after the runs (LMDB map) | \(mib($e.file_end_kb)) | \(mib($l.file_end_kb)) | |"
+    ' "$LARGE_RESULTS"
     echo
     echo "Memory: the database is a read-only memory map; pages the OS caches for it count as"
     echo "file-backed resident memory, which the kernel reclaims under pressure. The process's"
-    echo "own (anonymous) memory does not grow with the number of stored triplets."
+    echo "own (anonymous) memory is what must not grow with the number of stored triplets."
   } >"$LARGE_SECTION"
   rm -rf "$large_dir"
 elif ((LARGE_TRIPLETS > 0)); then
@@ -584,7 +611,13 @@ table=$(jq -r -s '
   def errs: if .errors == 0 then "0"
             else "\(.errors) (" + ([.error_kinds | to_entries[] | select(.value > 0)
                  | "\(.key) \(.value)"] | join(", ")) + ")" end;
-  .[] | "| \(.server) | \(.mode) | \(.connections) | \(.rps | floor) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.max_ms) | \(errs) | \([.actions | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"
+  def us(x): if x == null then "n/a" else (x * 10 | round / 10 | tostring) end;
+  def server_cpu: (.server_cpu // [])[0] // {};
+  def store_cpu: (.server_cpu // [])[1:]
+                 | if length == 0 then "" else
+                   " (store " + us(map(.user_us_per_request // 0) | add) + " + "
+                   + us(map(.system_us_per_request // 0) | add) + ")" end;
+  .[] | "| \(.server) | \(.mode) | \(.connections) | \(.rps | floor) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.max_ms) | \(us(server_cpu.user_us_per_request)) + \(us(server_cpu.system_us_per_request))\(store_cpu) | \(errs) | \([.actions | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"
 ' "$RESULTS")
 
 ratios=$(jq -r -s '
@@ -636,18 +669,25 @@ fi
   echo
   echo "## Results"
   echo
-  echo "| server | mode | conns | req/s | p50 | p99 | p99.9 | max | errors | actions |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+  echo "CPU: the server process's CPU time (user + system, all threads, from /proc/PID/stat) in"
+  echo "the measured window, in microseconds per measured request; for the Redis rows the"
+  echo "redis-server processes' time follows as (store user + system)."
+  echo
+  echo "| server | mode | conns | req/s | p50 | p99 | p99.9 | max | CPU us/req | errors | actions |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"
   if [[ -n $table ]]; then echo "$table"; fi
   echo
   echo "## Ratios"
   echo
-  echo "Targets (issue 6): greylightd/postgrey >= 50 and greylightd/null >= 0.6 at 8 and 64"
-  echo "connections; greylightd p99 / null p99 <= 2 at 64 connections."
-  echo
   echo "| mode | conns | greylightd / postgrey req/s | greylightd / null req/s | greylightd p99 / null p99 | redis: / postgrey | redis: / null | redis: p99 / null p99 | cluster: / redis: | cluster: p99 / redis: p99 |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   if [[ -n $ratios ]]; then echo "$ratios"; fi
+  echo
+  echo "## Targets (issue 15)"
+  echo
+  echo "From the rows above and the large-database section; \`bench/targets.py\` computes them."
+  echo
+  python3 "$ROOT/bench/targets.py" "$RESULTS" "$LARGE_RESULTS"
   cat "$BACKGROUND_SECTION"
   cat "$LARGE_SECTION"
   if [[ -n $DELAY_SECTION ]]; then

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Issue 15's targets against one run of bench/run.sh: a Markdown table, one row per target,
+with the measured value and pass or fail (or "not measured" when a row is missing).
+
+    python3 bench/targets.py RESULTS.jsonl [LARGE.jsonl]
+
+RESULTS.jsonl holds greylight-bench's JSON objects with a "server" key added, LARGE.jsonl
+run.sh's large-database lines (labels "empty" and "large").
+"""
+
+import json
+import sys
+
+# A large database's anonymous memory counts as independent of the record count when it is
+# within this factor of the empty database's, after the same runs.
+ANON_MEMORY_FACTOR = 1.25
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def find(rows, server, mode, connections):
+    for row in rows:
+        if (row.get("server"), row.get("mode"), row.get("connections")) == (server, mode, connections):
+            return row
+    return None
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def verdict(value, bound, at_least):
+    if value is None:
+        return "not measured"
+    ok = value >= bound if at_least else value <= bound
+    return "pass" if ok else "**fail**"
+
+
+def targets(results, large):
+    rows = []
+
+    def add(name, value, bound, at_least, shown=None):
+        text = "n/a" if value is None else (shown if shown is not None else f"{value:.2f}")
+        rows.append((name, text, verdict(value, bound, at_least)))
+
+    def field(row, key):
+        return None if row is None else row.get(key)
+
+    for connections in (8, 64):
+        g, n = find(results, "greylightd", "hot", connections), find(results, "null", "hot", connections)
+        add(f"hot, {connections} conns: greylightd / null req/s >= 0.8",
+            ratio(field(g, "rps"), field(n, "rps")), 0.8, True)
+        add(f"hot, {connections} conns: greylightd p99 / null p99 <= 2",
+            ratio(field(g, "p99_ms"), field(n, "p99_ms")), 2.0, False)
+    for connections in (8, 64):
+        g, n = find(results, "greylightd", "mixed", connections), find(results, "null", "mixed", connections)
+        add(f"mixed, {connections} conns: greylightd / null req/s >= 0.6",
+            ratio(field(g, "rps"), field(n, "rps")), 0.6, True)
+    lmdb = [r for r in results if r.get("server") == "greylightd"]
+    worst = None
+    for row in lmdb:
+        p = find(results, "postgrey", row["mode"], row["connections"])
+        value = ratio(row.get("rps"), field(p, "rps"))
+        if value is not None and (worst is None or value < worst[0]):
+            worst = (value, row["mode"], row["connections"])
+    add("every LMDB row: greylightd / postgrey req/s >= 50 (lowest row)",
+        worst[0] if worst else None, 50, True,
+        f"{worst[0]:.0f}x ({worst[1]}, {worst[2]} conns)" if worst else None)
+    for mode in ("hot", "mixed"):
+        r, n = find(results, "greylightd-redis", mode, 64), find(results, "null", mode, 64)
+        add(f"Redis, {mode}, 64 conns: greylightd / null req/s >= 0.4",
+            ratio(field(r, "rps"), field(n, "rps")), 0.4, True)
+    empty = next((l for l in large if l.get("label") == "empty"), None)
+    big = next((l for l in large if l.get("label") == "large"), None)
+    for connections in (8, 64):
+        add(f"large database, mixed, {connections} conns: req/s / empty database's >= 0.8",
+            ratio(field(big, f"rps{connections}"), field(empty, f"rps{connections}")), 0.8, True)
+    first = field(big, "first_answer_ms")
+    add("large database: start-up to first answer < 1 s", first, 999.999, False,
+        None if first is None else f"{first} ms")
+    anon = ratio(field(big, "anon_end_kb"), field(empty, "anon_end_kb"))
+    add(f"large database: anonymous memory / empty database's <= {ANON_MEMORY_FACTOR}",
+        anon, ANON_MEMORY_FACTOR, False)
+    return rows
+
+
+def main(argv):
+    if len(argv) not in (2, 3):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    results = load(argv[1])
+    large = load(argv[2]) if len(argv) == 3 else []
+    print("| target | measured | result |")
+    print("|---|---:|---|")
+    for name, value, result in targets(results, large):
+        print(f"| {name} | {value} | {result} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
