@@ -155,6 +155,29 @@ TEST(DaemonConfigTest, SpfKeysAndSrsDecodingByMode) {
   EXPECT_EQ(spf->policy.spf.servers, "127.0.0.1:5353");
 }
 
+// A cluster check is one script on one slot, which --privacy digests and client networks
+// wider than the hash tag's /16 (/32) would break: refused when the options are read,
+// not left to fail each request.
+TEST(DaemonConfigTest, ClusterStoreRefusesKeysThatSpanSlots) {
+  const std::string cluster = "--store=redis+cluster://127.0.0.1:7000,127.0.0.1:7001";
+  auto privacy = Parse({cluster, "--privacy"});
+  ASSERT_FALSE(privacy.ok());
+  EXPECT_EQ(privacy.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(privacy.status().message(),
+            "--privacy: not supported with a Redis Cluster store: a triplet's and its client's "
+            "digests would be on different slots");
+  auto wide = Parse({cluster, "--ipv4cidr=8"});
+  ASSERT_FALSE(wide.ok());
+  EXPECT_EQ(wide.status().message(),
+            "--ipv4cidr=8 --ipv6cidr=64: a Redis Cluster store needs at least 16 and 32 (the "
+            "hash tag is the client's /16 or /32 network)");
+  EXPECT_FALSE(Parse({cluster, "--ipv6cidr=31"}).ok());
+  EXPECT_TRUE(Parse({cluster, "--ipv4cidr=16", "--ipv6cidr=32"}).ok());
+  // The same keys are fine on one Redis and on LMDB.
+  EXPECT_TRUE(Parse({"--store=redis://127.0.0.1:6379", "--privacy", "--ipv4cidr=8"}).ok());
+  EXPECT_TRUE(Parse({"--privacy", "--ipv4cidr=8"}).ok());
+}
+
 // --outbound-inet and --outbound-unix add listeners of the outbound role (reply tracking),
 // after the greylisting ones; an outbound listener alone is a valid configuration (a
 // submission-only host sharing the store).

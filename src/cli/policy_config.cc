@@ -199,6 +199,23 @@ Status ParsePolicyConfig(const ParsedOptions& o, PolicyConfig& c) {
   c.store.prefix = std::string(o.Last("store-prefix", store::StoreConfig::kDefaultPrefix));
   c.store.dbdir = c.dbdir;
   c.store.timing = c.timing;
+  if (store::IsClusterUri(c.store.uri)) {
+    // A cluster check is one script on one slot: the keys of one request must share a
+    // hash tag (docs/design.md, "Redis Cluster"), which digests and wide networks break.
+    if (e.keys.privacy) {
+      return Status::InvalidArgument(
+          "--privacy: not supported with a Redis Cluster store: a triplet's and its client's "
+          "digests would be on different slots");
+    }
+    if (e.keys.ipv4_cidr < store::kClusterIpv4TagBits ||
+        e.keys.ipv6_cidr < store::kClusterIpv6TagBits) {
+      return Status::InvalidArgument(fmt::format(
+          "--ipv4cidr={} --ipv6cidr={}: a Redis Cluster store needs at least {} and {} (the "
+          "hash tag is the client's /{} or /{} network)",
+          e.keys.ipv4_cidr, e.keys.ipv6_cidr, store::kClusterIpv4TagBits,
+          store::kClusterIpv6TagBits, store::kClusterIpv4TagBits, store::kClusterIpv6TagBits));
+    }
+  }
   c.whitelist_clients = o.All("whitelist-clients");
   c.whitelist_recipients = o.All("whitelist-recipients");
   c.greytrap_recipients = o.All("greytrap-recipients");

@@ -70,6 +70,12 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config, const Clock&
       config.uri));
 }
 
+bool IsClusterUri(const std::string& uri) {
+  if (!uri.starts_with("redis")) return false;
+  auto endpoint = ParseRedisUri(uri);
+  return endpoint.ok() && endpoint->kind == RedisEndpoint::Kind::kCluster;
+}
+
 std::string StoreIdentity(const StoreConfig& config) {
   if (!config.uri.starts_with(kLmdbScheme)) return config.uri;
   auto dir = LmdbDir(config);

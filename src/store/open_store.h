@@ -25,6 +25,10 @@ namespace greylight::store {
 // store.
 Result<std::unique_ptr<Store>> OpenStore(const StoreConfig& config, const Clock& clock);
 
+// Whether `uri` names a Redis Cluster (a valid redis+cluster:// URI), whose checks need
+// every key of one request on one slot (docs/design.md, "Redis Cluster").
+bool IsClusterUri(const std::string& uri);
+
 // A string naming the place `config.uri` refers to, equal for two configurations that name
 // the same store (LMDB paths are made absolute and canonical), e.g. for `greylight migrate`
 // to refuse copying a store onto itself.

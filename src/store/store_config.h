@@ -9,6 +9,13 @@
 
 namespace greylight::store {
 
+// The shortest prefixes a Redis Cluster's hash tag keeps of a client address: every IPv4
+// network key from --ipv4cidr=16 up and every IPv6 one from --ipv6cidr=32 up falls in the
+// tag of its clients' addresses, so the keys of one check share a slot. Shorter prefixes
+// (and --privacy digests) cannot be used with a cluster.
+inline constexpr int kClusterIpv4TagBits = 16;
+inline constexpr int kClusterIpv6TagBits = 32;
+
 // Everything needed to open any backend, as the --store family of options gives it. This
 // struct is the one owner of each setting: the backends' option structs embed it, and the
 // daemon's and the tool's configurations hold one.

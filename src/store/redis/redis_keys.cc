@@ -1,15 +1,13 @@
 #include "store/redis/redis_keys.h"
 
 #include "policy/ip_address.h"
+#include "store/store_config.h"
 
 namespace greylight::store {
 namespace {
 
-// The shortest prefixes a cluster tag keeps of an address: every IPv4 network key from
-// --ipv4cidr=16 up and every IPv6 one from --ipv6cidr=32 up falls in the tag of its
-// clients' addresses.
-constexpr int kIpv4TagBits = 16;
-constexpr int kIpv6TagBits = 32;
+constexpr int kIpv4TagBits = kClusterIpv4TagBits;
+constexpr int kIpv6TagBits = kClusterIpv6TagBits;
 
 std::string_view TablePrefix(Table table) {
   switch (table) {
