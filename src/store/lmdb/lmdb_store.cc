@@ -31,6 +31,13 @@ constexpr unsigned kMaxReaders = 126;
 // Check() refuses new updates (the caller fails open) rather than grow without bound when
 // commits keep failing, e.g. on a full disk.
 constexpr size_t kMaxPendingRecords = size_t{1} << 20;
+// Records per write transaction. LMDB holds every page a transaction dirties in malloc'd
+// memory and keeps the largest such set for reuse while the environment is open, so the
+// size of one transaction bounds the daemon's anonymous memory; and a transaction of more
+// than 131,071 dirty pages fails (MDB_TXN_FULL), which a backlog after failed commits would
+// reach. In a large database new triplets (random keys) dirty about one leaf page each:
+// 8,192 records are at most about 40 MiB of dirty pages, whatever the number stored.
+constexpr size_t kMaxRecordsPerTxn = 8192;
 // Returned by a WithWriteTxn body that changed nothing: the transaction is aborted
 // instead of committed, which saves a synced commit (LMDB returns negative codes and
 // positive errno values, never this).
@@ -117,6 +124,9 @@ class LmdbStore final : public Store {
   Result<size_t> ExpireSome(UnixTime now, size_t max_records) override;
   Status Flush() override;
   StoreStats Stats() override;
+  // A read transaction of its own (not the reused one), after adopting a map that another
+  // process grew.
+  Status BeginReadTxn(ReadTxn& txn);
 
  private:
   // A pending change: a value to put, or nullopt to delete.
@@ -461,9 +471,30 @@ Status LmdbStore::CommitPending(bool with_deferred) {
       }
     }
   }
-  Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
-    for (Table table : kAllTables) {
-      for (const auto& [key, value] : committing_[TableIndex(table)]) {
+  // The records in order, table by table, kMaxRecordsPerTxn to a write transaction.
+  size_t table_index = 0;
+  Overlay::const_iterator next = committing_[TableIndex(kAllTables[0])].cbegin();
+  auto skip_finished_tables = [&] {
+    while (table_index < kAllTables.size() &&
+           next == committing_[TableIndex(kAllTables[table_index])].cend()) {
+      if (++table_index < kAllTables.size()) {
+        next = committing_[TableIndex(kAllTables[table_index])].cbegin();
+      }
+    }
+  };
+  skip_finished_tables();
+  Status status;
+  while (status.ok() && table_index < kAllTables.size()) {
+    const size_t chunk_table = table_index;
+    const Overlay::const_iterator chunk_start = next;
+    status = WithWriteTxn([&](MDB_txn* txn) -> int {
+      // WithWriteTxn runs this again after growing the map: start the chunk over.
+      table_index = chunk_table;
+      next = chunk_start;
+      for (size_t written = 0; written < kMaxRecordsPerTxn && table_index < kAllTables.size();
+           ++written) {
+        const Table table = kAllTables[table_index];
+        const auto& [key, value] = *next;
         MDB_val k = ToVal(key);
         int rc;
         if (value) {
@@ -474,10 +505,12 @@ Status LmdbStore::CommitPending(bool with_deferred) {
           if (rc == MDB_NOTFOUND) rc = 0;
         }
         if (rc != 0) return rc;
+        ++next;
+        skip_finished_tables();
       }
-    }
-    return 0;
-  });
+      return 0;
+    });
+  }
   Overlays committed;
   {
     std::lock_guard lock(mutex_);
@@ -599,11 +632,23 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
   return deleted;
 }
 
+Status LmdbStore::BeginReadTxn(ReadTxn& txn) {
+  int rc = txn.Begin(env_);
+  if (rc == MDB_MAP_RESIZED) {  // another process grew the map: adopt its size
+    {
+      std::lock_guard lock(mutex_);
+      if (Status adopted = AdoptMapSizeLocked(); !adopted.ok()) return adopted;
+    }
+    rc = txn.Begin(env_);
+  }
+  return rc == 0 ? Status::Ok() : LmdbError("read txn", rc);
+}
+
 StoreStats LmdbStore::Stats() {
   StoreStats stats;
   stats.expired_total = expired_total_.load(std::memory_order_relaxed);
   ReadTxn txn;
-  if (txn.Begin(env_) != 0) return stats;
+  if (!BeginReadTxn(txn).ok()) return stats;
   MDB_stat stat;
   if (mdb_stat(txn.get(), Dbi(Table::kTriplets), &stat) == 0) stats.triplets = stat.ms_entries;
   if (mdb_stat(txn.get(), Dbi(Table::kClients), &stat) == 0) stats.clients = stat.ms_entries;
@@ -653,15 +698,8 @@ Status LmdbStore::ForEach(Table table, const VisitFunction& visit) {
   Status flushed = Flush();
   if (!flushed.ok()) return flushed;
   ReadTxn txn;
-  int rc = txn.Begin(env_);
-  if (rc == MDB_MAP_RESIZED) {
-    {
-      std::lock_guard lock(mutex_);
-      if (Status adopted = AdoptMapSizeLocked(); !adopted.ok()) return adopted;
-    }
-    rc = txn.Begin(env_);
-  }
-  if (rc != 0) return LmdbError("read txn", rc);
+  if (Status begun = BeginReadTxn(txn); !begun.ok()) return begun;
+  int rc;
   MDB_cursor* cursor = nullptr;
   if ((rc = mdb_cursor_open(txn.get(), Dbi(table), &cursor)) != 0) return LmdbError("cursor", rc);
   MDB_val k, v;

@@ -183,6 +183,46 @@ TEST(LmdbStoreTest, MapGrowsWhenFull) {
       "1800019999,1800019999");
 }
 
+// A backlog larger than one write transaction (after commits were held back, or failed) is
+// committed in several, every record of every table, the map growing in the middle.
+TEST(LmdbStoreTest, ABacklogIsCommittedInSeveralTransactions) {
+  TempDir dir;
+  LmdbOptions options = OptionsFor(dir);
+  options.initial_map_bytes = 256 << 10;
+  options.store.commit_interval = std::chrono::milliseconds(60000);  // never during the test
+  options.store.pending_commit_interval = std::chrono::milliseconds(60000);
+  auto store = Open(options);
+  ASSERT_TRUE(store.ok());
+  constexpr int kRecords = 20000;
+  // Each triplet greylisted, then passed after the delay, which writes its client record
+  // too: 40,000 records in two tables, several transactions.
+  for (long long now : {1800000000LL, 1800000400LL}) {
+    for (int i = 0; i < kRecords; ++i) {
+      CheckSync(**store,
+                {fmt::format("10.{}.{}.0/s@example.net/r@example.org", i / 256, i % 256),
+                 fmt::format("10.{}.{}.0", i / 256, i % 256)},
+                now);
+    }
+  }
+  LmdbOptions reader_options = options;
+  reader_options.store.exclusive = false;
+  auto reader = Open(reader_options);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->Stats().triplets, 0u);
+  ASSERT_TRUE((*store)->Flush().ok());
+  StoreStats stats = (*reader)->Stats();
+  EXPECT_EQ(stats.triplets, static_cast<uint64_t>(kRecords));
+  EXPECT_EQ(stats.clients, static_cast<uint64_t>(kRecords));
+  for (int i : {0, 8191, 8192, 8193, kRecords - 1}) {
+    EXPECT_EQ((*reader)
+                  ->Get(Table::kTriplets,
+                        fmt::format("10.{}.{}.0/s@example.net/r@example.org", i / 256, i % 256))
+                  .value(),
+              "1800000000,1800000400")
+        << i;
+  }
+}
+
 TEST(LmdbStoreTest, PendingUpdatesAreReadBeforeCommit) {
   TempDir dir;
   LmdbOptions options = OptionsFor(dir);
