@@ -136,8 +136,17 @@ TEST(RedisSentinelTest, FollowsAFailover) {
   Store& store = **opened;
   ASSERT_TRUE(CheckSucceeds(store, {"before", "10.0.0.1"}, T));
   ASSERT_TRUE(CheckSucceeds(store, {"before", "10.0.0.1"}, T + 300));
-  auto acked = (*master)->Command({"WAIT", "1", "5000"});
-  ASSERT_TRUE(acked.ok() && acked->integer == 1) << "the replica did not acknowledge the writes";
+  // The store's writes reach the replica before the master dies (WAIT on the test's own
+  // connection would not wait for them: that connection wrote nothing).
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto client = (*replica)->Command({"GET", "greylight:c:10.0.0.1"});
+        auto triplet = (*replica)->Command({"GET", "greylight:t:before"});
+        return client.ok() && client->str == "1,1800000300" && triplet.ok() &&
+               triplet->str == "1800000000,1800000300";
+      },
+      20s))
+      << "the replica never received the writes";
 
   const int replica_port = (*replica)->port();
   (*master)->Kill();
