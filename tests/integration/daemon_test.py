@@ -128,6 +128,10 @@ class DaemonTest(unittest.TestCase):
         pidfile = os.path.join(d.tmp.name, "greylightd.pid")
         d.args.append(f"--pidfile={pidfile}")
         d.start()
+        # The listeners are bound before the pid file is written: wait for it, bounded.
+        deadline = time.monotonic() + 10
+        while not os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.02)
         with open(pidfile) as f:
             self.assertEqual(int(f.read()), d.process.pid)
         c = d.client()
