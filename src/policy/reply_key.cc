@@ -6,7 +6,9 @@
 namespace greylight::policy {
 
 std::string ReplyKey(std::string_view remote, std::string_view local, const KeyOptions& options) {
-  std::string key = NormaliseSender(remote);
+  std::string key;
+  key.reserve(remote.size() + local.size() + 1);
+  AppendNormalisedSender(key, remote);
   key.push_back('/');
   key.append(local);
   AsciiLowerInPlace(key);

@@ -1,7 +1,7 @@
 #include "policy/triplet_key.h"
 
 #include <algorithm>
-#include <vector>
+#include <array>
 
 #include "util/ascii.h"
 #include "util/sha1.h"
@@ -19,26 +19,26 @@ bool StartsWithBatvTag(std::string_view field) {
                      [](char c) { return IsDigit(c) || (c >= 'a' && c <= 'z'); });
 }
 
-// Perl's split(/=/, s): fields between '=', trailing empty fields dropped.
-std::vector<std::string_view> SplitOnEquals(std::string_view s) {
-  std::vector<std::string_view> fields;
+// BATV is "prvs=tag=local" but some senders swap the fields; postgrey keeps the field that
+// does not look like a 10-character tag, and the last one when in doubt. postgrey splits
+// with Perl's split(/=/, s), which drops trailing empty fields: the address qualifies when
+// that leaves exactly three fields. Counted in place, without a field list.
+std::string_view StripBatv(std::string_view local) {
+  if (!local.starts_with("prvs=")) return local;
+  std::array<std::string_view, 3> fields;
+  size_t count = 0;      // fields seen
+  size_t non_empty = 0;  // fields up to the last non-empty one: what split keeps
   size_t start = 0;
   while (true) {
-    size_t end = s.find('=', start);
-    fields.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
+    size_t end = local.find('=', start);
+    std::string_view field = local.substr(start, end == std::string_view::npos ? end : end - start);
+    if (count < fields.size()) fields[count] = field;
+    ++count;
+    if (!field.empty()) non_empty = count;
     if (end == std::string_view::npos) break;
     start = end + 1;
   }
-  while (!fields.empty() && fields.back().empty()) fields.pop_back();
-  return fields;
-}
-
-// BATV is "prvs=tag=local" but some senders swap the fields; postgrey keeps the field that
-// does not look like a 10-character tag, and the last one when in doubt.
-std::string_view StripBatv(std::string_view local) {
-  if (!local.starts_with("prvs=")) return local;
-  std::vector<std::string_view> fields = SplitOnEquals(local);
-  if (fields.size() != 3) return local;
+  if (non_empty != 3) return local;
   bool first_is_tag = StartsWithBatvTag(fields[1]);
   bool second_is_tag = StartsWithBatvTag(fields[2]);
   if (second_is_tag && !first_is_tag) return fields[1];
@@ -46,10 +46,8 @@ std::string_view StripBatv(std::string_view local) {
 }
 
 // Perl's s/\b\d+\b/#/g on ASCII: a maximal digit run bounded by non-word characters or
-// the ends of the string becomes '#'.
-std::string MaskNumbers(std::string_view local) {
-  std::string out;
-  out.reserve(local.size());
+// the ends of the string becomes '#'. Appends to `out`.
+void AppendMaskedNumbers(std::string& out, std::string_view local) {
   size_t i = 0;
   while (i < local.size()) {
     if (!IsDigit(local[i])) {
@@ -67,7 +65,6 @@ std::string MaskNumbers(std::string_view local) {
     }
     i = end;
   }
-  return out;
 }
 
 bool IsBase64Char(char c) { return IsWordChar(c) ? c != '_' : c == '+' || c == '/'; }
@@ -131,18 +128,28 @@ std::optional<std::string> SrsOriginalSender(std::string_view sender) {
   return DecodeSrs0Body(rest.substr(1));
 }
 
-std::string NormaliseSender(std::string_view sender, bool decode_srs) {
+void AppendNormalisedSender(std::string& out, std::string_view sender, bool decode_srs) {
   if (decode_srs) {
     if (std::optional<std::string> original = SrsOriginalSender(sender)) {
-      return NormaliseSender(*original);
+      AppendNormalisedSender(out, *original);
+      return;
     }
   }
   size_t at = sender.find('@');
-  if (at == std::string_view::npos) return std::string(sender);
+  if (at == std::string_view::npos) {
+    out.append(sender);
+    return;
+  }
   std::string_view local = StripBatv(sender.substr(0, at));
   local = local.substr(0, local.find('+'));
-  std::string normalised = MaskNumbers(local);
-  normalised.append(sender.substr(at));
+  AppendMaskedNumbers(out, local);
+  out.append(sender.substr(at));
+}
+
+std::string NormaliseSender(std::string_view sender, bool decode_srs) {
+  std::string normalised;
+  normalised.reserve(sender.size());
+  AppendNormalisedSender(normalised, sender, decode_srs);
   return normalised;
 }
 
@@ -161,7 +168,7 @@ void AppendClientNetwork(std::string& out, const IpAddress& client, const KeyOpt
 std::string TripletKeyAfter(std::string key, std::string_view sender, std::string_view recipient,
                             const KeyOptions& options) {
   key.push_back('/');
-  key.append(NormaliseSender(sender, options.decode_srs));
+  AppendNormalisedSender(key, sender, options.decode_srs);
   key.push_back('/');
   key.append(recipient);
   AsciiLowerInPlace(key);

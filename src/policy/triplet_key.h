@@ -28,6 +28,8 @@ struct KeyOptions {
 // SRS address is first replaced by its original sender (SrsOriginalSender), which is then
 // normalised the same way.
 std::string NormaliseSender(std::string_view sender, bool decode_srs = false);
+// NormaliseSender appended to `out`: the key builders' path, without a string of its own.
+void AppendNormalisedSender(std::string& out, std::string_view sender, bool decode_srs = false);
 
 // The original sender carried by a Sender Rewriting Scheme address, or nullopt if `sender`
 // is not one. A forwarder rewrites the envelope sender so that SPF checks its own domain:

@@ -27,6 +27,11 @@ class PolicyRequest {
     return Get(name).value_or(fallback);
   }
   size_t attribute_count() const { return fields_.size(); }
+  // Removes every attribute, keeping the buffers for the next request.
+  void Clear() {
+    storage_.clear();
+    fields_.clear();
+  }
   // Calls `visit(name, value)` for every attribute, in the order received.
   template <typename Visit>
   void ForEach(Visit&& visit) const {

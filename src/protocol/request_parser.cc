@@ -53,6 +53,12 @@ ParseError RequestParser::Feed(std::string_view bytes, std::vector<PolicyRequest
   return error_;
 }
 
+void RequestParser::Recycle(PolicyRequest spent) {
+  if (current_.attribute_count() > 0) return;
+  spent.Clear();
+  current_ = std::move(spent);
+}
+
 ParseError RequestParser::ConsumeLine(std::string_view line,
                                       std::vector<PolicyRequest>& completed) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);

@@ -57,6 +57,36 @@ TEST(RequestParserTest, PipelinedRequestsComeOutInOrder) {
   EXPECT_EQ(done[1].GetOr("sender"), "second@x");
 }
 
+TEST(RequestParserTest, ARecycledRequestCarriesNothingIntoTheNext) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed(kRequest, done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  parser.Recycle(std::move(done[0]));
+  done.clear();
+  ASSERT_EQ(parser.Feed("request=smtpd_access_policy\nsender=second@x\n\n", done),
+            ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].attribute_count(), 2u);
+  EXPECT_EQ(done[0].GetOr("sender"), "second@x");
+  EXPECT_FALSE(done[0].Get("recipient").has_value());
+}
+
+TEST(RequestParserTest, RecyclingDuringAStartedRequestKeepsIt) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  ASSERT_EQ(parser.Feed(kRequest, done), ParseError::kNone);
+  ASSERT_EQ(parser.Feed("request=smtpd_access_policy\nsender=next@x\n", done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  parser.Recycle(std::move(done[0]));
+  done.clear();
+  ASSERT_EQ(parser.Feed("recipient=r@y\n\n", done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].GetOr("sender"), "next@x");
+  EXPECT_EQ(done[0].GetOr("recipient"), "r@y");
+  EXPECT_EQ(done[0].attribute_count(), 3u);
+}
+
 TEST(RequestParserTest, CrlfAccepted) {
   RequestParser parser;
   std::vector<PolicyRequest> done;

@@ -174,15 +174,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     while (!requests_.empty() && !deciding_ && !closed_) {
       deciding_ = true;
       decide_started_ = server_.clock_.Monotonic();
-      const std::thread::id decider = std::this_thread::get_id();
+      decider_ = std::this_thread::get_id();
       inline_decision_ = true;
-      auto on_decision = [self = shared_from_this(), decider](engine::Decision decision) {
-        if (self->inline_decision_ && std::this_thread::get_id() == decider) {
-          self->OnDecision(std::move(decision));
+      // The pending decision keeps the connection alive (the engine calls back exactly
+      // once), so the callback holds a plain pointer: small enough for std::function's
+      // inline storage, no allocation per request.
+      deciding_self_ = shared_from_this();
+      auto on_decision = [this](engine::Decision decision) {
+        std::shared_ptr<Connection> self = std::move(deciding_self_);
+        if (std::this_thread::get_id() == decider_ && inline_decision_) {
+          OnDecision(std::move(decision));
           return;
         }
-        asio::dispatch(self->socket_.get_executor(),
-                       [self, decision = std::move(decision)]() mutable {
+        asio::dispatch(socket_.get_executor(),
+                       [self = std::move(self), decision = std::move(decision)]() mutable {
                          self->OnDecision(std::move(decision));
                          self->ProcessRequests();
                        });
@@ -223,6 +228,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     for (const engine::LogLine& line : log_lines_) log::Write(line.level, line.text);
     protocol::AppendReply(write_buffer_, decision.action);
+    parser_.Recycle(std::move(requests_.front()));
     requests_.pop_front();
     deciding_ = false;
   }
@@ -285,6 +291,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reading_ = false;
   bool deciding_ = false;
   bool inline_decision_ = false;
+  std::thread::id decider_;                    // the thread that asked for the pending decision
+  std::shared_ptr<Connection> deciding_self_;  // held while a decision is pending
   bool stopping_ = false;
   bool closed_ = false;
 };
