@@ -48,6 +48,8 @@ struct StoreStats {
   // pipelined exchanges so far (each may carry many requests). Empty for embedded ones.
   std::optional<bool> connected;
   std::optional<uint64_t> round_trips;
+  // Checks answered by reading alone (a triplet that passed moments ago: no script run).
+  std::optional<uint64_t> read_only_checks;
 };
 
 using CheckCallback = std::function<void(Result<policy::Transition>)>;

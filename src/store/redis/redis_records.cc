@@ -8,8 +8,10 @@
 #include <mutex>
 #include <optional>
 
+#include "policy/reason.h"
 #include "store/record_access.h"
 #include "store/redis/background_sweep.h"
+#include "store/redis/recent_passes.h"
 #include "store/redis/redis_check.h"
 #include "store/redis/redis_scan.h"
 #include "store/redis/redis_scripts.h"
@@ -72,6 +74,7 @@ class RedisRecordStore final : public Store {
     stats.expired_total = expired_total_.load();
     stats.connected = transport_->connected();
     stats.round_trips = transport_->round_trips();
+    stats.read_only_checks = read_only_checks_.load();
     return stats;
   }
 
@@ -91,6 +94,20 @@ class RedisRecordStore final : public Store {
   // cluster slot, or nullopt when the check script reads it (one server).
   void CheckSlot(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
                  CheckCallback done);
+  // The check script: one atomic read-decide-write on the triplet's slot.
+  void RunCheckScript(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
+                      CheckCallback done);
+  // A triplet that passed moments ago (recent_passes_): its records are read with one MGET
+  // and decided here; when that decision writes nothing, it is the answer the script would
+  // have given on the same values (MGET reads them atomically), without running it.
+  // Otherwise the script runs, deciding again atomically.
+  void CheckByReading(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
+                      CheckCallback done);
+  void NotePass(const CheckKeys& keys, UnixTime now, const Result<policy::Transition>& result) {
+    if (result.ok() && policy::VerdictOf(result->reason) == policy::Verdict::kPass) {
+      recent_passes_.Note(keys.triplet, now);
+    }
+  }
   void CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
                               std::optional<RawValue> reply_elsewhere, CheckCallback done);
   void Fail(CheckCallback& done, Status status) {
@@ -108,6 +125,8 @@ class RedisRecordStore final : public Store {
   const Clock& clock_;
   log::RateLimiter errors_;
   std::atomic<uint64_t> expired_total_{0};
+  std::atomic<uint64_t> read_only_checks_{0};
+  RecentPasses recent_passes_;
 
   std::mutex expiry_mutex_;  // serialises ExpireSome
   std::array<ExpiryState, kAllTables.size()> expiry_;
@@ -146,14 +165,73 @@ void RedisRecordStore::CheckSlot(const CheckKeys& keys, UnixTime now,
   if (!keys.trap.empty() && OtherSlot(keys, Table::kTraps, keys.trap)) {
     return CheckWithTrapElsewhere(keys, now, std::move(reply_elsewhere), std::move(done));
   }
+  if (!keys.trap_hit && recent_passes_.Recent(keys.triplet, now)) {
+    return CheckByReading(keys, now, std::move(reply_elsewhere), std::move(done));
+  }
+  RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
+}
+
+void RedisRecordStore::RunCheckScript(const CheckKeys& keys, UnixTime now,
+                                      std::optional<RawValue> reply_elsewhere, CheckCallback done) {
   RedisCommand command = BuildCheckCommand(keys, now, timing_, layout_, reply_elsewhere);
   std::string route = command[3];  // the triplet's Redis key
+  transport_->Submit(route, {std::move(command)},
+                     [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
+                      done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+                       if (!replies.ok()) return done(replies.status());
+                       Result<policy::Transition> result = TransitionFromReply(
+                           keys, now, timing_, replies->front(), reply_elsewhere);
+                       NotePass(keys, now, result);
+                       done(std::move(result));
+                     });
+}
+
+void RedisRecordStore::CheckByReading(const CheckKeys& keys, UnixTime now,
+                                      std::optional<RawValue> reply_elsewhere, CheckCallback done) {
+  // The tables read, in MGET's order (the triplet first: it routes the command).
+  std::array<Table, kAllTables.size()> tables{};
+  size_t count = 0;
+  RedisCommand command{"MGET"};
+  auto add = [&](Table table, const std::string& key) {
+    tables[count++] = table;
+    command.push_back(layout_.Key(table, key));
+  };
+  add(Table::kTriplets, keys.triplet);
+  if (!keys.client.empty()) add(Table::kClients, keys.client);
+  if (!keys.trap.empty()) add(Table::kTraps, keys.trap);
+  if (!keys.reply.empty() && !reply_elsewhere) add(Table::kReplies, keys.reply);
+  std::string route = command[1];
   transport_->Submit(
       route, {std::move(command)},
-      [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
+      [this, keys, now, tables, count, reply_elsewhere = std::move(reply_elsewhere),
        done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
         if (!replies.ok()) return done(replies.status());
-        done(TransitionFromReply(keys, now, timing_, replies->front(), reply_elsewhere));
+        const RedisReply& reply = replies->front();
+        if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
+        if (reply.type != RedisReply::Type::kArray || reply.elements.size() != count) {
+          return done(Status::Corruption("redis: unexpected reply to MGET"));
+        }
+        auto read = [&](Table table, const std::string&) -> std::optional<std::string_view> {
+          if (table == Table::kReplies && reply_elsewhere) {
+            if (!*reply_elsewhere) return std::nullopt;
+            return std::string_view(**reply_elsewhere);
+          }
+          for (size_t i = 0; i < count; ++i) {
+            const RedisReply& value = reply.elements[i];
+            if (tables[i] == table && value.type == RedisReply::Type::kString) return value.str;
+          }
+          return std::nullopt;
+        };
+        policy::Transition transition =
+            DecideFor(keys, ReadPrior(keys, now, timing_, read), now, timing_);
+        bool writes = false;
+        ApplyTransition(keys, transition,
+                        [&](Table, const std::string&, const std::string&) { writes = true; });
+        if (writes) return RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
+        read_only_checks_.fetch_add(1, std::memory_order_relaxed);
+        Result<policy::Transition> result = std::move(transition);
+        NotePass(keys, now, result);
+        done(std::move(result));
       });
 }
 

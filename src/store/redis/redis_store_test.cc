@@ -419,6 +419,62 @@ TEST_F(RedisStoreTest, QueuedChecksArePipelined) {
   EXPECT_LT(*store->Stats().round_trips, static_cast<uint64_t>(kRequests / 2));
 }
 
+// A triplet that passed moments ago is answered by one MGET and policy::Decide, without the
+// script, for as long as that decision writes nothing (the pass-path write skip).
+TEST_F(RedisStoreTest, APassMomentsAgoIsAnsweredByReadingAlone) {
+  auto store = Open(OptionsFor(server_->port()));
+  ASSERT_TRUE(store);
+  const CheckKeys keys{"192.0.2.0/a@b/c@d", "192.0.2.1"};
+  ASSERT_TRUE(CheckSucceeds(*store, keys, T));
+  ASSERT_TRUE(CheckSucceeds(*store, keys, T + 300));  // passes: written by the script
+  EXPECT_EQ(store->Stats().read_only_checks, 0u);
+
+  Outcome again = CheckWithin(*store, keys, T + 310);
+  ASSERT_TRUE(again.result && again.result->ok());
+  EXPECT_EQ((*again.result)->reason, policy::Reason::kPassed);
+  EXPECT_FALSE((*again.result)->triplet_write.has_value());
+  EXPECT_EQ(store->Stats().read_only_checks, 1u);
+  EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
+            "1800000000,1800000300");
+
+  // 61 s after the last write the record is due for its refresh: the read's decision
+  // writes, so the script runs and writes it.
+  Outcome refresh = CheckWithin(*store, keys, T + 361);
+  ASSERT_TRUE(refresh.result && refresh.result->ok());
+  EXPECT_EQ((*refresh.result)->reason, policy::Reason::kPassed);
+  EXPECT_EQ(store->Stats().read_only_checks, 1u);
+  EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
+            "1800000000,1800000361");
+}
+
+// The hint is this daemon's memory; the records are the truth. What another host wrote
+// since (a trap, a deletion) decides, read or scripted.
+TEST_F(RedisStoreTest, AReadSeesWhatOtherHostsChanged) {
+  auto store = Open(OptionsFor(server_->port()));
+  ASSERT_TRUE(store);
+  CheckKeys keys{"192.0.2.0/a@b/c@d", "192.0.2.1", "192.0.2.1"};
+  ASSERT_TRUE(CheckSucceeds(*store, keys, T));
+  ASSERT_TRUE(CheckSucceeds(*store, keys, T + 300));
+
+  // Another host trapped the client: the read finds the trap, which writes nothing.
+  ASSERT_TRUE(store->Put(Table::kTraps, "192.0.2.1", "1800003600,1800000305").ok());
+  Outcome trapped = CheckWithin(*store, keys, T + 310);
+  ASSERT_TRUE(trapped.result && trapped.result->ok());
+  EXPECT_EQ((*trapped.result)->reason, policy::Reason::kGreytrap);
+  EXPECT_TRUE((*trapped.result)->greylisted());
+  ASSERT_TRUE(store->Delete(Table::kTraps, "192.0.2.1").ok());
+
+  // An admin deleted the triplet: the read's decision creates it, so the script runs.
+  ASSERT_TRUE(store->Delete(Table::kTriplets, keys.triplet).ok());
+  const uint64_t read_only_before = store->Stats().read_only_checks.value_or(0);
+  Outcome deleted = CheckWithin(*store, keys, T + 320);
+  ASSERT_TRUE(deleted.result && deleted.result->ok());
+  EXPECT_EQ((*deleted.result)->reason, policy::Reason::kNew);
+  EXPECT_EQ(store->Stats().read_only_checks, read_only_before);
+  EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
+            "1800000320,1800000320");
+}
+
 TEST_F(RedisStoreTest, SynchronousCallsFromACheckCallbackAreRefused) {
   auto store = Open(OptionsFor(server_->port()));
   ASSERT_TRUE(store);
