@@ -48,8 +48,9 @@ struct StoreStats {
   // pipelined exchanges so far (each may carry many requests). Empty for embedded ones.
   std::optional<bool> connected;
   std::optional<uint64_t> round_trips;
-  // Checks answered by reading alone (a triplet that passed moments ago: no script run).
-  std::optional<uint64_t> read_only_checks;
+  // Checks answered without the check script: a read whose decision writes nothing, or a
+  // read and the creation of an absent triplet.
+  std::optional<uint64_t> scriptless_checks;
 };
 
 using CheckCallback = std::function<void(Result<policy::Transition>)>;

@@ -8,10 +8,8 @@
 #include <mutex>
 #include <optional>
 
-#include "policy/reason.h"
 #include "store/record_access.h"
 #include "store/redis/background_sweep.h"
-#include "store/redis/recent_passes.h"
 #include "store/redis/redis_check.h"
 #include "store/redis/redis_scan.h"
 #include "store/redis/redis_scripts.h"
@@ -74,7 +72,7 @@ class RedisRecordStore final : public Store {
     stats.expired_total = expired_total_.load();
     stats.connected = transport_->connected();
     stats.round_trips = transport_->round_trips();
-    stats.read_only_checks = read_only_checks_.load();
+    stats.scriptless_checks = scriptless_checks_.load();
     return stats;
   }
 
@@ -97,17 +95,17 @@ class RedisRecordStore final : public Store {
   // The check script: one atomic read-decide-write on the triplet's slot.
   void RunCheckScript(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
                       CheckCallback done);
-  // A triplet that passed moments ago (recent_passes_): its records are read with one MGET
-  // and decided here; when that decision writes nothing, it is the answer the script would
-  // have given on the same values (MGET reads them atomically), without running it.
-  // Otherwise the script runs, deciding again atomically.
+  // Reads the check's records with one MGET (atomic) and decides in C++. When that
+  // decision writes nothing (a pass within the last-seen refresh window, a trapped client),
+  // it is the answer the script would have given on the same values. When it only creates
+  // the triplet over an absent key, SET NX creates it: if nobody created the key meanwhile,
+  // the check is serialisable as having happened at the read, since it wrote no other key
+  // and read no other key that decides the new record. Otherwise the script runs, deciding
+  // again atomically.
   void CheckByReading(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
                       CheckCallback done);
-  void NotePass(const CheckKeys& keys, UnixTime now, const Result<policy::Transition>& result) {
-    if (result.ok() && policy::VerdictOf(result->reason) == policy::Verdict::kPass) {
-      recent_passes_.Note(keys.triplet, now);
-    }
-  }
+  void CreateTriplet(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
+                     policy::Transition transition, CheckCallback done);
   void CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
                               std::optional<RawValue> reply_elsewhere, CheckCallback done);
   void Fail(CheckCallback& done, Status status) {
@@ -125,8 +123,7 @@ class RedisRecordStore final : public Store {
   const Clock& clock_;
   log::RateLimiter errors_;
   std::atomic<uint64_t> expired_total_{0};
-  std::atomic<uint64_t> read_only_checks_{0};
-  RecentPasses recent_passes_;
+  std::atomic<uint64_t> scriptless_checks_{0};
 
   std::mutex expiry_mutex_;  // serialises ExpireSome
   std::array<ExpiryState, kAllTables.size()> expiry_;
@@ -165,25 +162,22 @@ void RedisRecordStore::CheckSlot(const CheckKeys& keys, UnixTime now,
   if (!keys.trap.empty() && OtherSlot(keys, Table::kTraps, keys.trap)) {
     return CheckWithTrapElsewhere(keys, now, std::move(reply_elsewhere), std::move(done));
   }
-  if (!keys.trap_hit && recent_passes_.Recent(keys.triplet, now)) {
-    return CheckByReading(keys, now, std::move(reply_elsewhere), std::move(done));
-  }
-  RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
+  // A trap hit always writes the trap record: straight to the script.
+  if (keys.trap_hit) return RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
+  CheckByReading(keys, now, std::move(reply_elsewhere), std::move(done));
 }
 
 void RedisRecordStore::RunCheckScript(const CheckKeys& keys, UnixTime now,
                                       std::optional<RawValue> reply_elsewhere, CheckCallback done) {
   RedisCommand command = BuildCheckCommand(keys, now, timing_, layout_, reply_elsewhere);
   std::string route = command[3];  // the triplet's Redis key
-  transport_->Submit(route, {std::move(command)},
-                     [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
-                      done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-                       if (!replies.ok()) return done(replies.status());
-                       Result<policy::Transition> result = TransitionFromReply(
-                           keys, now, timing_, replies->front(), reply_elsewhere);
-                       NotePass(keys, now, result);
-                       done(std::move(result));
-                     });
+  transport_->Submit(
+      route, {std::move(command)},
+      [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
+       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+        if (!replies.ok()) return done(replies.status());
+        done(TransitionFromReply(keys, now, timing_, replies->front(), reply_elsewhere));
+      });
 }
 
 void RedisRecordStore::CheckByReading(const CheckKeys& keys, UnixTime now,
@@ -224,15 +218,50 @@ void RedisRecordStore::CheckByReading(const CheckKeys& keys, UnixTime now,
         };
         policy::Transition transition =
             DecideFor(keys, ReadPrior(keys, now, timing_, read), now, timing_);
-        bool writes = false;
+        size_t writes = 0;
         ApplyTransition(keys, transition,
-                        [&](Table, const std::string&, const std::string&) { writes = true; });
-        if (writes) return RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
-        read_only_checks_.fetch_add(1, std::memory_order_relaxed);
-        Result<policy::Transition> result = std::move(transition);
-        NotePass(keys, now, result);
-        done(std::move(result));
+                        [&](Table, const std::string&, const std::string&) { ++writes; });
+        if (writes == 0) {
+          scriptless_checks_.fetch_add(1, std::memory_order_relaxed);
+          return done(std::move(transition));
+        }
+        const bool triplet_absent = reply.elements[0].type == RedisReply::Type::kNil;
+        if (writes == 1 && transition.triplet_write && triplet_absent) {
+          return CreateTriplet(keys, now, std::move(reply_elsewhere), std::move(transition),
+                               std::move(done));
+        }
+        RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
       });
+}
+
+void RedisRecordStore::CreateTriplet(const CheckKeys& keys, UnixTime now,
+                                     std::optional<RawValue> reply_elsewhere,
+                                     policy::Transition transition, CheckCallback done) {
+  const policy::TripletRecord& record = *transition.triplet_write;
+  const Seconds ttl = std::chrono::duration_cast<Seconds>(policy::ExpiresAt(record, timing_) - now);
+  std::string key = layout_.Key(Table::kTriplets, keys.triplet);
+  RedisCommand command{"SET",
+                       key,
+                       policy::EncodeTriplet(record),
+                       "EX",
+                       std::to_string(std::max<Seconds::rep>(ttl.count(), 1)),
+                       "NX"};
+  transport_->Submit(key, {std::move(command)},
+                     [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
+                      transition = std::move(transition),
+                      done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+                       if (!replies.ok()) return done(replies.status());
+                       const RedisReply& reply = replies->front();
+                       if (reply.is_error())
+                         return done(Status::Unavailable("redis: " + reply.str));
+                       // Created by another request since the read: decide again, atomically.
+                       if (reply.type == RedisReply::Type::kNil) {
+                         return RunCheckScript(keys, now, std::move(reply_elsewhere),
+                                               std::move(done));
+                       }
+                       scriptless_checks_.fetch_add(1, std::memory_order_relaxed);
+                       done(std::move(transition));
+                     });
 }
 
 void RedisRecordStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback done) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -419,36 +420,53 @@ TEST_F(RedisStoreTest, QueuedChecksArePipelined) {
   EXPECT_LT(*store->Stats().round_trips, static_cast<uint64_t>(kRequests / 2));
 }
 
-// A triplet that passed moments ago is answered by one MGET and policy::Decide, without the
-// script, for as long as that decision writes nothing (the pass-path write skip).
-TEST_F(RedisStoreTest, APassMomentsAgoIsAnsweredByReadingAlone) {
+// A check reads its records with one MGET and decides in C++: a pass within the last-seen
+// refresh window writes nothing and a new triplet is created with SET NX, neither running
+// the script; a check that updates a record runs it.
+TEST_F(RedisStoreTest, ChecksThatWriteNothingOrCreateATripletRunNoScript) {
   auto store = Open(OptionsFor(server_->port()));
   ASSERT_TRUE(store);
   const CheckKeys keys{"192.0.2.0/a@b/c@d", "192.0.2.1"};
-  ASSERT_TRUE(CheckSucceeds(*store, keys, T));
-  ASSERT_TRUE(CheckSucceeds(*store, keys, T + 300));  // passes: written by the script
-  EXPECT_EQ(store->Stats().read_only_checks, 0u);
+  auto evalsha_calls = [&] {
+    auto stats = server_->Command({"INFO", "commandstats"});
+    EXPECT_TRUE(stats.ok());
+    std::string text = stats.ok() ? stats->str : "";
+    size_t at = text.find("cmdstat_evalsha:calls=");
+    return at == std::string::npos ? 0L : std::stol(text.substr(at + 22));
+  };
+
+  Outcome created = CheckWithin(*store, keys, T);
+  ASSERT_TRUE(created.result && created.result->ok());
+  EXPECT_EQ((*created.result)->reason, policy::Reason::kNew);
+  EXPECT_EQ(store->Stats().scriptless_checks, 1u);
+  EXPECT_EQ(evalsha_calls(), 0);
+  EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
+            "1800000000,1800000000");
+
+  ASSERT_TRUE(CheckSucceeds(*store, keys, T + 300));  // passes: an update, by the script
+  EXPECT_EQ(store->Stats().scriptless_checks, 1u);
+  EXPECT_EQ(evalsha_calls(), 1);
 
   Outcome again = CheckWithin(*store, keys, T + 310);
   ASSERT_TRUE(again.result && again.result->ok());
   EXPECT_EQ((*again.result)->reason, policy::Reason::kPassed);
   EXPECT_FALSE((*again.result)->triplet_write.has_value());
-  EXPECT_EQ(store->Stats().read_only_checks, 1u);
+  EXPECT_EQ(store->Stats().scriptless_checks, 2u);
+  EXPECT_EQ(evalsha_calls(), 1);
   EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
             "1800000000,1800000300");
 
-  // 61 s after the last write the record is due for its refresh: the read's decision
-  // writes, so the script runs and writes it.
+  // 61 s after the last write the record is due for its refresh: the script writes it.
   Outcome refresh = CheckWithin(*store, keys, T + 361);
   ASSERT_TRUE(refresh.result && refresh.result->ok());
   EXPECT_EQ((*refresh.result)->reason, policy::Reason::kPassed);
-  EXPECT_EQ(store->Stats().read_only_checks, 1u);
+  EXPECT_EQ(store->Stats().scriptless_checks, 2u);
+  EXPECT_EQ(evalsha_calls(), 2);
   EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
             "1800000000,1800000361");
 }
 
-// The hint is this daemon's memory; the records are the truth. What another host wrote
-// since (a trap, a deletion) decides, read or scripted.
+// What another host wrote since (a trap, a deletion, the same new triplet) decides.
 TEST_F(RedisStoreTest, AReadSeesWhatOtherHostsChanged) {
   auto store = Open(OptionsFor(server_->port()));
   ASSERT_TRUE(store);
@@ -464,15 +482,49 @@ TEST_F(RedisStoreTest, AReadSeesWhatOtherHostsChanged) {
   EXPECT_TRUE((*trapped.result)->greylisted());
   ASSERT_TRUE(store->Delete(Table::kTraps, "192.0.2.1").ok());
 
-  // An admin deleted the triplet: the read's decision creates it, so the script runs.
+  // An admin deleted the triplet: it is new again.
   ASSERT_TRUE(store->Delete(Table::kTriplets, keys.triplet).ok());
-  const uint64_t read_only_before = store->Stats().read_only_checks.value_or(0);
   Outcome deleted = CheckWithin(*store, keys, T + 320);
   ASSERT_TRUE(deleted.result && deleted.result->ok());
   EXPECT_EQ((*deleted.result)->reason, policy::Reason::kNew);
-  EXPECT_EQ(store->Stats().read_only_checks, read_only_before);
   EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
             "1800000320,1800000320");
+}
+
+// Many stores racing on new triplets (the reads of several see them absent): each triplet
+// is created once, and every other check finds it, through the script.
+TEST_F(RedisStoreTest, RacingCreatorsOfOneTripletCreateItOnce) {
+  constexpr int kStores = 4;
+  constexpr int kTriplets = 200;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kStores; ++i) {
+    stores.push_back(Open(OptionsFor(server_->port())));
+    ASSERT_TRUE(stores.back());
+  }
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int done = 0, failed = 0;
+  std::map<int, int> new_answers;
+  for (int t = 0; t < kTriplets; ++t) {
+    for (int i = 0; i < kStores; ++i) {
+      // Each store at its own instant: only the creator sees the triplet first seen "now".
+      const long long now = T + 10 * t + i;
+      stores[i]->Check({fmt::format("triplet{}", t), ""}, FromUnixSeconds(now),
+                       [&, t, now](Result<policy::Transition> r) {
+                         std::lock_guard lock(mutex);
+                         if (!r.ok()) {
+                           ++failed;
+                         } else if (r->first == FromUnixSeconds(now) && !r->first_corrected) {
+                           ++new_answers[t];
+                         }
+                         if (++done == kStores * kTriplets) all_done.notify_one();
+                       });
+    }
+  }
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(all_done.wait_for(lock, 30s, [&] { return done == kStores * kTriplets; }));
+  EXPECT_EQ(failed, 0);
+  for (int t = 0; t < kTriplets; ++t) EXPECT_EQ(new_answers[t], 1) << "triplet" << t;
 }
 
 TEST_F(RedisStoreTest, SynchronousCallsFromACheckCallbackAreRefused) {
