@@ -32,6 +32,8 @@ class PolicyRequest {
     storage_.clear();
     fields_.clear();
   }
+  // The bytes its buffers hold, used or not.
+  size_t buffer_bytes() const { return storage_.capacity() + fields_.capacity() * sizeof(Field); }
   // Calls `visit(name, value)` for every attribute, in the order received.
   template <typename Visit>
   void ForEach(Visit&& visit) const {

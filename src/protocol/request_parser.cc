@@ -54,7 +54,7 @@ ParseError RequestParser::Feed(std::string_view bytes, std::vector<PolicyRequest
 }
 
 void RequestParser::Recycle(PolicyRequest spent) {
-  if (current_.attribute_count() > 0) return;
+  if (current_.attribute_count() > 0 || spent.buffer_bytes() > kMaxRecycledBytes) return;
   spent.Clear();
   current_ = std::move(spent);
 }

@@ -50,12 +50,16 @@ class RequestParser {
 
   // Hands back a request the caller has finished with: the next request is built in its
   // buffers, so a persistent connection parses without allocating. Dropped when a request
-  // has already been started.
+  // has already been started, or when its buffers outgrew kMaxRecycledBytes (an idle
+  // connection keeps no more than a typical request's memory).
   void Recycle(PolicyRequest spent);
+  static constexpr size_t kMaxRecycledBytes = 8 * 1024;
 
   ParseError error() const { return error_; }
   // The first bytes of the line that caused a kMalformedLine error, for the log.
   const std::string& offending_line() const { return offending_line_; }
+  // The bytes held for the request being parsed (its buffers), for tests.
+  size_t current_buffer_bytes() const { return current_.buffer_bytes(); }
   // True while a request has been started but not finished (bytes are buffered).
   bool in_request() const { return !partial_line_.empty() || current_.attribute_count() > 0; }
 

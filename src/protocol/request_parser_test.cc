@@ -72,6 +72,27 @@ TEST(RequestParserTest, ARecycledRequestCarriesNothingIntoTheNext) {
   EXPECT_FALSE(done[0].Get("recipient").has_value());
 }
 
+TEST(RequestParserTest, AnOversizedRequestIsNotKeptForTheNext) {
+  RequestParser parser;
+  std::vector<PolicyRequest> done;
+  std::string large = "request=smtpd_access_policy\n";
+  for (int i = 0; i < 100; ++i) large += "ccert_subject=" + std::string(200, 'x') + "\n";
+  large += "\n";
+  ASSERT_EQ(parser.Feed(large, done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  ASSERT_GT(done[0].buffer_bytes(), RequestParser::kMaxRecycledBytes);
+  parser.Recycle(std::move(done[0]));
+  EXPECT_LE(parser.current_buffer_bytes(), RequestParser::kMaxRecycledBytes);
+
+  done.clear();
+  ASSERT_EQ(parser.Feed(kRequest, done), ParseError::kNone);
+  ASSERT_EQ(done.size(), 1u);
+  const size_t typical = done[0].buffer_bytes();
+  ASSERT_LE(typical, RequestParser::kMaxRecycledBytes);
+  parser.Recycle(std::move(done[0]));
+  EXPECT_EQ(parser.current_buffer_bytes(), typical);  // kept for the next request
+}
+
 TEST(RequestParserTest, RecyclingDuringAStartedRequestKeepsIt) {
   RequestParser parser;
   std::vector<PolicyRequest> done;
