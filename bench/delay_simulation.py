@@ -109,11 +109,14 @@ class Server:
             self.process = subprocess.Popen(self.argv, stdout=out, stderr=out,
                                             stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
+        # Every listener this run uses: the outbound one may be bound after the inbound one.
+        ports = [p for p in (self.port, self.outbound_port) if p]
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                for port in ports:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return self
             except OSError:
                 time.sleep(0.05)
