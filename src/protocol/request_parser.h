@@ -65,6 +65,7 @@ class RequestParser {
 
  private:
   ParseError ConsumeLine(std::string_view line, std::vector<PolicyRequest>& completed);
+  ParseError FirstLimitCrossed(std::string_view head, std::string_view tail, bool complete) const;
   ParseError Fail(ParseError error) { return error_ = error; }
 
   ParserLimits limits_;
@@ -72,7 +73,7 @@ class RequestParser {
   std::string partial_line_;
   std::string offending_line_;
   PolicyRequest current_;
-  size_t current_bytes_ = 0;
+  size_t current_bytes_ = 0;  // lines of the current request, CR and LF included
 };
 
 }  // namespace greylight::protocol

@@ -188,6 +188,58 @@ INSTANTIATE_TEST_SUITE_P(
                  ParseError::kRequestTooLarge}),
     [](const testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
+// The error named is the limit crossed first in the byte stream, whatever the reads were.
+ParseError ErrorWhenFedInChunks(std::string_view input, size_t chunk, ParserLimits limits) {
+  RequestParser parser(limits);
+  std::vector<PolicyRequest> done;
+  ParseError error = ParseError::kNone;
+  for (size_t at = 0; at < input.size() && error == ParseError::kNone; at += chunk) {
+    error = parser.Feed(input.substr(at, chunk), done);
+  }
+  return error;
+}
+
+ParseError ErrorWhenSplitAt(std::string_view input, size_t split, ParserLimits limits) {
+  RequestParser parser(limits);
+  std::vector<PolicyRequest> done;
+  ParseError error = parser.Feed(input.substr(0, split), done);
+  return error != ParseError::kNone ? error : parser.Feed(input.substr(split), done);
+}
+
+TEST(RequestParserTest, TheLimitCrossedFirstIsTheErrorHoweverTheInputIsSplit) {
+  ParserLimits limits;
+  limits.max_line_bytes = 50;
+  limits.max_request_bytes = 120;
+  const std::string head = "request=smtpd_access_policy\n" + std::string(40, 'a') + "=1\n";
+  struct Case {
+    std::string input;
+    ParseError error;
+  };
+  const Case cases[] = {
+      // The request limit falls inside a line still shorter than the line limit.
+      {head + "sender=" + std::string(60, 'x') + "\n", ParseError::kRequestTooLarge},
+      {head + "sender=" + std::string(60, 'x'), ParseError::kRequestTooLarge},
+      // The line limit comes first.
+      {"request=smtpd_access_policy\nsender=" + std::string(200, 'x') + "\n",
+       ParseError::kLineTooLong},
+      // A CR right at the line limit ends an allowed line; one more byte after it does not.
+      {"request=smtpd_access_policy\nsender=" + std::string(43, 'x') + "\r\n\n", ParseError::kNone},
+      {"request=smtpd_access_policy\nsender=" + std::string(43, 'x') + "\ry\n",
+       ParseError::kLineTooLong},
+      {"request=smtpd_access_policy\nsender=" + std::string(44, 'x') + "\n",
+       ParseError::kLineTooLong},
+  };
+  for (const Case& c : cases) {
+    ASSERT_EQ(ErrorWhenFedInChunks(c.input, c.input.size(), limits), c.error) << c.input;
+    for (size_t chunk = 1; chunk <= 64; ++chunk) {
+      ASSERT_EQ(ErrorWhenFedInChunks(c.input, chunk, limits), c.error) << chunk << " " << c.input;
+    }
+    for (size_t split = 0; split <= c.input.size(); ++split) {
+      ASSERT_EQ(ErrorWhenSplitAt(c.input, split, limits), c.error) << split << " " << c.input;
+    }
+  }
+}
+
 TEST(RequestParserTest, RequestsBeforeAnErrorAreKept) {
   RequestParser parser;
   std::vector<PolicyRequest> done;
