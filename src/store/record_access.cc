@@ -20,6 +20,23 @@ std::optional<AnyRecord> DecodeRecord(Table table, std::string_view value) {
   return std::nullopt;
 }
 
+std::string EncodeRecord(const AnyRecord& record) {
+  return std::visit(
+      [](const auto& r) {
+        using Record = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<Record, policy::TripletRecord>) {
+          return policy::EncodeTriplet(r);
+        } else if constexpr (std::is_same_v<Record, policy::ClientRecord>) {
+          return policy::EncodeClient(r);
+        } else if constexpr (std::is_same_v<Record, policy::TrapRecord>) {
+          return policy::EncodeTrap(r);
+        } else {
+          return policy::EncodeReply(r);
+        }
+      },
+      record);
+}
+
 UnixTime ExpiresAt(const AnyRecord& record, const policy::GreylistTiming& timing) {
   return std::visit(
       [&](const auto& r) {

@@ -88,19 +88,31 @@ inline policy::Transition DecideFor(const CheckKeys& keys, const policy::PriorSt
 policy::ReplyRecord RecordedReply(std::string_view key, std::optional<std::string_view> value,
                                   UnixTime now, const policy::GreylistTiming& timing);
 
+// The policy codec's encoding of a record of any table.
+std::string EncodeRecord(const AnyRecord& record);
+
+// Calls `visit(table, key, record)` for each record a transition writes.
+template <typename VisitFunction>
+void ForEachWrite(const CheckKeys& keys, const policy::Transition& transition,
+                  VisitFunction&& visit) {
+  if (transition.client_write && !keys.client.empty()) {
+    visit(Table::kClients, keys.client, AnyRecord(*transition.client_write));
+  }
+  if (transition.triplet_write) {
+    visit(Table::kTriplets, keys.triplet, AnyRecord(*transition.triplet_write));
+  }
+  if (transition.trap_write && !keys.trap.empty()) {
+    visit(Table::kTraps, keys.trap, AnyRecord(*transition.trap_write));
+  }
+}
+
 // Writes the records a transition produced through `write(table, key, encoded_value)`.
 template <typename WriteFunction>
 void ApplyTransition(const CheckKeys& keys, const policy::Transition& transition,
                      WriteFunction&& write) {
-  if (transition.client_write && !keys.client.empty()) {
-    write(Table::kClients, keys.client, policy::EncodeClient(*transition.client_write));
-  }
-  if (transition.triplet_write) {
-    write(Table::kTriplets, keys.triplet, policy::EncodeTriplet(*transition.triplet_write));
-  }
-  if (transition.trap_write && !keys.trap.empty()) {
-    write(Table::kTraps, keys.trap, policy::EncodeTrap(*transition.trap_write));
-  }
+  ForEachWrite(keys, transition, [&](Table table, const std::string& key, const AnyRecord& record) {
+    write(table, key, EncodeRecord(record));
+  });
 }
 
 }  // namespace greylight::store

@@ -34,6 +34,21 @@ struct CheckKeys {
   // live reply record there passes the request (policy::Decide, after the greytrap list and
   // the auto-whitelist).
   std::string reply = {};
+
+  // The key of `table`'s record among these.
+  const std::string& Of(Table table) const {
+    switch (table) {
+      case Table::kClients:
+        return client;
+      case Table::kTraps:
+        return trap;
+      case Table::kReplies:
+        return reply;
+      case Table::kTriplets:
+        break;
+    }
+    return triplet;
+  }
 };
 
 // Counts a backend can report cheaply, for metrics and `greylight stats`. Unknown values
@@ -48,9 +63,12 @@ struct StoreStats {
   // pipelined exchanges so far (each may carry many requests). Empty for embedded ones.
   std::optional<bool> connected;
   std::optional<uint64_t> round_trips;
-  // Checks answered without the check script: a read whose decision writes nothing, or a
-  // read and the creation of an absent triplet.
+  // Checks answered without the check script (a read whose decision writes nothing, a read
+  // and the creation of an absent triplet, a read and a commit of what it decided if nothing
+  // changed since), and checks that ran it (trap hits, and checks whose records changed
+  // between their read and their write).
   std::optional<uint64_t> scriptless_checks;
+  std::optional<uint64_t> check_script_runs;
 };
 
 using CheckCallback = std::function<void(Result<policy::Transition>)>;

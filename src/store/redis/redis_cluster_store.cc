@@ -23,8 +23,7 @@ Result<std::unique_ptr<Store>> OpenRedisClusterStore(const RedisClusterOptions& 
   router.pipeline.min_reconnect_delay = options.min_reconnect_delay;
   router.pipeline.max_reconnect_delay = options.max_reconnect_delay;
   router.pipeline.warning_interval = options.warning_interval;
-  router.pipeline.scripts = {&CheckScript(), &TrapScript(), &RecordReplyScript(),
-                             &DeleteIfUnchangedScript()};
+  router.pipeline.scripts = AllScripts();
   if (router.pipeline.timeout.count() <= 0) {
     return Status::InvalidArgument("redis: the timeout must be positive");
   }

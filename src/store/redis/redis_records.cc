@@ -7,6 +7,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <span>
 
 #include "store/record_access.h"
 #include "store/redis/background_sweep.h"
@@ -73,6 +74,7 @@ class RedisRecordStore final : public Store {
     stats.connected = transport_->connected();
     stats.round_trips = transport_->round_trips();
     stats.scriptless_checks = scriptless_checks_.load();
+    stats.check_script_runs = check_script_runs_.load();
     return stats;
   }
 
@@ -95,17 +97,35 @@ class RedisRecordStore final : public Store {
   // The check script: one atomic read-decide-write on the triplet's slot.
   void RunCheckScript(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
                       CheckCallback done);
-  // Reads the check's records with one MGET (atomic) and decides in C++. When that
-  // decision writes nothing (a pass within the last-seen refresh window, a trapped client),
-  // it is the answer the script would have given on the same values. When it only creates
-  // the triplet over an absent key, SET NX creates it: if nobody created the key meanwhile,
-  // the check is serialisable as having happened at the read, since it wrote no other key
-  // and read no other key that decides the new record. Otherwise the script runs, deciding
-  // again atomically.
+  // Reads the check's records with one MGET (atomic) and decides in C++ on them: the check
+  // is then serialisable as having happened at the read if whatever it writes goes in while
+  // every key it read still holds what was read.
+  // - It writes nothing (a pass within the last-seen refresh window, a trapped client): the
+  //   decision is the answer.
+  // - It only creates the triplet over an absent key: SET NX, which writes only if the key
+  //   is still absent. The other keys read may have changed in between; that is the same as
+  //   this check running first, since a new triplet's record takes nothing from them.
+  // - Anything else: CommitIfUnchanged compares every key read and writes in one script.
+  // When a write finds a key changed, the check script decides again, atomically.
   void CheckByReading(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
                       CheckCallback done);
   void CreateTriplet(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
                      policy::Transition transition, CheckCallback done);
+  // `tables` and `read` are the MGET's: the table of each key read, and the values read.
+  void CommitIfUnchanged(const CheckKeys& keys, UnixTime now,
+                         std::optional<RawValue> reply_elsewhere, policy::Transition transition,
+                         std::span<const Table> tables, const RedisReply& read, CheckCallback done);
+  // Answers `done` with `transition` once a conditional write committed, or runs the check
+  // script when it found its keys changed (`changed`).
+  void FinishWrite(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
+                   policy::Transition transition, Result<std::vector<RedisReply>> replies,
+                   bool (*changed)(const RedisReply&), CheckCallback done);
+  // Seconds until policy::ExpiresAt of `record` on the store's clock: the TTL a write gives
+  // it. nullopt once that instant has passed.
+  std::optional<int64_t> SecondsToExpiry(const AnyRecord& record, UnixTime now) const {
+    const int64_t seconds = (ExpiresAt(record, timing_) - now).count();
+    return seconds > 0 ? std::optional<int64_t>(seconds) : std::nullopt;
+  }
   void CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
                               std::optional<RawValue> reply_elsewhere, CheckCallback done);
   void Fail(CheckCallback& done, Status status) {
@@ -124,6 +144,7 @@ class RedisRecordStore final : public Store {
   log::RateLimiter errors_;
   std::atomic<uint64_t> expired_total_{0};
   std::atomic<uint64_t> scriptless_checks_{0};
+  std::atomic<uint64_t> check_script_runs_{0};
 
   std::mutex expiry_mutex_;  // serialises ExpireSome
   std::array<ExpiryState, kAllTables.size()> expiry_;
@@ -169,6 +190,7 @@ void RedisRecordStore::CheckSlot(const CheckKeys& keys, UnixTime now,
 
 void RedisRecordStore::RunCheckScript(const CheckKeys& keys, UnixTime now,
                                       std::optional<RawValue> reply_elsewhere, CheckCallback done) {
+  check_script_runs_.fetch_add(1, std::memory_order_relaxed);
   RedisCommand command = BuildCheckCommand(keys, now, timing_, layout_, reply_elsewhere);
   std::string route = command[3];  // the triplet's Redis key
   transport_->Submit(
@@ -186,14 +208,14 @@ void RedisRecordStore::CheckByReading(const CheckKeys& keys, UnixTime now,
   std::array<Table, kAllTables.size()> tables{};
   size_t count = 0;
   RedisCommand command{"MGET"};
-  auto add = [&](Table table, const std::string& key) {
+  auto add = [&](Table table) {
     tables[count++] = table;
-    command.push_back(layout_.Key(table, key));
+    command.push_back(layout_.Key(table, keys.Of(table)));
   };
-  add(Table::kTriplets, keys.triplet);
-  if (!keys.client.empty()) add(Table::kClients, keys.client);
-  if (!keys.trap.empty()) add(Table::kTraps, keys.trap);
-  if (!keys.reply.empty() && !reply_elsewhere) add(Table::kReplies, keys.reply);
+  add(Table::kTriplets);
+  if (!keys.client.empty()) add(Table::kClients);
+  if (!keys.trap.empty()) add(Table::kTraps);
+  if (!keys.reply.empty() && !reply_elsewhere) add(Table::kReplies);
   std::string route = command[1];
   transport_->Submit(
       route, {std::move(command)},
@@ -219,8 +241,8 @@ void RedisRecordStore::CheckByReading(const CheckKeys& keys, UnixTime now,
         policy::Transition transition =
             DecideFor(keys, ReadPrior(keys, now, timing_, read), now, timing_);
         size_t writes = 0;
-        ApplyTransition(keys, transition,
-                        [&](Table, const std::string&, const std::string&) { ++writes; });
+        ForEachWrite(keys, transition,
+                     [&](Table, const std::string&, const AnyRecord&) { ++writes; });
         if (writes == 0) {
           scriptless_checks_.fetch_add(1, std::memory_order_relaxed);
           return done(std::move(transition));
@@ -230,38 +252,84 @@ void RedisRecordStore::CheckByReading(const CheckKeys& keys, UnixTime now,
           return CreateTriplet(keys, now, std::move(reply_elsewhere), std::move(transition),
                                std::move(done));
         }
-        RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
+        CommitIfUnchanged(keys, now, std::move(reply_elsewhere), std::move(transition),
+                          std::span<const Table>(tables.data(), count), reply, std::move(done));
       });
 }
 
 void RedisRecordStore::CreateTriplet(const CheckKeys& keys, UnixTime now,
                                      std::optional<RawValue> reply_elsewhere,
                                      policy::Transition transition, CheckCallback done) {
-  const policy::TripletRecord& record = *transition.triplet_write;
-  const Seconds ttl = std::chrono::duration_cast<Seconds>(policy::ExpiresAt(record, timing_) - now);
+  const AnyRecord record(*transition.triplet_write);
   std::string key = layout_.Key(Table::kTriplets, keys.triplet);
   RedisCommand command{"SET",
                        key,
-                       policy::EncodeTriplet(record),
+                       EncodeRecord(record),
                        "EX",
-                       std::to_string(std::max<Seconds::rep>(ttl.count(), 1)),
+                       std::to_string(SecondsToExpiry(record, now).value_or(1)),
                        "NX"};
-  transport_->Submit(key, {std::move(command)},
+  transport_->Submit(
+      key, {std::move(command)},
+      [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
+       transition = std::move(transition),
+       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
+        FinishWrite(
+            keys, now, std::move(reply_elsewhere), std::move(transition), std::move(replies),
+            [](const RedisReply& reply) { return reply.type == RedisReply::Type::kNil; },
+            std::move(done));
+      });
+}
+
+void RedisRecordStore::CommitIfUnchanged(const CheckKeys& keys, UnixTime now,
+                                         std::optional<RawValue> reply_elsewhere,
+                                         policy::Transition transition,
+                                         std::span<const Table> tables, const RedisReply& read,
+                                         CheckCallback done) {
+  std::array<std::optional<AnyRecord>, kAllTables.size()> written;
+  ForEachWrite(keys, transition, [&](Table table, const std::string&, const AnyRecord& record) {
+    written[TableIndex(table)] = record;
+  });
+  RedisCommand command;
+  command.reserve(3 + 5 * tables.size());
+  command.push_back("EVALSHA");
+  command.push_back(CommitIfUnchangedScript().sha1);
+  command.push_back(std::to_string(tables.size()));
+  for (Table table : tables) command.push_back(layout_.Key(table, keys.Of(table)));
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const RedisReply& value = read.elements[i];
+    const bool held = value.type == RedisReply::Type::kString;
+    command.push_back(held ? "1" : "0");
+    command.push_back(held ? value.str : std::string());
+    const std::optional<AnyRecord>& record = written[TableIndex(tables[i])];
+    command.push_back(record ? EncodeRecord(*record) : std::string());
+    command.push_back(record ? std::to_string(SecondsToExpiry(*record, now).value_or(1)) : "0");
+  }
+  std::string route = command[3];  // the triplet's Redis key
+  transport_->Submit(route, {std::move(command)},
                      [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
                       transition = std::move(transition),
                       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-                       if (!replies.ok()) return done(replies.status());
-                       const RedisReply& reply = replies->front();
-                       if (reply.is_error())
-                         return done(Status::Unavailable("redis: " + reply.str));
-                       // Created by another request since the read: decide again, atomically.
-                       if (reply.type == RedisReply::Type::kNil) {
-                         return RunCheckScript(keys, now, std::move(reply_elsewhere),
-                                               std::move(done));
-                       }
-                       scriptless_checks_.fetch_add(1, std::memory_order_relaxed);
-                       done(std::move(transition));
+                       FinishWrite(
+                           keys, now, std::move(reply_elsewhere), std::move(transition),
+                           std::move(replies),
+                           [](const RedisReply& reply) {
+                             return reply.type == RedisReply::Type::kInteger && reply.integer == 0;
+                           },
+                           std::move(done));
                      });
+}
+
+void RedisRecordStore::FinishWrite(const CheckKeys& keys, UnixTime now,
+                                   std::optional<RawValue> reply_elsewhere,
+                                   policy::Transition transition,
+                                   Result<std::vector<RedisReply>> replies,
+                                   bool (*changed)(const RedisReply&), CheckCallback done) {
+  if (!replies.ok()) return done(replies.status());
+  const RedisReply& reply = replies->front();
+  if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
+  if (changed(reply)) return RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
+  scriptless_checks_.fetch_add(1, std::memory_order_relaxed);
+  done(std::move(transition));
 }
 
 void RedisRecordStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback done) {
@@ -357,11 +425,9 @@ Status RedisRecordStore::Put(Table table, std::string_view key, std::string_view
   // The TTL a Check would give the record: until policy::ExpiresAt, counted on the store's
   // clock. Malformed or already expired: no TTL, left to ExpireSome().
   if (std::optional<AnyRecord> record = DecodeRecord(table, value)) {
-    UnixTime now = clock_.Now();
-    UnixTime expires_at = ExpiresAt(*record, timing_);
-    if (expires_at > now) {
+    if (std::optional<int64_t> ttl = SecondsToExpiry(*record, clock_.Now())) {
       command.push_back("EX");
-      command.push_back(std::to_string((expires_at - now).count()));
+      command.push_back(std::to_string(*ttl));
     }
   }
   auto reply = Single(CallKey(*transport_, redis_key, {std::move(command)}));

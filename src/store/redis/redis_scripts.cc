@@ -191,6 +191,21 @@ end
 return {raw, write(KEYS[1], n, now, now, expires_at)}
 )lua";
 
+// A key that holds no string (absent, or of another type: MGET reads nil) compares as absent.
+constexpr std::string_view kCommitIfUnchangedScript = R"lua(
+for i = 1, #KEYS do
+  local held = redis.pcall('GET', KEYS[i])
+  if type(held) ~= 'string' then held = false end
+  local seen = ARGV[4 * i - 3] == '1' and ARGV[4 * i - 2]
+  if held ~= seen then return 0 end
+end
+for i = 1, #KEYS do
+  local value = ARGV[4 * i - 1]
+  if value ~= '' then redis.call('SET', KEYS[i], value, 'EX', ARGV[4 * i]) end
+end
+return 1
+)lua";
+
 constexpr std::string_view kDeleteIfUnchangedScript = R"lua(
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -218,9 +233,19 @@ const RedisScript& RecordReplyScript() {
   return script;
 }
 
+const RedisScript& CommitIfUnchangedScript() {
+  static const RedisScript script{kCommitIfUnchangedScript, Sha1Hex(kCommitIfUnchangedScript)};
+  return script;
+}
+
 const RedisScript& DeleteIfUnchangedScript() {
   static const RedisScript script{kDeleteIfUnchangedScript, Sha1Hex(kDeleteIfUnchangedScript)};
   return script;
+}
+
+std::vector<const RedisScript*> AllScripts() {
+  return {&CheckScript(), &TrapScript(), &RecordReplyScript(), &CommitIfUnchangedScript(),
+          &DeleteIfUnchangedScript()};
 }
 
 }  // namespace greylight::store

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace greylight::store {
 
@@ -41,9 +42,20 @@ const RedisScript& TrapScript();
 // one against policy::RecordOutbound.
 const RedisScript& RecordReplyScript();
 
+// Commits a check decided in C++ on the values one MGET read, if none of them changed since
+// (optimistic concurrency: the check is then serialisable as having happened here):
+//   KEYS[i] the keys read
+//   ARGV    four per key: "1" if it held a string / "0", the value read, the value to write
+//           ("" for none), the written value's TTL in seconds
+// Returns 1 if committed, 0 if a key changed since the read (nothing written).
+const RedisScript& CommitIfUnchangedScript();
+
 // Compare-and-delete for expiry: KEYS[1], ARGV[1] the value seen. Deletes the key only if
 // it still holds that value, so a record updated since it was read is kept. Returns 1 if
 // deleted, else 0.
 const RedisScript& DeleteIfUnchangedScript();
+
+// Every script above: what a pipeline loads on each new connection.
+std::vector<const RedisScript*> AllScripts();
 
 }  // namespace greylight::store

@@ -16,8 +16,7 @@ Result<std::unique_ptr<Store>> OpenRedisStore(const RedisOptions& options, const
   pipeline.min_reconnect_delay = options.min_reconnect_delay;
   pipeline.max_reconnect_delay = options.max_reconnect_delay;
   pipeline.warning_interval = options.warning_interval;
-  pipeline.scripts = {&CheckScript(), &TrapScript(), &RecordReplyScript(),
-                      &DeleteIfUnchangedScript()};
+  pipeline.scripts = AllScripts();
   auto opened = RedisPipeline::Open(std::move(pipeline), clock);
   if (!opened.ok()) return opened.status();
   if (options.store.must_exist && !(*opened)->connected()) {

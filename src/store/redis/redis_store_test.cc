@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <sstream>
 
 #include "store/memory_store.h"
+#include "store/redis/redis_check.h"
 #include "store/redis/redis_keys.h"
+#include "store/redis/redis_scripts.h"
 #include "store/redis/redis_test_support.h"
 #include "store/store_conformance.h"
 #include "support/redis_server.h"
@@ -80,6 +83,30 @@ long long Ttl(const RedisServer& server, const std::string& key) {
   auto reply = server.Command({"TTL", key});
   EXPECT_TRUE(reply.ok()) << reply.status().message();
   return reply.ok() ? reply->integer : -3;
+}
+
+RedisReply FromResp(const RespReply& resp) {
+  RedisReply reply;
+  reply.type = static_cast<RedisReply::Type>(resp.type);
+  reply.str = resp.str;
+  reply.integer = resp.integer;
+  for (const RespReply& element : resp.elements) reply.elements.push_back(FromResp(element));
+  return reply;
+}
+
+// Runs the check script itself (a store decides most checks in C++ on a read, and runs the
+// script only for trap hits and writes that find their keys changed), keys prefixed
+// "greylight:". What it writes is verified against policy::Decide on the values it read.
+Result<policy::Transition> RunCheckScriptOn(const RedisServer& server, const CheckKeys& keys,
+                                            long long now, const policy::GreylistTiming& timing) {
+  RedisCommand command =
+      BuildCheckCommand(keys, FromUnixSeconds(now), timing,
+                        RedisKeyLayout("greylight:", RedisKeyLayout::Mode::kPlain));
+  command[0] = "EVAL";
+  command[1] = std::string(CheckScript().text);
+  auto reply = server.Command(command);
+  if (!reply.ok()) return reply.status();
+  return TransitionFromReply(keys, FromUnixSeconds(now), timing, FromResp(*reply), std::nullopt);
 }
 
 class RedisStoreTest : public testing::Test {
@@ -238,12 +265,19 @@ TEST_F(RedisStoreTest, ScriptDecodesValuesLikeTheCodec) {
     std::string client = fmt::format("client{}", index++);
     // A triplet that has waited long enough, so the client record matters too.
     std::string triplet_value = c.table == Table::kTriplets ? c.value : "1799990000,1799990000";
-    for (Store* s : std::initializer_list<Store*>{store.get(), &reference}) {
-      ASSERT_TRUE(s->Put(Table::kTriplets, triplet, triplet_value).ok());
+    const CheckKeys scripted_keys{"s" + triplet, "s" + client};
+    for (const CheckKeys& keys : {CheckKeys{triplet, client}, scripted_keys}) {
+      ASSERT_TRUE(store->Put(Table::kTriplets, keys.triplet, triplet_value).ok());
       if (c.table == Table::kClients) {
-        ASSERT_TRUE(s->Put(Table::kClients, client, c.value).ok());
+        ASSERT_TRUE(store->Put(Table::kClients, keys.client, c.value).ok());
       }
     }
+    ASSERT_TRUE(reference.Put(Table::kTriplets, triplet, triplet_value).ok());
+    if (c.table == Table::kClients) {
+      ASSERT_TRUE(reference.Put(Table::kClients, client, c.value).ok());
+    }
+    auto scripted = RunCheckScriptOn(*server_, scripted_keys, now, timing);
+    ASSERT_TRUE(scripted.ok()) << scripted.status().message();
     Outcome got = CheckWithin(*store, {triplet, client}, now);
     Outcome want = CheckWithin(reference, {triplet, client}, now);
     ASSERT_TRUE(got.result && got.result->ok())
@@ -259,6 +293,12 @@ TEST_F(RedisStoreTest, ScriptDecodesValuesLikeTheCodec) {
     EXPECT_EQ(store->Get(Table::kTriplets, triplet).value(),
               reference.Get(Table::kTriplets, triplet).value());
     EXPECT_EQ(store->Get(Table::kClients, client).value(),
+              reference.Get(Table::kClients, client).value());
+    EXPECT_EQ(scripted->first, w.first);
+    EXPECT_EQ(scripted->client_awl_pass, w.client_awl_pass);
+    EXPECT_EQ(store->Get(Table::kTriplets, scripted_keys.triplet).value(),
+              reference.Get(Table::kTriplets, triplet).value());
+    EXPECT_EQ(store->Get(Table::kClients, scripted_keys.client).value(),
               reference.Get(Table::kClients, client).value());
   }
 }
@@ -319,11 +359,18 @@ TEST_F(RedisStoreTest, ReplyRecordsHaveTheirTtlAndDecodeLikeTheCodec) {
     for (Store* s : std::initializer_list<Store*>{store.get(), &reference}) {
       ASSERT_TRUE(s->Put(Table::kReplies, reply, value).ok());
     }
+    const std::string scripted_reply = "x" + reply;
+    const CheckKeys scripted_keys{"192.0.2.0/" + scripted_reply, "192.0.2.9", "", false,
+                                  scripted_reply};
+    ASSERT_TRUE(store->Put(Table::kReplies, scripted_reply, value).ok());
+    auto scripted = RunCheckScriptOn(*server_, scripted_keys, now, timing);
     Outcome got = CheckWithin(*store, keys, now);
     Outcome want = CheckWithin(reference, keys, now);
     ASSERT_TRUE(got.result && got.result->ok())
         << (got.result ? got.result->status().message() : "no answer");
     EXPECT_EQ(got.result->value().reason, want.result->value().reason);
+    ASSERT_TRUE(scripted.ok()) << scripted.status().message();
+    EXPECT_EQ(scripted->reason, want.result->value().reason);
     auto got_record = RecordWithin(*store, reply, now);
     auto want_record = RecordWithin(reference, reply, now);
     ASSERT_TRUE(got_record.ok()) << got_record.status().message();
@@ -343,6 +390,14 @@ TEST_F(RedisStoreTest, FieldsBeyondTwoToThe53AreMalformed) {
   EXPECT_FALSE(outcome.result->value().client_awl_pass);
   EXPECT_EQ(outcome.result->value().first, FromUnixSeconds(T));
   EXPECT_EQ(store->Get(Table::kTriplets, "k").value(), "1800000000,1800000000");
+
+  ASSERT_TRUE(store->Put(Table::kTriplets, "sk", "9007199254740992,1800000000").ok());
+  ASSERT_TRUE(store->Put(Table::kClients, "sc", "9007199254740992,1800000000").ok());
+  auto scripted = RunCheckScriptOn(*server_, {"sk", "sc"}, T, policy::GreylistTiming{});
+  ASSERT_TRUE(scripted.ok()) << scripted.status().message();
+  EXPECT_FALSE(scripted->client_awl_pass);
+  EXPECT_EQ(scripted->first, FromUnixSeconds(T));
+  EXPECT_EQ(store->Get(Table::kTriplets, "sk").value(), "1800000000,1800000000");
 }
 
 TEST_F(RedisStoreTest, SurvivesAFlushedScriptCache) {
@@ -421,49 +476,141 @@ TEST_F(RedisStoreTest, QueuedChecksArePipelined) {
 }
 
 // A check reads its records with one MGET and decides in C++: a pass within the last-seen
-// refresh window writes nothing and a new triplet is created with SET NX, neither running
-// the script; a check that updates a record runs it.
-TEST_F(RedisStoreTest, ChecksThatWriteNothingOrCreateATripletRunNoScript) {
+// refresh window writes nothing, a new triplet is created with SET NX, and an update is
+// committed by the compare-and-set script; the check script runs for none of them.
+TEST_F(RedisStoreTest, ChecksDecideOnAReadAndCommitWithoutTheCheckScript) {
   auto store = Open(OptionsFor(server_->port()));
   ASSERT_TRUE(store);
   const CheckKeys keys{"192.0.2.0/a@b/c@d", "192.0.2.1"};
-  auto evalsha_calls = [&] {
+  auto calls = [&](std::string_view command) {
     auto stats = server_->Command({"INFO", "commandstats"});
     EXPECT_TRUE(stats.ok());
     std::string text = stats.ok() ? stats->str : "";
-    size_t at = text.find("cmdstat_evalsha:calls=");
-    return at == std::string::npos ? 0L : std::stol(text.substr(at + 22));
+    std::string field = fmt::format("cmdstat_{}:calls=", command);
+    size_t at = text.find(field);
+    return at == std::string::npos ? 0L : std::stol(text.substr(at + field.size()));
   };
+  auto expect_counts = [&](uint64_t scriptless, long evalsha, long set) {
+    EXPECT_EQ(store->Stats().scriptless_checks, scriptless);
+    EXPECT_EQ(store->Stats().check_script_runs, 0u);
+    EXPECT_EQ(calls("evalsha"), evalsha);
+    EXPECT_EQ(calls("set"), set);  // the script's own SETs count too
+  };
+  auto stored = [&] { return server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str; };
 
   Outcome created = CheckWithin(*store, keys, T);
   ASSERT_TRUE(created.result && created.result->ok());
   EXPECT_EQ((*created.result)->reason, policy::Reason::kNew);
-  EXPECT_EQ(store->Stats().scriptless_checks, 1u);
-  EXPECT_EQ(evalsha_calls(), 0);
-  EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
-            "1800000000,1800000000");
+  expect_counts(1, 0, 1);
+  EXPECT_EQ(stored(), "1800000000,1800000000");
 
-  ASSERT_TRUE(CheckSucceeds(*store, keys, T + 300));  // passes: an update, by the script
-  EXPECT_EQ(store->Stats().scriptless_checks, 1u);
-  EXPECT_EQ(evalsha_calls(), 1);
+  // Passes: the triplet and the client's auto-whitelist count, committed together.
+  ASSERT_TRUE(CheckSucceeds(*store, keys, T + 300));
+  expect_counts(2, 1, 3);
+  EXPECT_EQ(server_->Command({"GET", "greylight:c:192.0.2.1"})->str, "1,1800000300");
+  EXPECT_EQ(stored(), "1800000000,1800000300");
+  long long ttl = Ttl(*server_, "greylight:t:192.0.2.0/a@b/c@d");
+  EXPECT_LE(ttl, 35 * 86400 + 1);  // policy::ExpiresAt of a passed triplet, on the system clock
+  EXPECT_GT(ttl, 35 * 86400 + 1 - 3600);
 
   Outcome again = CheckWithin(*store, keys, T + 310);
   ASSERT_TRUE(again.result && again.result->ok());
   EXPECT_EQ((*again.result)->reason, policy::Reason::kPassed);
   EXPECT_FALSE((*again.result)->triplet_write.has_value());
-  EXPECT_EQ(store->Stats().scriptless_checks, 2u);
-  EXPECT_EQ(evalsha_calls(), 1);
-  EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
-            "1800000000,1800000300");
+  expect_counts(3, 1, 3);
+  EXPECT_EQ(stored(), "1800000000,1800000300");
 
-  // 61 s after the last write the record is due for its refresh: the script writes it.
+  // 61 s after the last write the record is due for its refresh: committed again.
   Outcome refresh = CheckWithin(*store, keys, T + 361);
   ASSERT_TRUE(refresh.result && refresh.result->ok());
   EXPECT_EQ((*refresh.result)->reason, policy::Reason::kPassed);
-  EXPECT_EQ(store->Stats().scriptless_checks, 2u);
-  EXPECT_EQ(evalsha_calls(), 2);
-  EXPECT_EQ(server_->Command({"GET", "greylight:t:192.0.2.0/a@b/c@d"})->str,
-            "1800000000,1800000361");
+  expect_counts(4, 2, 4);
+  EXPECT_EQ(stored(), "1800000000,1800000361");
+}
+
+// The compare-and-set script writes only if every key still holds what was read (absent
+// compares as absent), and then writes each value with its TTL.
+TEST_F(RedisStoreTest, TheCommitScriptWritesOnlyOverWhatWasRead) {
+  auto commit = [&](std::vector<std::string> arguments) {
+    std::vector<std::string> command{"EVAL", std::string(CommitIfUnchangedScript().text), "2", "t",
+                                     "c"};
+    command.insert(command.end(), arguments.begin(), arguments.end());
+    auto reply = server_->Command(command);
+    EXPECT_TRUE(reply.ok() && !reply->is_error()) << (reply.ok() ? reply->str : "");
+    return reply.ok() ? reply->integer : -1;
+  };
+  ASSERT_EQ(server_->Command({"SET", "t", "1,1"})->str, "OK");
+  // The triplet changed since it was read: nothing is written.
+  EXPECT_EQ(commit({"1", "1,0", "1,2", "100", "0", "", "5,2", "200"}), 0);
+  // The client was read absent but is there now.
+  ASSERT_EQ(server_->Command({"SET", "c", "4,1"})->str, "OK");
+  EXPECT_EQ(commit({"1", "1,1", "1,2", "100", "0", "", "5,2", "200"}), 0);
+  EXPECT_EQ(server_->Command({"GET", "t"})->str, "1,1");
+  EXPECT_EQ(server_->Command({"GET", "c"})->str, "4,1");
+  // Both as read: both written, each with its TTL; a key read but not written stays.
+  EXPECT_EQ(commit({"1", "1,1", "1,2", "100", "1", "4,1", "5,2", "200"}), 1);
+  EXPECT_EQ(server_->Command({"GET", "t"})->str, "1,2");
+  EXPECT_EQ(server_->Command({"GET", "c"})->str, "5,2");
+  EXPECT_EQ(Ttl(*server_, "t"), 100);
+  EXPECT_EQ(Ttl(*server_, "c"), 200);
+  EXPECT_EQ(commit({"1", "1,2", "", "0", "1", "5,2", "6,3", "300"}), 1);
+  EXPECT_EQ(server_->Command({"GET", "t"})->str, "1,2");
+  EXPECT_EQ(server_->Command({"GET", "c"})->str, "6,3");
+  // A key of another type reads as absent (MGET reads nil there too).
+  ASSERT_TRUE(server_->Command({"DEL", "c"}).ok());
+  ASSERT_TRUE(server_->Command({"LPUSH", "c", "x"}).ok());
+  EXPECT_EQ(commit({"1", "1,2", "", "0", "0", "", "1,3", "300"}), 1);
+  EXPECT_EQ(server_->Command({"GET", "c"})->str, "1,3");
+}
+
+// Many stores passing the same triplets at the same instant (their reads all see them
+// pending): each triplet is written by exactly one check; the others find it changed,
+// and the check script, deciding again, finds a pass that needs no write.
+TEST_F(RedisStoreTest, RacingUpdatesOfOneTripletCommitOnce) {
+  constexpr int kStores = 4;
+  constexpr int kTriplets = 200;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kStores; ++i) {
+    stores.push_back(Open(OptionsFor(server_->port())));
+    ASSERT_TRUE(stores.back());
+  }
+  for (int t = 0; t < kTriplets; ++t) {
+    ASSERT_TRUE(stores[0]
+                    ->Put(Table::kTriplets, fmt::format("triplet{}", t), "1800000000,1800000000")
+                    .ok());
+  }
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int done = 0, failed = 0, greylisted = 0;
+  std::map<int, int> writers;
+  for (int t = 0; t < kTriplets; ++t) {
+    for (int i = 0; i < kStores; ++i) {
+      stores[i]->Check({fmt::format("triplet{}", t), ""}, FromUnixSeconds(T + 300),
+                       [&, t](Result<policy::Transition> r) {
+                         std::lock_guard lock(mutex);
+                         if (!r.ok()) {
+                           ++failed;
+                         } else {
+                           if (r->greylisted()) ++greylisted;
+                           if (r->triplet_write) ++writers[t];
+                         }
+                         if (++done == kStores * kTriplets) all_done.notify_one();
+                       });
+    }
+  }
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(all_done.wait_for(lock, 30s, [&] { return done == kStores * kTriplets; }));
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(greylisted, 0);
+  for (int t = 0; t < kTriplets; ++t) {
+    EXPECT_EQ(writers[t], 1) << "triplet" << t;
+    EXPECT_EQ(stores[0]->Get(Table::kTriplets, fmt::format("triplet{}", t)).value(),
+              "1800000000,1800000300");
+  }
+  uint64_t reruns = 0;
+  for (auto& store : stores) reruns += store->Stats().check_script_runs.value_or(0);
+  std::cout << "checks that found their triplet changed and ran the check script: " << reruns
+            << " of " << kStores * kTriplets << "\n";
 }
 
 // What another host wrote since (a trap, a deletion, the same new triplet) decides.
