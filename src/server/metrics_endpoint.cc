@@ -26,7 +26,7 @@ std::string HttpResponse(std::string_view status, std::string_view content_type,
 
 MetricsEndpoint::MetricsEndpoint(asio::io_context& io, ListenAddress address,
                                  std::function<std::string()> render)
-    : io_(io), address_(std::move(address)), render_(std::move(render)), acceptor_(io) {}
+    : address_(std::move(address)), render_(std::move(render)), acceptor_(io) {}
 
 Status MetricsEndpoint::Bind() {
   std::error_code ec;

@@ -28,7 +28,6 @@ class MetricsEndpoint {
 
  private:
   void Accept();
-  asio::io_context& io_;
   const ListenAddress address_;
   std::function<std::string()> render_;
   asio::ip::tcp::acceptor acceptor_;
