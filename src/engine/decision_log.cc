@@ -49,19 +49,45 @@ std::string SpfSummary(const spf::SpfResult& spf) {
   return text;
 }
 
+std::string& LogLines::Add(log::Level level, bool rate_limited) {
+  if (size_ == lines_.size()) lines_.emplace_back();
+  LogLine& line = lines_[size_++];
+  line.level = level;
+  line.rate_limited = rate_limited;
+  line.text.clear();
+  return line.text;
+}
+
+void LogLines::EraseRateLimited() {
+  size_t kept = 0;
+  for (size_t i = 0; i < size_; ++i) {
+    if (lines_[i].rate_limited) continue;
+    if (i != kept) std::swap(lines_[i], lines_[kept]);
+    ++kept;
+  }
+  size_ = kept;
+}
+
 std::string PostgreyDecisionLine(const Decision& d) {
-  const Request& request = *d.request;
   std::string line;
   line.reserve(256);
+  AppendPostgreyDecisionLine(line, d);
+  return line;
+}
+
+void AppendPostgreyDecisionLine(std::string& line, const Decision& d) {
+  const Request& request = *d.request;
   if (request.queue_id && !request.queue_id->empty()) {
     log::AppendEscaped(line, *request.queue_id);
     line.append(": ");
   }
   line.append("action=").append(policy::ActionWord(d.reason));
   line.append(", reason=").append(policy::ReasonWord(d.reason));
-  if (d.reason == Reason::kEarlyRetry) line += fmt::format(" ({}s missing)", d.missing.count());
+  if (d.reason == Reason::kEarlyRetry) {
+    fmt::format_to(std::back_inserter(line), " ({}s missing)", d.missing.count());
+  }
   LineNumber number = NumberOf(d);
-  if (number.name == "delay") line += fmt::format(", delay={}", number.value);
+  if (number.name == "delay") fmt::format_to(std::back_inserter(line), ", delay={}", number.value);
   if (!d.group.empty()) {
     line.append(", group=");
     log::AppendEscaped(line, d.group);
@@ -74,12 +100,17 @@ std::string PostgreyDecisionLine(const Decision& d) {
   AppendField(line, "client_address", request.client_address);
   AppendField(line, "sender", request.sender);
   AppendField(line, "recipient", request.recipient);
-  return line;
 }
 
 std::string JsonDecisionLine(const Decision& d, std::chrono::microseconds took) {
+  std::string json;
+  AppendJsonDecisionLine(json, d, took);
+  return json;
+}
+
+void AppendJsonDecisionLine(std::string& json, const Decision& d, std::chrono::microseconds took) {
   const Request& request = *d.request;
-  std::string json = "{\"action\":";
+  json += "{\"action\":";
   log::AppendJsonString(json, policy::ActionWord(d.reason));
   json += ",\"reason\":";
   log::AppendJsonString(json, policy::ReasonWord(d.reason));
@@ -90,7 +121,9 @@ std::string JsonDecisionLine(const Decision& d, std::chrono::microseconds took) 
   AppendJsonField(json, "recipient", request.recipient);
   if (request.instance) AppendJsonField(json, "instance", *request.instance);
   LineNumber number = NumberOf(d);
-  if (!number.name.empty()) json += fmt::format(",\"{}\":{}", number.name, number.value);
+  if (!number.name.empty()) {
+    fmt::format_to(std::back_inserter(json), ",\"{}\":{}", number.name, number.value);
+  }
   if (!d.key.empty()) AppendJsonField(json, "key", d.key);
   if (!d.group.empty()) AppendJsonField(json, "group", d.group);
   if (d.spf) {
@@ -101,29 +134,26 @@ std::string JsonDecisionLine(const Decision& d, std::chrono::microseconds took) 
       AppendJsonField(json, "spf_problem", d.spf->problem);
     }
   }
-  json += fmt::format(",\"decision_us\":{}}}", took.count());
-  return json;
+  fmt::format_to(std::back_inserter(json), ",\"decision_us\":{}}}", took.count());
 }
 
 void RenderDecisionLog(const Decision& d, LogFormat format, std::chrono::microseconds took,
-                       std::vector<LogLine>& out) {
+                       LogLines& out) {
   const bool warnings = log::Enabled(log::Level::kWarning);
   const bool notices = log::Enabled(log::Level::kNotice);
   if (!d.request) {
     if (!warnings) return;
     switch (d.reason) {
       case Reason::kBadTestTime:
-        out.push_back({log::Level::kWarning, fmt::format("can't parse policy_test_time: {}",
-                                                         log::Escaped(d.unreadable_detail))});
+        out.Add(log::Level::kWarning) =
+            fmt::format("can't parse policy_test_time: {}", log::Escaped(d.unreadable_detail));
         break;
       case Reason::kBadClientAddress:
-        out.push_back(
-            {log::Level::kWarning, fmt::format("can't parse client_address from postfix: {}",
-                                               log::Escaped(d.unreadable_detail))});
+        out.Add(log::Level::kWarning) = fmt::format("can't parse client_address from postfix: {}",
+                                                    log::Escaped(d.unreadable_detail));
         break;
       default:
-        out.push_back(
-            {log::Level::kWarning, fmt::format("attribute missing: {}", d.unreadable_detail)});
+        out.Add(log::Level::kWarning) = fmt::format("attribute missing: {}", d.unreadable_detail);
         break;
     }
     return;
@@ -133,41 +163,42 @@ void RenderDecisionLog(const Decision& d, LogFormat format, std::chrono::microse
     for (const std::string& failure : d.list_failures) {
       // A list that cannot be asked counts as not listing the client: DNS trouble never
       // delays mail beyond normal greylisting.
-      out.push_back({log::Level::kWarning,
-                     fmt::format("DNS list lookup for {} failed, treated as not listed: {}",
-                                 request.client.ToPostgreyString(), failure),
-                     /*rate_limited=*/true});
+      out.Add(log::Level::kWarning, /*rate_limited=*/true) =
+          fmt::format("DNS list lookup for {} failed, treated as not listed: {}",
+                      request.client.ToPostgreyString(), failure);
     }
   }
   if (d.trap_hit && notices) {
-    out.push_back(
-        {log::Level::kNotice,
-         fmt::format("greytrap hit: {}[{}] sent to {} ({}: {})", log::Escaped(request.client_name),
-                     request.client.ToPostgreyString(), log::Escaped(request.recipient),
-                     d.trap_hit->source, log::Escaped(d.trap_hit->entry))});
+    out.Add(log::Level::kNotice) =
+        fmt::format("greytrap hit: {}[{}] sent to {} ({}: {})", log::Escaped(request.client_name),
+                    request.client.ToPostgreyString(), log::Escaped(request.recipient),
+                    d.trap_hit->source, log::Escaped(d.trap_hit->entry));
   }
   if (d.store_failed()) {
     if (warnings) {
-      out.push_back({log::Level::kWarning,
-                     fmt::format("store error, answering {}: {}", d.action, d.store_error),
-                     /*rate_limited=*/true});
+      out.Add(log::Level::kWarning, /*rate_limited=*/true) =
+          fmt::format("store error, answering {}: {}", d.action, d.store_error);
     }
     return;
   }
   if (warnings && d.first_corrected) {
-    out.push_back({log::Level::kWarning, "correcting date for first seen in the future!"});
+    out.Add(log::Level::kWarning) = "correcting date for first seen in the future!";
   }
   if (warnings && d.client_whitelisted) {
     std::string_view name = request.client_name;
     std::string address = request.client.ToPostgreyString();
-    out.push_back({log::Level::kWarning,
-                   name.empty() || name == "0"
-                       ? fmt::format("whitelisted: {}", address)
-                       : fmt::format("whitelisted: {}[{}]", log::Escaped(name), address)});
+    out.Add(log::Level::kWarning) =
+        name.empty() || name == "0"
+            ? fmt::format("whitelisted: {}", address)
+            : fmt::format("whitelisted: {}[{}]", log::Escaped(name), address);
   }
   if (notices) {
-    out.push_back({log::Level::kNotice, format == LogFormat::kJson ? JsonDecisionLine(d, took)
-                                                                   : PostgreyDecisionLine(d)});
+    std::string& line = out.Add(log::Level::kNotice);
+    if (format == LogFormat::kJson) {
+      AppendJsonDecisionLine(line, d, took);
+    } else {
+      AppendPostgreyDecisionLine(line, d);
+    }
   }
 }
 

@@ -22,6 +22,27 @@ struct LogLine {
   bool rate_limited = false;
 };
 
+// The log lines of one decision. Kept from one decision to the next: Clear() keeps the
+// lines and their buffers, so a warm connection renders its decisions without allocating.
+class LogLines {
+ public:
+  void Clear() { size_ = 0; }
+  // Appends a line at `level` and returns its text, empty, to be written.
+  std::string& Add(log::Level level, bool rate_limited = false);
+  // Drops the rate-limited lines, keeping the others in order.
+  void EraseRateLimited();
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const LogLine& operator[](size_t i) const { return lines_[i]; }
+  const LogLine* begin() const { return lines_.data(); }
+  const LogLine* end() const { return lines_.data() + size_; }
+
+ private:
+  std::vector<LogLine> lines_;  // the first size_ are this decision's
+  size_t size_ = 0;
+};
+
 // Appends the log lines of `decision` to `out`, in postgrey's order: the warnings and
 // notices of the steps (unreadable request, DNS lists that failed, greytrap hit, store
 // error, first-seen correction, newly auto-whitelisted client) in level order as they
@@ -29,14 +50,17 @@ struct LogLine {
 // not decided). `took` is how long the decision took (JSON only). Lines whose level is not
 // enabled are not rendered.
 void RenderDecisionLog(const Decision& decision, LogFormat format, std::chrono::microseconds took,
-                       std::vector<LogLine>& out);
+                       LogLines& out);
 
 // An SPF result as the logs and `greylight explain` show it: the result, the domain, and
 // "(broad)" for a pass too broad to key by, or the problem of a temperror or permerror:
 // "pass example.com", "temperror example.com (timeout)", "none" (no domain to check).
 std::string SpfSummary(const spf::SpfResult& spf);
 
-// The decision line alone, in postgrey's format and in JSON.
+// The decision line alone, in postgrey's format and in JSON, appended to `line` or returned.
+void AppendPostgreyDecisionLine(std::string& line, const Decision& decision);
+void AppendJsonDecisionLine(std::string& line, const Decision& decision,
+                            std::chrono::microseconds took);
 std::string PostgreyDecisionLine(const Decision& decision);
 std::string JsonDecisionLine(const Decision& decision, std::chrono::microseconds took);
 

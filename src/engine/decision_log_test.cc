@@ -22,9 +22,9 @@ class DecisionLogTest : public testing::Test {
     return d;
   }
   std::vector<LogLine> Render(const Decision& d, LogFormat format = LogFormat::kPostgrey) {
-    std::vector<LogLine> lines;
+    LogLines lines;
     RenderDecisionLog(d, format, 42us, lines);
-    return lines;
+    return {lines.begin(), lines.end()};
   }
 };
 
@@ -144,6 +144,42 @@ TEST_F(DecisionLogTest, StepLinesComeInPostgreysOrderBeforeTheDecisionLine) {
   EXPECT_EQ(lines[0].text, "correcting date for first seen in the future!");
   EXPECT_EQ(lines[1].text, "whitelisted: mail.example.net[192.0.2.10]");
   EXPECT_EQ(lines[2].level, log::Level::kNotice);
+}
+
+// A connection keeps one LogLines for all its decisions: each decision's lines are its own,
+// whatever the previous one left in the buffers.
+TEST_F(DecisionLogTest, ReusedLogLinesCarryNothingOver) {
+  auto wire = Wire({{"client_name", "mail.example.net"},
+                    {"client_address", "192.0.2.10"},
+                    {"sender", "alice@example.net"},
+                    {"recipient", "trap@example.org"}});
+  Decision trapped = Decided(Reason::kGreytrap, wire);
+  trapped.list_failures = {"bl.test: timeout"};
+  trapped.trap_hit = policy::WhitelistHit{"traps:3", "trap@"};
+  Decision passed = Decided(Reason::kPassed, wire);
+  LogLines lines;
+  RenderDecisionLog(trapped, LogFormat::kPostgrey, 42us, lines);
+  ASSERT_EQ(lines.size(), 3u);
+  lines.Clear();
+  RenderDecisionLog(passed, LogFormat::kPostgrey, 42us, lines);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].level, log::Level::kNotice);
+  EXPECT_FALSE(lines[0].rate_limited);
+  EXPECT_EQ(std::vector<LogLine>(lines.begin(), lines.end())[0].text, Render(passed)[0].text);
+
+  // Dropping the rate-limited lines keeps the others, in order, and reuse goes on after it.
+  lines.Clear();
+  RenderDecisionLog(trapped, LogFormat::kPostgrey, 42us, lines);
+  lines.EraseRateLimited();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[0].text.starts_with("greytrap hit: "));
+  EXPECT_TRUE(lines[1].text.starts_with("action=greylist, reason=greytrap"));
+  lines.Add(log::Level::kWarning) = "(1 more store or DNS errors not logged)";
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[2].text, "(1 more store or DNS errors not logged)");
+  lines.Clear();
+  EXPECT_TRUE(lines.empty());
+  EXPECT_EQ(lines.Add(log::Level::kNotice), "");
 }
 
 TEST_F(DecisionLogTest, UnreadableRequestsGetOneWarningAndNoDecisionLine) {

@@ -33,6 +33,19 @@ struct Greylister::Lookups {
   std::optional<spf::SpfResult> spf;
 };
 
+// One store check in flight: the decision so far, the keys (which the store reads until it
+// answers) and where the answer goes. The store's callback holds only two pointers, so
+// std::function keeps it inline, and the keys are built in the buffers of the thread's
+// last check: a check on the embedded store allocates nothing.
+struct Greylister::PendingCheck {
+  Decision decision;
+  DecisionCallback done;
+  HeaderTracker* headers = nullptr;
+  DecisionTrace* trace = nullptr;
+  RequestKeys request_keys;
+  store::CheckKeys keys;
+};
+
 namespace {
 
 Decision Answer(Decision decision, Reason reason, std::string action) {
@@ -42,6 +55,20 @@ Decision Answer(Decision decision, Reason reason, std::string action) {
 }
 
 }  // namespace
+
+std::unique_ptr<Greylister::PendingCheck>& Greylister::SpareCheck() {
+  thread_local std::unique_ptr<PendingCheck> spare;
+  return spare;
+}
+
+std::unique_ptr<Greylister::PendingCheck> Greylister::TakeSpareCheck() {
+  if (SpareCheck()) return std::move(SpareCheck());
+  return std::make_unique<PendingCheck>();
+}
+
+void Greylister::KeepSpareCheck(std::unique_ptr<PendingCheck> check) {
+  SpareCheck() = std::move(check);
+}
 
 std::string Greylister::GreylistAction(const Request& request, Seconds missing) const {
   return policy::GreylistAction(options_.greylist_action, options_.greylist_text,
@@ -135,33 +162,48 @@ void Greylister::DecideListed(Decision decision, const reputation::ListVerdict* 
     }
   }
 
-  RequestKeys request_keys = BuildRequestKeys(request.client, request.client_name, request.sender,
-                                              request.recipient, key_scheme_, spf_domain);
+  std::unique_ptr<PendingCheck> check = TakeSpareCheck();
+  RequestKeys& request_keys = check->request_keys;
+  AssignRequestKeys(request_keys, request.client, request.client_name, request.sender,
+                    request.recipient, key_scheme_, spf_domain);
   if (trace != nullptr) {
     trace->keys = request_keys;
     trace->auto_whitelist_enabled = auto_whitelist_;
   }
-  store::CheckKeys keys;
-  keys.triplet = std::move(request_keys.triplet);
-  if (auto_whitelist_) keys.client = std::move(request_keys.client);
+  // Swapped, not moved: both buffers stay with the PendingCheck for the next request.
+  store::CheckKeys& keys = check->keys;
+  keys.triplet.swap(request_keys.triplet);
+  keys.client.clear();
+  if (auto_whitelist_) keys.client.swap(request_keys.client);
+  keys.trap.clear();
+  keys.trap_hit = false;
   if (std::shared_ptr<const reputation::Greytraps> greytraps = greytraps_.load()) {
     if (trace != nullptr) trace->greytraps_enabled = true;
-    keys.trap = std::move(request_keys.trap);
+    keys.trap.swap(request_keys.trap);
     if (auto hit = greytraps->Match(request.recipient)) {
       keys.trap_hit = true;
       if (trace != nullptr) trace->greytrap = *hit;
       decision.trap_hit = std::move(hit);
     }
   }
-  keys.reply = std::move(request_keys.reply);
+  keys.reply.swap(request_keys.reply);
   decision.group = std::move(request_keys.group);
   if (options_.keep_triplet_key) decision.key = keys.triplet;
-  UnixTime now = request.now;
-  store_.Check(keys, now,
-               [this, decision = std::move(decision), &headers, done = std::move(done),
-                trace](Result<policy::Transition> result) mutable {
-                 done(Finish(std::move(decision), result, headers, trace));
-               });
+  const UnixTime now = request.now;
+  check->decision = std::move(decision);
+  check->done = std::move(done);
+  check->headers = &headers;
+  check->trace = trace;
+  PendingCheck* pending = check.release();
+  // The store calls back exactly once, maybe before Check returns: the PendingCheck becomes
+  // the spare only after the answer went out, so a store still reading the keys then finds
+  // them intact (the next request takes the spare only once this one has returned).
+  store_.Check(pending->keys, now, [this, pending](Result<policy::Transition> result) {
+    std::unique_ptr<PendingCheck> finished(pending);
+    finished->done(
+        Finish(std::move(finished->decision), result, *finished->headers, finished->trace));
+    KeepSpareCheck(std::move(finished));
+  });
 }
 
 Decision Greylister::Finish(Decision decision, const Result<policy::Transition>& result,

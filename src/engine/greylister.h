@@ -111,6 +111,12 @@ class Greylister {
 
  private:
   struct Lookups;
+  struct PendingCheck;
+  // The calling thread's spare PendingCheck (or a new one), and back: a thread deciding one
+  // request after another reuses one, buffers and all.
+  static std::unique_ptr<PendingCheck>& SpareCheck();
+  static std::unique_ptr<PendingCheck> TakeSpareCheck();
+  static void KeepSpareCheck(std::unique_ptr<PendingCheck> check);
   // The steps after the whitelists: the DNS list verdict and SPF result (each if asked),
   // keys, greytraps, store.
   void DecideListed(Decision decision, const reputation::ListVerdict* verdict,

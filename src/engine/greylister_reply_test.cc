@@ -44,7 +44,7 @@ std::map<std::string, std::string> ReplyRequest() {
 }
 
 std::string NoticeLine(const Decision& decision) {
-  std::vector<LogLine> lines;
+  LogLines lines;
   RenderDecisionLog(decision, LogFormat::kPostgrey, {}, lines);
   for (const LogLine& line : lines) {
     if (line.level == log::Level::kNotice) return line.text;
@@ -188,7 +188,7 @@ TEST(GreylisterReplyStoreFailureTest, OutboundRequestsFailOpenWithDunno) {
   ASSERT_TRUE(decision);
   EXPECT_EQ(decision->action, "DUNNO");
   EXPECT_TRUE(decision->store_failed());
-  std::vector<LogLine> lines;
+  LogLines lines;
   RenderDecisionLog(*decision, LogFormat::kPostgrey, {}, lines);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0].text, "store error, answering DUNNO: backend down");

@@ -78,7 +78,7 @@ class FakeLists {
 };
 
 std::string NoticeLine(const Decision& decision, LogFormat format = LogFormat::kPostgrey) {
-  std::vector<LogLine> lines;
+  LogLines lines;
   RenderDecisionLog(decision, format, {}, lines);
   for (const LogLine& line : lines) {
     if (line.level == log::Level::kNotice) return line.text;

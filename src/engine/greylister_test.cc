@@ -34,9 +34,9 @@ std::map<std::string, std::string> BaseRequest() {
 
 // The log lines greylightd writes for `decision`, in postgrey's format.
 std::vector<LogLine> Logs(const Decision& decision) {
-  std::vector<LogLine> lines;
+  LogLines lines;
   RenderDecisionLog(decision, LogFormat::kPostgrey, {}, lines);
-  return lines;
+  return {lines.begin(), lines.end()};
 }
 
 class GreylisterTest : public testing::Test {

@@ -48,5 +48,11 @@ struct RequestKeys {
 RequestKeys BuildRequestKeys(const policy::IpAddress& client, std::string_view client_name,
                              std::string_view sender, std::string_view recipient,
                              const KeyScheme& scheme, std::string_view spf_domain = {});
+// BuildRequestKeys into `keys`, every field set, their buffers reused: the daemon's path,
+// which builds keys on every request.
+void AssignRequestKeys(RequestKeys& keys, const policy::IpAddress& client,
+                       std::string_view client_name, std::string_view sender,
+                       std::string_view recipient, const KeyScheme& scheme,
+                       std::string_view spf_domain = {});
 
 }  // namespace greylight::engine

@@ -25,6 +25,40 @@ TEST(BuildRequestKeysTest, AnSpfDomainIsTheClientPartInEveryMode) {
   }
 }
 
+// The daemon builds each request's keys in the buffers of the last request's: every field
+// is the fresh build's, whatever was there (a group, a reply key, privacy digests).
+TEST(BuildRequestKeysTest, AssigningOverUsedKeysGivesTheFreshKeys) {
+  KeyScheme scheme;
+  KeyScheme host;
+  host.lookup_by = reputation::LookupBy::kHost;
+  KeyScheme privacy;
+  privacy.keys.privacy = true;
+  struct Ask {
+    const KeyScheme& scheme;
+    std::string client, sender, spf_domain;
+  };
+  const Ask asks[] = {
+      {scheme, "198.51.100.10", "Alice@Example.net", "example.net"},
+      {scheme, "2001:db8::1", "", ""},
+      {privacy, "198.51.100.10", "a+tag@b.example", ""},
+      {host, "192.0.2.1", "prvs=1234567890=c@d.example", ""},
+      {scheme, "198.51.100.77", "x@y.example", ""},
+  };
+  RequestKeys reused;
+  for (const Ask& ask : asks) {
+    SCOPED_TRACE(ask.client + " " + ask.sender);
+    RequestKeys fresh = BuildRequestKeys(Ip(ask.client), "unknown", ask.sender, "Bob@Example.org",
+                                         ask.scheme, ask.spf_domain);
+    AssignRequestKeys(reused, Ip(ask.client), "unknown", ask.sender, "Bob@Example.org", ask.scheme,
+                      ask.spf_domain);
+    EXPECT_EQ(reused.triplet, fresh.triplet);
+    EXPECT_EQ(reused.client, fresh.client);
+    EXPECT_EQ(reused.trap, fresh.trap);
+    EXPECT_EQ(reused.group, fresh.group);
+    EXPECT_EQ(reused.reply, fresh.reply);
+  }
+}
+
 TEST(BuildRequestKeysTest, WithoutAnSpfDomainTheModesKeysAreUnchanged) {
   KeyScheme scheme;
   RequestKeys keys = BuildRequestKeys(Ip("198.51.100.10"), "unknown", "alice@example.net",

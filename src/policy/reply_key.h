@@ -19,5 +19,8 @@ namespace greylight::policy {
 // REQUIRES: `remote` and `local` are not empty (the null sender neither records nor
 // finds a reply).
 std::string ReplyKey(std::string_view remote, std::string_view local, const KeyOptions& options);
+// ReplyKey into `key`, whose buffer is reused (the engine builds keys on every request).
+void AssignReplyKey(std::string& key, std::string_view remote, std::string_view local,
+                    const KeyOptions& options);
 
 }  // namespace greylight::policy

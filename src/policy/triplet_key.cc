@@ -164,16 +164,16 @@ void AppendClientNetwork(std::string& out, const IpAddress& client, const KeyOpt
   client.Masked(client.is_v6 ? options.ipv6_cidr : options.ipv4_cidr).AppendPostgreyString(out);
 }
 
-// The key "<client part>/<normalised sender>/<recipient>", lowercased, built in one string.
-std::string TripletKeyAfter(std::string key, std::string_view sender, std::string_view recipient,
-                            const KeyOptions& options) {
+// Completes `key`, holding the client part, into "<client part>/<normalised sender>/
+// <recipient>", lowercased (or its SHA-1 hex with privacy), in place.
+void FinishTripletKey(std::string& key, std::string_view sender, std::string_view recipient,
+                      const KeyOptions& options) {
   key.push_back('/');
   AppendNormalisedSender(key, sender, options.decode_srs);
   key.push_back('/');
   key.append(recipient);
   AsciiLowerInPlace(key);
-  if (options.privacy) return Sha1Hex(key);
-  return key;
+  if (options.privacy) key = Sha1Hex(key);
 }
 
 // Room for a typical key: client part, sender, recipient and their separators.
@@ -187,12 +187,19 @@ std::string ClientNetwork(const IpAddress& client, const KeyOptions& options) {
   return network;
 }
 
+void AssignTripletKey(std::string& key, const IpAddress& client, std::string_view sender,
+                      std::string_view recipient, const KeyOptions& options) {
+  key.clear();
+  AppendClientNetwork(key, client, options);
+  FinishTripletKey(key, sender, recipient, options);
+}
+
 std::string TripletKey(const IpAddress& client, std::string_view sender, std::string_view recipient,
                        const KeyOptions& options) {
   std::string key;
   key.reserve(kTypicalKeyBytes);
-  AppendClientNetwork(key, client, options);
-  return TripletKeyAfter(std::move(key), sender, recipient, options);
+  AssignTripletKey(key, client, sender, recipient, options);
+  return key;
 }
 
 std::string TripletKeyFromClientPart(std::string_view client_part, std::string_view sender,
@@ -200,12 +207,19 @@ std::string TripletKeyFromClientPart(std::string_view client_part, std::string_v
   std::string key;
   key.reserve(kTypicalKeyBytes);
   key.append(client_part);
-  return TripletKeyAfter(std::move(key), sender, recipient, options);
+  FinishTripletKey(key, sender, recipient, options);
+  return key;
+}
+
+void AssignClientKey(std::string& key, const IpAddress& client, const KeyOptions& options) {
+  key.clear();
+  client.AppendPostgreyString(key);
+  if (options.privacy) key = Sha1Hex(key);
 }
 
 std::string ClientKey(const IpAddress& client, const KeyOptions& options) {
-  std::string key = client.ToPostgreyString();
-  if (options.privacy) return Sha1Hex(key);
+  std::string key;
+  AssignClientKey(key, client, options);
   return key;
 }
 

@@ -52,6 +52,9 @@ std::string ClientNetwork(const IpAddress& client, const KeyOptions& options);
 // or its SHA-1 hex with privacy.
 std::string TripletKey(const IpAddress& client, std::string_view sender, std::string_view recipient,
                        const KeyOptions& options);
+// TripletKey into `key`, whose buffer is reused (the engine builds keys on every request).
+void AssignTripletKey(std::string& key, const IpAddress& client, std::string_view sender,
+                      std::string_view recipient, const KeyOptions& options);
 
 // The triplet key with `client_part` (a network, or a lookup-by group key) in front of the
 // normalised sender and the recipient: what TripletKey builds from the client's network.
@@ -61,5 +64,7 @@ std::string TripletKeyFromClientPart(std::string_view client_part, std::string_v
 // The client auto-whitelist key: the unmasked address in postgrey's form (IPv6 uppercase,
 // not lowercased), or its SHA-1 hex with privacy.
 std::string ClientKey(const IpAddress& client, const KeyOptions& options);
+// ClientKey into `key`, whose buffer is reused.
+void AssignClientKey(std::string& key, const IpAddress& client, const KeyOptions& options);
 
 }  // namespace greylight::policy

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <list>
 #include <thread>
 
 #include "util/log.h"
@@ -147,10 +148,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
         });
   }
 
+  void Enqueue(protocol::PolicyRequest&& request) {
+    if (spare_requests_.empty()) {
+      requests_.push_back(std::move(request));
+      return;
+    }
+    requests_.splice(requests_.end(), spare_requests_, spare_requests_.begin());
+    requests_.back() = std::move(request);
+  }
+
   void OnBytes(std::string_view bytes) {
     if (!parser_.in_request()) request_started_ = server_.clock_.Monotonic();
     protocol::ParseError error = parser_.Feed(bytes, parsed_);
-    for (protocol::PolicyRequest& request : parsed_) requests_.push_back(std::move(request));
+    for (protocol::PolicyRequest& request : parsed_) Enqueue(std::move(request));
     parsed_.clear();
     if (error != protocol::ParseError::kNone) {
       server_.metrics_.ProtocolError();
@@ -209,7 +219,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnDecision(engine::Decision decision) {
     auto took = server_.clock_.Monotonic() - decide_started_;
     server_.metrics_.RecordDecision(decision, took);
-    log_lines_.clear();
+    log_lines_.Clear();
     engine::RenderDecisionLog(decision, server_.options_.log_format,
                               std::chrono::duration_cast<std::chrono::microseconds>(took),
                               log_lines_);
@@ -220,16 +230,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (any_rate_limited) {
       auto held_back = server_.dependency_error_log_.Allow(server_.clock_.Monotonic());
       if (!held_back) {
-        std::erase_if(log_lines_, [](const engine::LogLine& line) { return line.rate_limited; });
+        log_lines_.EraseRateLimited();
       } else if (*held_back > 0) {
-        log_lines_.push_back({log::Level::kWarning,
-                              fmt::format("({} more store or DNS errors not logged)", *held_back)});
+        log_lines_.Add(log::Level::kWarning) =
+            fmt::format("({} more store or DNS errors not logged)", *held_back);
       }
     }
     for (const engine::LogLine& line : log_lines_) log::Write(line.level, line.text);
     protocol::AppendReply(write_buffer_, decision.action);
     parser_.Recycle(std::move(requests_.front()));
-    requests_.pop_front();
+    if (spare_requests_.size() < kMaxSpareRequests) {
+      spare_requests_.splice(spare_requests_.end(), requests_, requests_.begin());
+    } else {
+      requests_.pop_front();
+    }
     deciding_ = false;
   }
 
@@ -281,9 +295,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   protocol::RequestParser parser_;
   MonoTime request_started_;
   MonoTime decide_started_;
-  std::vector<engine::LogLine> log_lines_;  // reused: no allocation per decision
+  engine::LogLines log_lines_;  // reused: no allocation per decision
   std::vector<protocol::PolicyRequest> parsed_;
-  std::deque<protocol::PolicyRequest> requests_;
+  // Requests parsed and not yet answered, oldest first. A list, because a decision's request
+  // fields point into its request, which must not move while it is pending; answered
+  // requests' nodes are kept (a few) for the next ones, so steady traffic allocates none.
+  std::list<protocol::PolicyRequest> requests_;
+  std::list<protocol::PolicyRequest> spare_requests_;
+  static constexpr size_t kMaxSpareRequests = 4;
   engine::HeaderTracker headers_;
   std::array<char, kReadChunkBytes> read_buffer_;
   std::string write_buffer_;

@@ -50,6 +50,22 @@ class DaemonTest(unittest.TestCase):
         for i in range(50):
             self.assertEqual(replies[i], GREY, i)
         self.assertTrue(replies[50].startswith("PREPEND "))
+        # Later batches are parsed into the buffers of the answered requests: each answer
+        # is still its own request's (a new instance gets the header, a known one does not).
+        for round in range(3):
+            batch = "".join(request(recipient=f"r{i}@example.org", instance=f"b{round}-{i}",
+                                    policy_test_time=T + 300 + round)
+                            for i in range(1 + round * 4, 5 + round * 4))
+            batch += request(recipient="new@example.org", policy_test_time=T + 300)
+            first = 1 + round * 4
+            batch += request(recipient=f"r{first}@example.org", instance=f"b{round}-{first}",
+                             policy_test_time=T + 301)
+            c.send(batch)
+            replies = [c.read_reply() for _ in range(6)]
+            for i in range(4):
+                self.assertTrue(replies[i].startswith("PREPEND "), (round, i, replies[i]))
+            self.assertEqual(replies[4], GREY, round)
+            self.assertEqual(replies[5], "DUNNO", round)
 
     def test_many_concurrent_connections(self):
         d = self.daemon().start()
