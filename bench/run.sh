@@ -8,12 +8,18 @@
 # The delivery-delay section of BENCHMARKS.md (between its delay-simulation markers) is
 # bench/delay_simulation.py's; this script keeps it as it is.
 #
+# Rows that are compared run back to back: for each mode and connection count, every server
+# in turn. With ROUNDS > 1 the whole sweep repeats and each row reports its median round
+# (by req/s), with every round's req/s beside it: the machine's speed drifts by tens of
+# percent within minutes, and the median of interleaved rounds is what a ratio can rest on.
+#
 # Every server gets a fresh database directory for each row, so rows do not feed each
 # other's state. Mixed rows run the servers with their default (durable) settings; hot rows
 # add --delay=2 so that the hot set can pass greylisting during a short warm-up.
 #
 # Environment (all optional):
 #   DURATION=10           measured seconds per row (1 to 600)
+#   ROUNDS=1              sweeps of all rows; each row reports its median round (1 to 9)
 #   GREYLIGHTD=path       greylightd binary (default: $BUILD_DIR/src/greylightd)
 #   GREYLIGHT_BENCH=path  load generator binary (default: built here)
 #   BUILD_DIR=path        CMake build tree, Release (default: <repo>/build-bench)
@@ -35,13 +41,14 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COMMAND_LINE="bench/run.sh${*:+ $*}"
-for var in DURATION GREYLIGHTD GREYLIGHT_BENCH BUILD_DIR SKIP_BUILD SERVERS MODES CONNECTIONS \
+for var in DURATION ROUNDS GREYLIGHTD GREYLIGHT_BENCH BUILD_DIR SKIP_BUILD SERVERS MODES CONNECTIONS \
   HOT_SET HOT_DELAY HOT_WARMUP SEED GREYLIGHTD_ARGS POSTGREY_ARGS OUTPUT LARGE_TRIPLETS \
   BACKGROUND_RECORDS; do
   if [[ -n ${!var+x} ]]; then COMMAND_LINE="$var=${!var@Q} $COMMAND_LINE"; fi
 done
 
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-1}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 GREYLIGHTD=${GREYLIGHTD:-$BUILD_DIR/src/greylightd}
 SERVERS=${SERVERS:-null greylightd greylightd-redis greylightd-cluster postgrey}
@@ -69,12 +76,18 @@ if ! [[ $DURATION =~ ^[0-9]+$ ]] || ((DURATION < 1 || DURATION > 600)); then
   echo "run.sh: DURATION must be 1 to 600 seconds" >&2
   exit 2
 fi
+if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 9)); then
+  echo "run.sh: ROUNDS must be 1 to 9" >&2
+  exit 2
+fi
 
 log() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/greylight-bench.XXXXXX")
 chmod 755 "$WORK"
-RESULTS=$WORK/results.jsonl
+RESULTS=$WORK/results.jsonl          # one row per server, mode and connections: the median round
+ROUND_RESULTS=$WORK/rounds.jsonl     # every round's rows
+: >"$ROUND_RESULTS"
 NOTES=$WORK/notes.txt
 : >"$RESULTS"
 : >"$NOTES"
@@ -334,75 +347,95 @@ server_available() {
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 rows=0
+available_servers=""
 for server in $SERVERS; do
-  if ! server_available "$server"; then
-    case $server in
-      greylightd) note "greylightd: skipped, no executable at $GREYLIGHTD (not built yet?)" ;;
-      greylightd-redis) note "greylightd-redis: skipped, greylightd or redis-server missing" ;;
-      greylightd-cluster) note "greylightd-cluster: skipped, greylightd, redis-server or redis-cli missing" ;;
-      postgrey) note "postgrey: skipped, $POSTGREY is not installed" ;;
-      *) note "$server: unknown server, skipped" ;;
-    esac
+  if server_available "$server"; then
+    available_servers="$available_servers $server"
     continue
   fi
+  case $server in
+    greylightd) note "greylightd: skipped, no executable at $GREYLIGHTD (not built yet?)" ;;
+    greylightd-redis) note "greylightd-redis: skipped, greylightd or redis-server missing" ;;
+    greylightd-cluster) note "greylightd-cluster: skipped, greylightd, redis-server or redis-cli missing" ;;
+    postgrey) note "postgrey: skipped, $POSTGREY is not installed" ;;
+    *) note "$server: unknown server, skipped" ;;
+  esac
+done
+for ((round = 1; round <= ROUNDS; round++)); do
   for mode in $MODES; do
     for connections in $CONNECTIONS; do
-      row_dir=$WORK/$server-$mode-$connections
-      mkdir -p "$row_dir/db"
-      chmod 755 "$row_dir" "$row_dir/db"
-      started=0
-      for attempt in 1 2 3; do
-        port=$(free_port)
-        log "$server, mode $mode, $connections connections, port $port"
-        if start_server "$server" "$mode" "$port" "$row_dir"; then
-          started=1
-          break
+      for server in $available_servers; do
+        row_dir=$WORK/$server-$mode-$connections-round$round
+        mkdir -p "$row_dir/db"
+        chmod 755 "$row_dir" "$row_dir/db"
+        started=0
+        for attempt in 1 2 3; do
+          port=$(free_port)
+          log "round $round of $ROUNDS: $server, mode $mode, $connections connections, port $port"
+          if start_server "$server" "$mode" "$port" "$row_dir"; then
+            started=1
+            break
+          fi
+          log "$server did not start (attempt $attempt): $(tail -n 1 "$row_dir/server.log")"
+          stop_server "$SERVER_PID"
+          SERVER_PID=""
+        done
+        if ((!started)); then
+          note "$server did not start for mode $mode at $connections connections (round $round): $(tail -n 3 "$row_dir/server.log" | tr '\n' ' ')"
+          continue
         fi
-        log "$server did not start (attempt $attempt): $(tail -n 1 "$row_dir/server.log")"
+        warmup=0
+        if [[ $mode == hot ]]; then warmup=$HOT_WARMUP; fi
+        # Connect (5 s) + warm-up + duration, plus the priming bound of 120 s, plus slack.
+        limit=$((DURATION + warmup + 150))
+        # The server's CPU time in the measured window, then its store's (redis-server).
+        cpu_pids=(--cpu-pid "$SERVER_PID")
+        for pid in "${REDIS_PIDS[@]}"; do cpu_pids+=(--cpu-pid "$pid"); done
+        timeout "$limit" "$BENCH" --connect "127.0.0.1:$port" --connections "$connections" \
+          --duration "$DURATION" --mode "$mode" --hot-set "$HOT_SET" --warmup "$warmup" \
+          --seed "$SEED" "${cpu_pids[@]}" --json >"$row_dir/result.json" 2>"$row_dir/bench.log" &
+        CLIENT_PID=$!
+        client_status=0
+        wait "$CLIENT_PID" || client_status=$?
+        CLIENT_PID=""
+        if ((client_status == 0)); then
+          jq -c --arg server "$server" --argjson round "$round" '. + {server: $server, round: $round}' \
+            "$row_dir/result.json" >>"$ROUND_RESULTS"
+          rows=$((rows + 1))
+          jq -r '"  \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors), server cpu \(.server_cpu[0].user_us_per_request) us user + \(.server_cpu[0].system_us_per_request) us system per request"' \
+            "$row_dir/result.json" >&2
+        else
+          note "$server, mode $mode, $connections connections (round $round): the load generator failed: $(tr '\n' ' ' <"$row_dir/bench.log")"
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+          note "$server exited during mode $mode at $connections connections (round $round): $(tail -n 3 "$row_dir/server.log" | tr '\n' ' ')"
+        fi
         stop_server "$SERVER_PID"
         SERVER_PID=""
+        stop_redis
+        if ((STOP_FORCED)); then
+          note "$server did not exit within ${STOP_TIMEOUT} s of SIGTERM after mode $mode at $connections connections (round $round) and was killed (SIGKILL)"
+        fi
+        # Logs of busy servers grow by hundreds of bytes per request; keep only their end.
+        tail -n 50 "$row_dir/server.log" >"$row_dir/server.log.tail" 2>/dev/null || true
+        rm -rf "$row_dir/server.log" "$row_dir/db"
       done
-      if ((!started)); then
-        note "$server did not start for mode $mode at $connections connections: $(tail -n 3 "$row_dir/server.log" | tr '\n' ' ')"
-        continue
-      fi
-      warmup=0
-      if [[ $mode == hot ]]; then warmup=$HOT_WARMUP; fi
-      # Connect (5 s) + warm-up + duration, plus the priming bound of 120 s, plus slack.
-      limit=$((DURATION + warmup + 150))
-      # The server's CPU time in the measured window, then its store's (redis-server).
-      cpu_pids=(--cpu-pid "$SERVER_PID")
-      for pid in "${REDIS_PIDS[@]}"; do cpu_pids+=(--cpu-pid "$pid"); done
-      timeout "$limit" "$BENCH" --connect "127.0.0.1:$port" --connections "$connections" \
-        --duration "$DURATION" --mode "$mode" --hot-set "$HOT_SET" --warmup "$warmup" \
-        --seed "$SEED" "${cpu_pids[@]}" --json >"$row_dir/result.json" 2>"$row_dir/bench.log" &
-      CLIENT_PID=$!
-      client_status=0
-      wait "$CLIENT_PID" || client_status=$?
-      CLIENT_PID=""
-      if ((client_status == 0)); then
-        jq -c --arg server "$server" '. + {server: $server}' "$row_dir/result.json" >>"$RESULTS"
-        rows=$((rows + 1))
-        jq -r '"  \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors), server cpu \(.server_cpu[0].user_us_per_request) us user + \(.server_cpu[0].system_us_per_request) us system per request"' \
-          "$row_dir/result.json" >&2
-      else
-        note "$server, mode $mode, $connections connections: the load generator failed: $(tr '\n' ' ' <"$row_dir/bench.log")"
-      fi
-      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        note "$server exited during mode $mode at $connections connections: $(tail -n 3 "$row_dir/server.log" | tr '\n' ' ')"
-      fi
-      stop_server "$SERVER_PID"
-      SERVER_PID=""
-      stop_redis
-      if ((STOP_FORCED)); then
-        note "$server did not exit within ${STOP_TIMEOUT} s of SIGTERM after mode $mode at $connections connections and was killed (SIGKILL)"
-      fi
-      # Logs of busy servers grow by hundreds of bytes per request; keep only their end.
-      tail -n 50 "$row_dir/server.log" >"$row_dir/server.log.tail" 2>/dev/null || true
-      rm -rf "$row_dir/server.log" "$row_dir/db"
     done
   done
 done
+
+# Each row's median round by req/s (for an even count the lower of the two middle ones),
+# with every round's req/s in round order; rows in the order of SERVERS, MODES, CONNECTIONS.
+jq -c -s --arg servers "$SERVERS" --arg modes "$MODES" --arg connections "$CONNECTIONS" '
+  ($servers | split(" ") | map(select(. != ""))) as $s
+  | ($modes | split(" ") | map(select(. != ""))) as $m
+  | ($connections | split(" ") | map(select(. != "") | tonumber)) as $c
+  | group_by([.server, .mode, .connections]) | .[]
+  | (sort_by(.round) | map(.rps | floor)) as $rounds
+  | sort_by(.rps) | .[(length - 1) / 2 | floor] + {rounds_rps: $rounds}
+  | . as $row
+  | . + {order: [($s | index($row.server)), ($m | index($row.mode)), ($c | index($row.connections))]}
+' "$ROUND_RESULTS" | jq -c -s 'sort_by(.order) | .[] | del(.order)' >"$RESULTS"
 
 # --- Background work and whitelists -------------------------------------------------------
 
@@ -612,7 +645,8 @@ postgrey_version=$( ("$POSTGREY" --version 2>/dev/null || true) | head -n 1)
 greylightd_version=$( ("$GREYLIGHTD" --version 2>/dev/null || true) | head -n 1)
 
 # Markdown rows from the JSON results.
-table=$(jq -r -s '
+table=$(jq -r -s --argjson rounds "$ROUNDS" '
+  def by_round: if $rounds > 1 then " (\(.rounds_rps | map(tostring) | join(" / ")))" else "" end;
   def errs: if .errors == 0 then "0"
             else "\(.errors) (" + ([.error_kinds | to_entries[] | select(.value > 0)
                  | "\(.key) \(.value)"] | join(", ")) + ")" end;
@@ -622,7 +656,7 @@ table=$(jq -r -s '
                  | if length == 0 then "" else
                    " (store " + us(map(.user_us_per_request // 0) | add) + " + "
                    + us(map(.system_us_per_request // 0) | add) + ")" end;
-  .[] | "| \(.server) | \(.mode) | \(.connections) | \(.rps | floor) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.max_ms) | \(us(server_cpu.user_us_per_request)) + \(us(server_cpu.system_us_per_request))\(store_cpu) | \(errs) | \([.actions | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"
+  .[] | "| \(.server) | \(.mode) | \(.connections) | \(.rps | floor)\(by_round) | \(.p50_ms) | \(.p99_ms) | \(.p999_ms) | \(.max_ms) | \(us(server_cpu.user_us_per_request)) + \(us(server_cpu.system_us_per_request))\(store_cpu) | \(errs) | \([.actions | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"
 ' "$RESULTS")
 
 ratios=$(jq -r -s '
@@ -664,6 +698,12 @@ fi
   echo "  connections with one request in flight each, as Postfix's smtpd; full Postfix 3.7"
   echo "  RCPT requests of $avg_bytes bytes on average; seed $SEED; $DURATION s measured per row;"
   echo "  a fresh database directory for every row."
+  if ((ROUNDS > 1)); then
+    echo "- Rounds: $ROUNDS. Each round runs, for each mode and connection count, every server"
+    echo "  back to back; a row shows its median round by req/s (all its figures are that"
+    echo "  round's), and every round's req/s in brackets, in round order. Ratios and targets"
+    echo "  are those of the median rows."
+  fi
   echo "- Mode \`mixed\`: 50% new triplets, 30% retries, 20% repeat senders; servers with their"
   echo "  default settings (300 s delay), so nearly every answer is the defer path."
   echo "- Mode \`hot\`: $HOT_SET hot triplets. **Servers run with \`--delay=$HOT_DELAY\` for these"
