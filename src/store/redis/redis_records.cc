@@ -103,8 +103,11 @@ class RedisRecordStore final : public Store {
   // - It writes nothing (a pass within the last-seen refresh window, a trapped client): the
   //   decision is the answer.
   // - It only creates the triplet over an absent key: SET NX, which writes only if the key
-  //   is still absent. The other keys read may have changed in between; that is the same as
-  //   this check running first, since a new triplet's record takes nothing from them.
+  //   is still absent. The other keys are not compared (the new record takes nothing from
+  //   them): if one changed in between (a trap put, a client counted), the check is as if
+  //   it ran just before that change. Not strictly serialisable when the triplet was also
+  //   created and deleted again in between; the answer is a greylist either way, and at
+  //   worst a trapped client leaves a pending triplet, which expires.
   // - Anything else: CommitIfUnchanged compares every key read and writes in one script.
   // When a write finds a key changed, the check script decides again, atomically.
   void CheckByReading(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
