@@ -202,6 +202,7 @@ void Greylister::DecideListed(Decision decision, const reputation::ListVerdict* 
     std::unique_ptr<PendingCheck> finished(pending);
     finished->done(
         Finish(std::move(finished->decision), result, *finished->headers, finished->trace));
+    finished->done = nullptr;  // what the callback holds is not kept alive by the spare
     KeepSpareCheck(std::move(finished));
   });
 }
