@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -85,18 +86,35 @@ class RedisRecordStore final : public Store {
     uint64_t cycles = 0;              // full SCAN cycles completed
   };
 
+  // One check's state across its round trips: every step's callback holds it, so a step
+  // passes it on instead of copying the keys.
+  struct InFlightCheck {
+    CheckKeys keys;
+    UnixTime now{};
+    // The reply record's value read on its own cluster slot, or nullopt when the check
+    // reads it with its other records (one server).
+    std::optional<RawValue> reply_elsewhere;
+    CheckCallback done;
+    // What CheckByReading's MGET read, in the command's order (the triplet first: it routes
+    // the command): the table and Redis key of each value. A commit compares and writes
+    // exactly these keys.
+    std::array<Table, kAllTables.size()> read_tables{};
+    std::array<std::string, kAllTables.size()> read_keys;
+    size_t read_count = 0;
+  };
+  using CheckState = std::shared_ptr<InFlightCheck>;
+  // The records a transition writes, by TableIndex.
+  using Writes = std::array<std::optional<AnyRecord>, kAllTables.size()>;
+
   // On a cluster, true if the key of `table` lies in another slot than the triplet's.
   bool OtherSlot(const CheckKeys& keys, Table table, const std::string& key) const {
     return layout_.mode() == RedisKeyLayout::Mode::kCluster &&
            ClusterHashTag(table, key) != ClusterHashTag(Table::kTriplets, keys.triplet);
   }
-  // The check once the reply record is known: `reply_elsewhere` is its value read on its own
-  // cluster slot, or nullopt when the check script reads it (one server).
-  void CheckSlot(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
-                 CheckCallback done);
+  // The check once the reply record is known (read on its own slot, or left to the read).
+  void CheckSlot(const CheckState& check);
   // The check script: one atomic read-decide-write on the triplet's slot.
-  void RunCheckScript(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
-                      CheckCallback done);
+  void RunCheckScript(const CheckState& check);
   // Reads the check's records with one MGET (atomic) and decides in C++ on them: the check
   // is then serialisable as having happened at the read if whatever it writes goes in while
   // every key it read still holds what was read.
@@ -110,27 +128,22 @@ class RedisRecordStore final : public Store {
   //   worst a trapped client leaves a pending triplet, which expires.
   // - Anything else: CommitIfUnchanged compares every key read and writes in one script.
   // When a write finds a key changed, the check script decides again, atomically.
-  void CheckByReading(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
-                      CheckCallback done);
-  void CreateTriplet(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
-                     policy::Transition transition, CheckCallback done);
-  // `tables` and `read` are the MGET's: the table of each key read, and the values read.
-  void CommitIfUnchanged(const CheckKeys& keys, UnixTime now,
-                         std::optional<RawValue> reply_elsewhere, policy::Transition transition,
-                         std::span<const Table> tables, const RedisReply& read, CheckCallback done);
-  // Answers `done` with `transition` once a conditional write committed, or runs the check
-  // script when it found its keys changed (`changed`).
-  void FinishWrite(const CheckKeys& keys, UnixTime now, std::optional<RawValue> reply_elsewhere,
-                   policy::Transition transition, Result<std::vector<RedisReply>> replies,
-                   bool (*changed)(const RedisReply&), CheckCallback done);
+  void CheckByReading(const CheckState& check);
+  void CreateTriplet(const CheckState& check, policy::Transition transition);
+  // `read` is the MGET's reply, `writes` what `transition` writes.
+  void CommitIfUnchanged(const CheckState& check, policy::Transition transition,
+                         const Writes& writes, const RedisReply& read);
+  // Answers the check with `transition` once a conditional write committed, or runs the
+  // check script when it found its keys changed (`changed`).
+  void FinishWrite(const CheckState& check, policy::Transition transition,
+                   Result<std::vector<RedisReply>> replies, bool (*changed)(const RedisReply&));
   // Seconds until policy::ExpiresAt of `record` on the store's clock: the TTL a write gives
   // it. nullopt once that instant has passed.
   std::optional<int64_t> SecondsToExpiry(const AnyRecord& record, UnixTime now) const {
     const int64_t seconds = (ExpiresAt(record, timing_) - now).count();
     return seconds > 0 ? std::optional<int64_t>(seconds) : std::nullopt;
   }
-  void CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
-                              std::optional<RawValue> reply_elsewhere, CheckCallback done);
+  void CheckWithTrapElsewhere(const CheckState& check);
   void Fail(CheckCallback& done, Status status) {
     if (errors_.Allow(clock_.Monotonic())) log::Error("{}", status.message());
     done(std::move(status));
@@ -161,178 +174,166 @@ void RedisRecordStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback 
                           "slots (--privacy, or --ipv4cidr below 16 / --ipv6cidr below 32?)",
                           log::Escaped(keys.triplet), log::Escaped(keys.client))));
   }
+  auto check = std::make_shared<InFlightCheck>();
+  check->keys = keys;
+  check->now = now;
+  check->done = std::move(done);
   if (keys.reply.empty() || !OtherSlot(keys, Table::kReplies, keys.reply)) {
-    return CheckSlot(keys, now, std::nullopt, std::move(done));
+    return CheckSlot(check);
   }
   // A reply record holds no client, so on a cluster it has a slot of its own: it is read
   // first, by a plain GET. Only its liveness goes into the check, and nothing writes it
   // there, so the two calls need no atomicity: an outbound message recorded between them
   // counts from the next request, as if it had come a moment later.
   std::string reply_key = layout_.Key(Table::kReplies, keys.reply);
-  transport_->Submit(
-      reply_key, {{"GET", reply_key}},
-      [this, keys, now, done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-        if (!replies.ok()) return done(replies.status());
-        const RedisReply& reply = replies->front();
-        if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
-        RawValue value;
-        if (reply.type == RedisReply::Type::kString) value = reply.str;
-        CheckSlot(keys, now, std::move(value), std::move(done));
-      });
+  transport_->Submit(reply_key, {{"GET", reply_key}},
+                     [this, check](Result<std::vector<RedisReply>> replies) {
+                       if (!replies.ok()) return check->done(replies.status());
+                       const RedisReply& reply = replies->front();
+                       if (reply.is_error()) {
+                         return check->done(Status::Unavailable("redis: " + reply.str));
+                       }
+                       RawValue value;
+                       if (reply.type == RedisReply::Type::kString) value = reply.str;
+                       check->reply_elsewhere = std::move(value);
+                       CheckSlot(check);
+                     });
 }
 
-void RedisRecordStore::CheckSlot(const CheckKeys& keys, UnixTime now,
-                                 std::optional<RawValue> reply_elsewhere, CheckCallback done) {
+void RedisRecordStore::CheckSlot(const CheckState& check) {
+  const CheckKeys& keys = check->keys;
   if (!keys.trap.empty() && OtherSlot(keys, Table::kTraps, keys.trap)) {
-    return CheckWithTrapElsewhere(keys, now, std::move(reply_elsewhere), std::move(done));
+    return CheckWithTrapElsewhere(check);
   }
   // A trap hit always writes the trap record: straight to the script.
-  if (keys.trap_hit) return RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
-  CheckByReading(keys, now, std::move(reply_elsewhere), std::move(done));
+  if (keys.trap_hit) return RunCheckScript(check);
+  CheckByReading(check);
 }
 
-void RedisRecordStore::RunCheckScript(const CheckKeys& keys, UnixTime now,
-                                      std::optional<RawValue> reply_elsewhere, CheckCallback done) {
+void RedisRecordStore::RunCheckScript(const CheckState& check) {
   check_script_runs_.fetch_add(1, std::memory_order_relaxed);
-  RedisCommand command = BuildCheckCommand(keys, now, timing_, layout_, reply_elsewhere);
+  RedisCommand command =
+      BuildCheckCommand(check->keys, check->now, timing_, layout_, check->reply_elsewhere);
   std::string route = command[3];  // the triplet's Redis key
-  transport_->Submit(
-      route, {std::move(command)},
-      [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
-       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-        if (!replies.ok()) return done(replies.status());
-        done(TransitionFromReply(keys, now, timing_, replies->front(), reply_elsewhere));
-      });
+  transport_->Submit(route, {std::move(command)},
+                     [this, check](Result<std::vector<RedisReply>> replies) {
+                       if (!replies.ok()) return check->done(replies.status());
+                       check->done(TransitionFromReply(check->keys, check->now, timing_,
+                                                       replies->front(), check->reply_elsewhere));
+                     });
 }
 
-void RedisRecordStore::CheckByReading(const CheckKeys& keys, UnixTime now,
-                                      std::optional<RawValue> reply_elsewhere, CheckCallback done) {
-  // The tables read, in MGET's order (the triplet first: it routes the command).
-  std::array<Table, kAllTables.size()> tables{};
-  size_t count = 0;
-  RedisCommand command{"MGET"};
+void RedisRecordStore::CheckByReading(const CheckState& check) {
+  InFlightCheck& c = *check;
+  c.read_count = 0;
   auto add = [&](Table table) {
-    tables[count++] = table;
-    command.push_back(layout_.Key(table, keys.Of(table)));
+    c.read_tables[c.read_count] = table;
+    c.read_keys[c.read_count] = layout_.Key(table, c.keys.Of(table));
+    ++c.read_count;
   };
   add(Table::kTriplets);
-  if (!keys.client.empty()) add(Table::kClients);
-  if (!keys.trap.empty()) add(Table::kTraps);
-  if (!keys.reply.empty() && !reply_elsewhere) add(Table::kReplies);
-  std::string route = command[1];
+  if (!c.keys.client.empty()) add(Table::kClients);
+  if (!c.keys.trap.empty()) add(Table::kTraps);
+  if (!c.keys.reply.empty() && !c.reply_elsewhere) add(Table::kReplies);
+  RedisCommand command{"MGET"};
+  command.insert(command.end(), c.read_keys.begin(), c.read_keys.begin() + c.read_count);
   transport_->Submit(
-      route, {std::move(command)},
-      [this, keys, now, tables, count, reply_elsewhere = std::move(reply_elsewhere),
-       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-        if (!replies.ok()) return done(replies.status());
+      c.read_keys[0], {std::move(command)}, [this, check](Result<std::vector<RedisReply>> replies) {
+        InFlightCheck& c = *check;
+        if (!replies.ok()) return c.done(replies.status());
         const RedisReply& reply = replies->front();
-        if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
-        if (reply.type != RedisReply::Type::kArray || reply.elements.size() != count) {
-          return done(Status::Corruption("redis: unexpected reply to MGET"));
+        if (reply.is_error()) return c.done(Status::Unavailable("redis: " + reply.str));
+        if (reply.type != RedisReply::Type::kArray || reply.elements.size() != c.read_count) {
+          return c.done(Status::Corruption("redis: unexpected reply to MGET"));
         }
         auto read = [&](Table table, const std::string&) -> std::optional<std::string_view> {
-          if (table == Table::kReplies && reply_elsewhere) {
-            if (!*reply_elsewhere) return std::nullopt;
-            return std::string_view(**reply_elsewhere);
+          if (table == Table::kReplies && c.reply_elsewhere) {
+            if (!*c.reply_elsewhere) return std::nullopt;
+            return std::string_view(**c.reply_elsewhere);
           }
-          for (size_t i = 0; i < count; ++i) {
+          for (size_t i = 0; i < c.read_count; ++i) {
             const RedisReply& value = reply.elements[i];
-            if (tables[i] == table && value.type == RedisReply::Type::kString) return value.str;
+            if (c.read_tables[i] == table && value.type == RedisReply::Type::kString)
+              return value.str;
           }
           return std::nullopt;
         };
         policy::Transition transition =
-            DecideFor(keys, ReadPrior(keys, now, timing_, read), now, timing_);
-        size_t writes = 0;
-        ForEachWrite(keys, transition,
-                     [&](Table, const std::string&, const AnyRecord&) { ++writes; });
-        if (writes == 0) {
+            DecideFor(c.keys, ReadPrior(c.keys, c.now, timing_, read), c.now, timing_);
+        Writes writes;
+        size_t write_count = 0;
+        ForEachWrite(c.keys, transition,
+                     [&](Table table, const std::string&, const AnyRecord& record) {
+                       writes[TableIndex(table)] = record;
+                       ++write_count;
+                     });
+        if (write_count == 0) {
           scriptless_checks_.fetch_add(1, std::memory_order_relaxed);
-          return done(std::move(transition));
+          return c.done(std::move(transition));
         }
         const bool triplet_absent = reply.elements[0].type == RedisReply::Type::kNil;
-        if (writes == 1 && transition.triplet_write && triplet_absent) {
-          return CreateTriplet(keys, now, std::move(reply_elsewhere), std::move(transition),
-                               std::move(done));
+        if (write_count == 1 && transition.triplet_write && triplet_absent) {
+          return CreateTriplet(check, std::move(transition));
         }
-        CommitIfUnchanged(keys, now, std::move(reply_elsewhere), std::move(transition),
-                          std::span<const Table>(tables.data(), count), reply, std::move(done));
+        CommitIfUnchanged(check, std::move(transition), writes, reply);
       });
 }
 
-void RedisRecordStore::CreateTriplet(const CheckKeys& keys, UnixTime now,
-                                     std::optional<RawValue> reply_elsewhere,
-                                     policy::Transition transition, CheckCallback done) {
+void RedisRecordStore::CreateTriplet(const CheckState& check, policy::Transition transition) {
   const AnyRecord record(*transition.triplet_write);
-  std::string key = layout_.Key(Table::kTriplets, keys.triplet);
+  const std::string& key = check->read_keys[0];  // the triplet's, as read
   RedisCommand command{"SET",
                        key,
                        EncodeRecord(record),
                        "EX",
-                       std::to_string(SecondsToExpiry(record, now).value_or(1)),
+                       std::to_string(SecondsToExpiry(record, check->now).value_or(1)),
                        "NX"};
   transport_->Submit(
       key, {std::move(command)},
-      [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
-       transition = std::move(transition),
-       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-        FinishWrite(
-            keys, now, std::move(reply_elsewhere), std::move(transition), std::move(replies),
-            [](const RedisReply& reply) { return reply.type == RedisReply::Type::kNil; },
-            std::move(done));
+      [this, check,
+       transition = std::move(transition)](Result<std::vector<RedisReply>> replies) mutable {
+        FinishWrite(check, std::move(transition), std::move(replies),
+                    [](const RedisReply& reply) { return reply.type == RedisReply::Type::kNil; });
       });
 }
 
-void RedisRecordStore::CommitIfUnchanged(const CheckKeys& keys, UnixTime now,
-                                         std::optional<RawValue> reply_elsewhere,
-                                         policy::Transition transition,
-                                         std::span<const Table> tables, const RedisReply& read,
-                                         CheckCallback done) {
-  std::array<std::optional<AnyRecord>, kAllTables.size()> written;
-  ForEachWrite(keys, transition, [&](Table table, const std::string&, const AnyRecord& record) {
-    written[TableIndex(table)] = record;
-  });
+void RedisRecordStore::CommitIfUnchanged(const CheckState& check, policy::Transition transition,
+                                         const Writes& writes, const RedisReply& read) {
+  const InFlightCheck& c = *check;
   RedisCommand command;
-  command.reserve(3 + 5 * tables.size());
+  command.reserve(3 + 5 * c.read_count);
   command.push_back("EVALSHA");
   command.push_back(CommitIfUnchangedScript().sha1);
-  command.push_back(std::to_string(tables.size()));
-  for (Table table : tables) command.push_back(layout_.Key(table, keys.Of(table)));
-  for (size_t i = 0; i < tables.size(); ++i) {
+  command.push_back(std::to_string(c.read_count));
+  command.insert(command.end(), c.read_keys.begin(), c.read_keys.begin() + c.read_count);
+  for (size_t i = 0; i < c.read_count; ++i) {
     const RedisReply& value = read.elements[i];
     const bool held = value.type == RedisReply::Type::kString;
     command.push_back(held ? "1" : "0");
     command.push_back(held ? value.str : std::string());
-    const std::optional<AnyRecord>& record = written[TableIndex(tables[i])];
+    const std::optional<AnyRecord>& record = writes[TableIndex(c.read_tables[i])];
     command.push_back(record ? EncodeRecord(*record) : std::string());
-    command.push_back(record ? std::to_string(SecondsToExpiry(*record, now).value_or(1)) : "0");
+    command.push_back(record ? std::to_string(SecondsToExpiry(*record, c.now).value_or(1)) : "0");
   }
-  std::string route = command[3];  // the triplet's Redis key
-  transport_->Submit(route, {std::move(command)},
-                     [this, keys, now, reply_elsewhere = std::move(reply_elsewhere),
-                      transition = std::move(transition),
-                      done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-                       FinishWrite(
-                           keys, now, std::move(reply_elsewhere), std::move(transition),
-                           std::move(replies),
-                           [](const RedisReply& reply) {
-                             return reply.type == RedisReply::Type::kInteger && reply.integer == 0;
-                           },
-                           std::move(done));
-                     });
+  transport_->Submit(
+      c.read_keys[0], {std::move(command)},
+      [this, check,
+       transition = std::move(transition)](Result<std::vector<RedisReply>> replies) mutable {
+        FinishWrite(check, std::move(transition), std::move(replies), [](const RedisReply& reply) {
+          return reply.type == RedisReply::Type::kInteger && reply.integer == 0;
+        });
+      });
 }
 
-void RedisRecordStore::FinishWrite(const CheckKeys& keys, UnixTime now,
-                                   std::optional<RawValue> reply_elsewhere,
-                                   policy::Transition transition,
+void RedisRecordStore::FinishWrite(const CheckState& check, policy::Transition transition,
                                    Result<std::vector<RedisReply>> replies,
-                                   bool (*changed)(const RedisReply&), CheckCallback done) {
-  if (!replies.ok()) return done(replies.status());
+                                   bool (*changed)(const RedisReply&)) {
+  if (!replies.ok()) return check->done(replies.status());
   const RedisReply& reply = replies->front();
-  if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
-  if (changed(reply)) return RunCheckScript(keys, now, std::move(reply_elsewhere), std::move(done));
+  if (reply.is_error()) return check->done(Status::Unavailable("redis: " + reply.str));
+  if (changed(reply)) return RunCheckScript(check);
   scriptless_checks_.fetch_add(1, std::memory_order_relaxed);
-  done(std::move(transition));
+  check->done(std::move(transition));
 }
 
 void RedisRecordStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback done) {
@@ -351,63 +352,63 @@ void RedisRecordStore::RecordReply(std::string_view key, UnixTime now, ReplyCall
 // check script without the trap key on the triplet's. The two are not one atomic step: a
 // trap hit landing between them lets this one request go on as if it came just before the
 // hit, which is what it would have been had it arrived a moment sooner.
-void RedisRecordStore::CheckWithTrapElsewhere(const CheckKeys& keys, UnixTime now,
-                                              std::optional<RawValue> reply_elsewhere,
-                                              CheckCallback done) {
+void RedisRecordStore::CheckWithTrapElsewhere(const CheckState& check) {
+  const CheckKeys& keys = check->keys;
   const bool hit = keys.trap_hit;
   RedisCommand trap_command{"EVALSHA",
                             TrapScript().sha1,
                             "1",
                             layout_.Key(Table::kTraps, keys.trap),
-                            std::to_string(ToUnixSeconds(now)),
-                            std::to_string(ToUnixSeconds(now + timing_.trap_ttl)),
+                            std::to_string(ToUnixSeconds(check->now)),
+                            std::to_string(ToUnixSeconds(check->now + timing_.trap_ttl)),
                             std::to_string(policy::kMaxRecordField),
                             hit ? "1" : "0"};
   std::string route = trap_command[3];
   transport_->Submit(
       route, {std::move(trap_command)},
-      [this, keys, now, hit, reply_elsewhere = std::move(reply_elsewhere),
-       done = std::move(done)](Result<std::vector<RedisReply>> replies) mutable {
-        if (!replies.ok()) return done(replies.status());
+      [this, check, hit](Result<std::vector<RedisReply>> replies) {
+        const UnixTime now = check->now;
+        if (!replies.ok()) return check->done(replies.status());
         const RedisReply& reply = replies->front();
-        if (reply.is_error()) return done(Status::Unavailable("redis: " + reply.str));
+        if (reply.is_error()) return check->done(Status::Unavailable("redis: " + reply.str));
         if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
-          return done(Status::Corruption("redis: unexpected reply to the trap script"));
+          return check->done(Status::Corruption("redis: unexpected reply to the trap script"));
         }
         auto raw = [](const RedisReply& r) -> std::optional<std::string_view> {
           if (r.type != RedisReply::Type::kString) return std::nullopt;
           return std::string_view(r.str);
         };
-        std::optional<policy::TrapRecord> trap = policy::Live(
-            DecodeOrWarn<policy::TrapRecord>(Table::kTraps, keys.trap, raw(reply.elements[0])),
-            now);
+        std::optional<policy::TrapRecord> trap =
+            policy::Live(DecodeOrWarn<policy::TrapRecord>(Table::kTraps, check->keys.trap,
+                                                          raw(reply.elements[0])),
+                         now);
         if (hit) {
           policy::TrapRecord want{std::max(now + timing_.trap_ttl, trap ? trap->until : now), now};
           if (raw(reply.elements[1]) != std::optional<std::string_view>(policy::EncodeTrap(want))) {
-            return done(Status::Corruption("redis: the trap script and policy::Decide disagree"));
+            return check->done(
+                Status::Corruption("redis: the trap script and policy::Decide disagree"));
           }
         }
         if (!hit && !trap) {
-          CheckKeys rest = keys;
-          rest.trap.clear();
-          rest.trap_hit = false;
-          return CheckSlot(rest, now, std::move(reply_elsewhere), std::move(done));
+          // Not trapped: the rest of the check runs on the triplet's slot without the trap.
+          check->keys.trap.clear();
+          check->keys.trap_hit = false;
+          return CheckSlot(check);
         }
         // Trapped: nothing else is written; the prior triplet only feeds the log line's `first`.
-        std::string triplet_key = layout_.Key(Table::kTriplets, keys.triplet);
+        std::string triplet_key = layout_.Key(Table::kTriplets, check->keys.triplet);
         transport_->Submit(triplet_key, {{"GET", triplet_key}},
-                           [this, keys, now, trap,
-                            done = std::move(done)](Result<std::vector<RedisReply>> got) mutable {
-                             if (!got.ok()) return done(got.status());
+                           [this, check, trap](Result<std::vector<RedisReply>> got) {
+                             if (!got.ok()) return check->done(got.status());
                              policy::PriorState prior;
                              if (got->front().type == RedisReply::Type::kString) {
                                prior.triplet = policy::Live(
                                    DecodeOrWarn<policy::TripletRecord>(
-                                       Table::kTriplets, keys.triplet, got->front().str),
-                                   now, timing_);
+                                       Table::kTriplets, check->keys.triplet, got->front().str),
+                                   check->now, timing_);
                              }
                              prior.trap = trap;
-                             done(DecideFor(keys, prior, now, timing_));
+                             check->done(DecideFor(check->keys, prior, check->now, timing_));
                            });
       });
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -123,8 +124,44 @@ class RedisStoreTest : public testing::Test {
     return store.ok() ? std::move(store.value()) : nullptr;
   }
 
+  // `count` stores on the test's server; empty if one failed to open.
+  std::vector<std::unique_ptr<Store>> OpenStores(int count) {
+    std::vector<std::unique_ptr<Store>> stores;
+    for (int i = 0; i < count; ++i) {
+      stores.push_back(Open(OptionsFor(server_->port())));
+      if (!stores.back()) return {};
+    }
+    return stores;
+  }
+
   std::unique_ptr<RedisServer> server_;
 };
+
+// Every store checks "triplet0".."triplet<triplets-1>" at once (all queued before the
+// first answer), store i checking triplet t at instant(i, t). `answered` gets each answer,
+// its triplet and its instant, under one lock. True once every check answered (30 s at most).
+bool RaceOnTriplets(const std::vector<std::unique_ptr<Store>>& stores, int triplets,
+                    const std::function<long long(int store, int triplet)>& instant,
+                    const std::function<void(int triplet, long long now,
+                                             const Result<policy::Transition>&)>& answered) {
+  const int checks = static_cast<int>(stores.size()) * triplets;
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int done = 0;
+  for (int t = 0; t < triplets; ++t) {
+    for (size_t i = 0; i < stores.size(); ++i) {
+      const long long now = instant(static_cast<int>(i), t);
+      stores[i]->Check({fmt::format("triplet{}", t), ""}, FromUnixSeconds(now),
+                       [&, t, now](Result<policy::Transition> r) {
+                         std::lock_guard lock(mutex);
+                         answered(t, now, r);
+                         if (++done == checks) all_done.notify_one();
+                       });
+    }
+  }
+  std::unique_lock lock(mutex);
+  return all_done.wait_for(lock, 30s, [&] { return done == checks; });
+}
 
 TEST_F(RedisStoreTest, RecordsUsePrefixedKeysAndPostgreyValues) {
   auto store = Open(OptionsFor(server_->port(), "site:"));
@@ -569,37 +606,22 @@ TEST_F(RedisStoreTest, TheCommitScriptWritesOnlyOverWhatWasRead) {
 TEST_F(RedisStoreTest, RacingUpdatesOfOneTripletCommitOnce) {
   constexpr int kStores = 4;
   constexpr int kTriplets = 200;
-  std::vector<std::unique_ptr<Store>> stores;
-  for (int i = 0; i < kStores; ++i) {
-    stores.push_back(Open(OptionsFor(server_->port())));
-    ASSERT_TRUE(stores.back());
-  }
+  std::vector<std::unique_ptr<Store>> stores = OpenStores(kStores);
+  ASSERT_EQ(stores.size(), size_t{kStores});
   for (int t = 0; t < kTriplets; ++t) {
     ASSERT_TRUE(stores[0]
                     ->Put(Table::kTriplets, fmt::format("triplet{}", t), "1800000000,1800000000")
                     .ok());
   }
-  std::mutex mutex;
-  std::condition_variable all_done;
-  int done = 0, failed = 0, greylisted = 0;
+  int failed = 0, greylisted = 0;
   std::map<int, int> writers;
-  for (int t = 0; t < kTriplets; ++t) {
-    for (int i = 0; i < kStores; ++i) {
-      stores[i]->Check({fmt::format("triplet{}", t), ""}, FromUnixSeconds(T + 300),
-                       [&, t](Result<policy::Transition> r) {
-                         std::lock_guard lock(mutex);
-                         if (!r.ok()) {
-                           ++failed;
-                         } else {
-                           if (r->greylisted()) ++greylisted;
-                           if (r->triplet_write) ++writers[t];
-                         }
-                         if (++done == kStores * kTriplets) all_done.notify_one();
-                       });
-    }
-  }
-  std::unique_lock lock(mutex);
-  ASSERT_TRUE(all_done.wait_for(lock, 30s, [&] { return done == kStores * kTriplets; }));
+  ASSERT_TRUE(RaceOnTriplets(
+      stores, kTriplets, [](int, int) { return T + 300; },
+      [&](int t, long long, const Result<policy::Transition>& r) {
+        if (!r.ok()) return void(++failed);
+        if (r->greylisted()) ++greylisted;
+        if (r->triplet_write) ++writers[t];
+      }));
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(greylisted, 0);
   for (int t = 0; t < kTriplets; ++t) {
@@ -643,33 +665,19 @@ TEST_F(RedisStoreTest, AReadSeesWhatOtherHostsChanged) {
 TEST_F(RedisStoreTest, RacingCreatorsOfOneTripletCreateItOnce) {
   constexpr int kStores = 4;
   constexpr int kTriplets = 200;
-  std::vector<std::unique_ptr<Store>> stores;
-  for (int i = 0; i < kStores; ++i) {
-    stores.push_back(Open(OptionsFor(server_->port())));
-    ASSERT_TRUE(stores.back());
-  }
-  std::mutex mutex;
-  std::condition_variable all_done;
-  int done = 0, failed = 0;
+  std::vector<std::unique_ptr<Store>> stores = OpenStores(kStores);
+  ASSERT_EQ(stores.size(), size_t{kStores});
+  int failed = 0;
   std::map<int, int> new_answers;
-  for (int t = 0; t < kTriplets; ++t) {
-    for (int i = 0; i < kStores; ++i) {
-      // Each store at its own instant: only the creator sees the triplet first seen "now".
-      const long long now = T + 10 * t + i;
-      stores[i]->Check({fmt::format("triplet{}", t), ""}, FromUnixSeconds(now),
-                       [&, t, now](Result<policy::Transition> r) {
-                         std::lock_guard lock(mutex);
-                         if (!r.ok()) {
-                           ++failed;
-                         } else if (r->first == FromUnixSeconds(now) && !r->first_corrected) {
-                           ++new_answers[t];
-                         }
-                         if (++done == kStores * kTriplets) all_done.notify_one();
-                       });
-    }
-  }
-  std::unique_lock lock(mutex);
-  ASSERT_TRUE(all_done.wait_for(lock, 30s, [&] { return done == kStores * kTriplets; }));
+  // Each store at its own instant: only the creator sees the triplet first seen "now".
+  ASSERT_TRUE(RaceOnTriplets(
+      stores, kTriplets, [](int i, int t) { return T + 10 * t + i; },
+      [&](int t, long long now, const Result<policy::Transition>& r) {
+        if (!r.ok()) return void(++failed);
+        if (r->first == FromUnixSeconds(now) && !r->first_corrected) {
+          ++new_answers[t];
+        }
+      }));
   EXPECT_EQ(failed, 0);
   for (int t = 0; t < kTriplets; ++t) EXPECT_EQ(new_answers[t], 1) << "triplet" << t;
 }
