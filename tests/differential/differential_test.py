@@ -991,11 +991,20 @@ def dump_greylight(dbdir):
     if not os.path.exists(path):
         raise Fatal("greylightd left no %s (files: %s)" % (path, os.listdir(dbdir)))
     result = {}
-    for name in ("triplets", "clients"):
-        rc, out, err = run_tool(["mdb_dump", "-s", name, "-p", "-n", path])
-        if rc != 0:
-            raise Fatal("mdb_dump -s %s -p -n %s failed (%d): %s" % (name, path, rc, err))
-        result[name] = parse_dump(out)
+    # greylightd keeps the triplets that have not passed yet in a database of their own;
+    # together with "triplets" they are postgrey's one triplet table (a key is in one).
+    for name, databases in (("triplets", ("triplets", "pending_triplets")),
+                            ("clients", ("clients",))):
+        result[name] = {}
+        for database in databases:
+            rc, out, err = run_tool(["mdb_dump", "-s", database, "-p", "-n", path])
+            if rc != 0:
+                raise Fatal("mdb_dump -s %s -p -n %s failed (%d): %s" % (database, path, rc, err))
+            records = parse_dump(out)
+            both = set(records) & set(result[name])
+            if both:
+                raise Fatal("keys in two greylight databases of %s: %s" % (name, sorted(both)[:5]))
+            result[name].update(records)
     return result
 
 

@@ -21,17 +21,22 @@ def figure(text):
 
 
 def stored_triplets(dbdir):
-    """{key: value} of the triplets table, read with lmdb-utils' mdb_dump."""
-    out = subprocess.run(["mdb_dump", "-n", "-p", "-s", "triplets", os.path.join(dbdir, "greylight.lmdb")],
-                         capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise AssertionError(f"mdb_dump failed: {out.stderr}")
-    lines = out.stdout.split("HEADER=END\n", 1)[1].splitlines()
+    """{key: value} of the triplets, read with lmdb-utils' mdb_dump: the passed ones are in
+    the database "triplets", the pending ones in "pending_triplets", a key in one of them."""
     records = {}
-    for i in range(0, len(lines) - 1, 2):
-        if lines[i] == "DATA=END":
-            break
-        records[lines[i].strip()] = lines[i + 1].strip()
+    for database in ("triplets", "pending_triplets"):
+        out = subprocess.run(["mdb_dump", "-n", "-p", "-s", database, os.path.join(dbdir, "greylight.lmdb")],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise AssertionError(f"mdb_dump -s {database} failed: {out.stderr}")
+        lines = out.stdout.split("HEADER=END\n", 1)[1].splitlines()
+        for i in range(0, len(lines) - 1, 2):
+            if lines[i] == "DATA=END":
+                break
+            key = lines[i].strip()
+            if key in records:
+                raise AssertionError(f"{key} is in two databases")
+            records[key] = lines[i + 1].strip()
     return records
 
 

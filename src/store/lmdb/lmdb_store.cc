@@ -18,6 +18,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "store/lmdb/lmdb_databases.h"
 #include "store/lmdb/lmdb_dbdir.h"
 #include "store/record_access.h"
 #include "util/log.h"
@@ -25,7 +26,7 @@
 namespace greylight::store {
 namespace {
 
-// One named database per store::Table, with room for later tables.
+// The named databases (LmdbDatabases), with room for later ones.
 constexpr unsigned kMaxDatabases = 8;
 constexpr unsigned kMaxReaders = 126;
 // Check() refuses new updates (the caller fails open) rather than grow without bound when
@@ -175,14 +176,13 @@ class LmdbStore final : public Store {
   void DropReadTxnLocked();
   // Takes the map size another process set. REQUIRES: mutex_ held.
   Status AdoptMapSizeLocked();
-  MDB_dbi Dbi(Table table) const { return dbis_[TableIndex(table)]; }
 
   const LmdbOptions options_;
   const policy::GreylistTiming& timing_;
   const Clock& clock_;
   std::optional<DbdirLock> lock_;
   MDB_env* env_ = nullptr;
-  std::array<MDB_dbi, kAllTables.size()> dbis_{};
+  LmdbDatabases databases_{timing_};
 
   mutable std::mutex mutex_;     // guards everything below and map resizes
   MDB_txn* read_txn_ = nullptr;  // reused (reset/renew) for Check reads
@@ -194,9 +194,9 @@ class LmdbStore final : public Store {
   Overlays committing_;  // in the write transaction being committed
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
-  // Where the next expiry step starts, per table.
-  std::array<std::optional<std::string>, kAllTables.size()> expiry_resume_;
-  size_t expiry_table_ = 0;         // index into kAllTables of the table being expired
+  // Where the next expiry step starts, per database (LmdbDatabases index).
+  std::array<std::optional<std::string>, LmdbDatabases::kCount> expiry_resume_;
+  size_t expiry_database_ = 0;      // the database being expired
   size_t expiry_pass_deleted_ = 0;  // deleted so far in the current pass over every table
   MonoTime expiry_rest_until_{};    // CommitLoop's expiry rests until then (monotonic)
 
@@ -250,12 +250,8 @@ Status LmdbStore::OpenEnvironment() {
 
   WriteTxn txn;
   if ((rc = txn.Begin(env_)) != 0) return LmdbError("txn_begin", rc);
-  for (Table table : kAllTables) {
-    std::string name(TableName(table));
-    if ((rc = mdb_dbi_open(txn.get(), name.c_str(), MDB_CREATE, &dbis_[TableIndex(table)])) != 0) {
-      return LmdbError("open " + name, rc);
-    }
-  }
+  std::string failed;
+  if ((rc = databases_.Open(txn.get(), failed)) != 0) return LmdbError("open " + failed, rc);
   if ((rc = txn.Commit()) != 0) return LmdbError("commit", rc);
   return Status::Ok();
 }
@@ -367,7 +363,7 @@ Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, std::
     read_open_ = true;
   }
   MDB_val k = ToVal(key), v;
-  int rc = mdb_get(read_txn_, Dbi(table), &k, &v);
+  int rc = databases_.Get(read_txn_, table, &k, &v);
   if (rc == MDB_NOTFOUND) return std::optional<std::string_view>();
   if (rc != 0) return LmdbError("get", rc);
   // Valid until EndReadLocked(): the snapshot stays open for the rest of the Check.
@@ -496,15 +492,7 @@ Status LmdbStore::CommitPending(bool with_deferred) {
         const Table table = kAllTables[table_index];
         const auto& [key, value] = *next;
         MDB_val k = ToVal(key);
-        int rc;
-        if (value) {
-          MDB_val v = ToVal(*value);
-          rc = mdb_put(txn, Dbi(table), &k, &v, 0);
-        } else {
-          rc = mdb_del(txn, Dbi(table), &k, nullptr);
-          if (rc == MDB_NOTFOUND) rc = 0;
-        }
-        if (rc != 0) return rc;
+        if (int rc = databases_.Write(txn, table, &k, value); rc != 0) return rc;
         ++next;
         skip_finished_tables();
       }
@@ -564,22 +552,22 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
   size_t deleted = 0;
   // Where this step stops, adopted only once its transaction has committed: a retried
   // transaction (map grown) starts again from the same place.
-  std::array<std::optional<std::string>, kAllTables.size()> resume;
-  size_t table_index = 0;
+  std::array<std::optional<std::string>, LmdbDatabases::kCount> resume;
+  size_t database = 0;
   bool pass_ended = false;  // this step finished the last table: the next starts a new pass
   Status status = WithWriteTxn([&](MDB_txn* txn) -> int {
     deleted = 0;
     pass_ended = false;
     resume = expiry_resume_;
-    table_index = expiry_table_;
+    database = expiry_database_;
     size_t examined = 0;
-    // One table at a time, from where the last step stopped, moving on when it wraps: a
+    // One database at a time, from where the last step stopped, moving on when it wraps: a
     // big triplet table must not starve the others of the batch.
-    for (size_t turn = 0; turn < kAllTables.size() && examined < max_records; ++turn) {
-      Table table = kAllTables[table_index];
-      std::optional<std::string>& table_resume = resume[TableIndex(table)];
+    for (size_t turn = 0; turn < LmdbDatabases::kCount && examined < max_records; ++turn) {
+      const Table table = LmdbDatabases::TableOf(database);
+      std::optional<std::string>& table_resume = resume[database];
       MDB_cursor* cursor = nullptr;
-      int rc = mdb_cursor_open(txn, Dbi(table), &cursor);
+      int rc = mdb_cursor_open(txn, databases_.dbi(database), &cursor);
       if (rc != 0) return rc;
       MDB_val k, v;
       if (table_resume) {
@@ -607,9 +595,9 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
       if (rc == 0) {
         table_resume = std::string(FromVal(k));
       } else if (rc == MDB_NOTFOUND) {
-        table_resume.reset();  // wrapped around: the table starts at the beginning next time
-        table_index = (table_index + 1) % kAllTables.size();
-        pass_ended = pass_ended || table_index == 0;
+        table_resume.reset();  // wrapped around: it starts at the beginning next time
+        database = (database + 1) % LmdbDatabases::kCount;
+        pass_ended = pass_ended || database == 0;
       } else {
         mdb_cursor_close(cursor);
         return rc;
@@ -620,7 +608,7 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
   });
   if (!status.ok()) return status;
   expiry_resume_ = std::move(resume);
-  expiry_table_ = table_index;
+  expiry_database_ = database;
   expired_total_.fetch_add(deleted, std::memory_order_relaxed);
   expiry_pass_deleted_ += deleted;
   if (pass_ended) {
@@ -649,11 +637,15 @@ StoreStats LmdbStore::Stats() {
   stats.expired_total = expired_total_.load(std::memory_order_relaxed);
   ReadTxn txn;
   if (!BeginReadTxn(txn).ok()) return stats;
-  MDB_stat stat;
-  if (mdb_stat(txn.get(), Dbi(Table::kTriplets), &stat) == 0) stats.triplets = stat.ms_entries;
-  if (mdb_stat(txn.get(), Dbi(Table::kClients), &stat) == 0) stats.clients = stat.ms_entries;
-  if (mdb_stat(txn.get(), Dbi(Table::kTraps), &stat) == 0) stats.traps = stat.ms_entries;
-  if (mdb_stat(txn.get(), Dbi(Table::kReplies), &stat) == 0) stats.replies = stat.ms_entries;
+  auto count = [&](Table table) -> std::optional<uint64_t> {
+    uint64_t records = 0;
+    if (databases_.Count(txn.get(), table, records) != 0) return std::nullopt;
+    return records;
+  };
+  stats.triplets = count(Table::kTriplets);
+  stats.clients = count(Table::kClients);
+  stats.traps = count(Table::kTraps);
+  stats.replies = count(Table::kReplies);
   return stats;
 }
 
@@ -699,16 +691,8 @@ Status LmdbStore::ForEach(Table table, const VisitFunction& visit) {
   if (!flushed.ok()) return flushed;
   ReadTxn txn;
   if (Status begun = BeginReadTxn(txn); !begun.ok()) return begun;
-  int rc;
-  MDB_cursor* cursor = nullptr;
-  if ((rc = mdb_cursor_open(txn.get(), Dbi(table), &cursor)) != 0) return LmdbError("cursor", rc);
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
-    if (!visit(FromVal(k), FromVal(v))) break;
-  }
-  mdb_cursor_close(cursor);
-  return rc == 0 || rc == MDB_NOTFOUND ? Status::Ok() : LmdbError("cursor_get", rc);
+  int rc = databases_.ForEach(txn.get(), table, visit);
+  return rc == 0 ? Status::Ok() : LmdbError("cursor", rc);
 }
 
 }  // namespace

@@ -26,12 +26,12 @@ struct LmdbOptions {
 };
 
 // Opens or creates the embedded default store: one LMDB environment <dbdir>/greylight.lmdb
-// with the named databases "triplets", "clients", "traps" and "replies" (TableName()),
-// values in postgrey's formats; a database made before a table existed gets it, empty, when
-// opened. LMDB's quirks (map growth, stale readers, resizes by other processes)
-// stay inside lmdb_store.cc. `clock` (which must outlive the store) times the background
-// expiry. Errors: kBusy if another daemon holds the dbdir lock, kNotFound if
-// options.store.must_exist and there is no database
+// with the named databases "triplets", "clients", "traps" and "replies" (TableName()), plus
+// "pending_triplets" for the triplets not passed yet (LmdbDatabases), values in postgrey's
+// formats; a database made before a table existed gets it, empty, when opened. LMDB's quirks (map
+// growth, stale readers, resizes by other processes) stay inside lmdb_store.cc. `clock` (which must
+// outlive the store) times the background expiry. Errors: kBusy if another daemon holds the dbdir
+// lock, kNotFound if options.store.must_exist and there is no database
 // ("no greylight store at DIR: DIR/greylight.lmdb does not exist"), kIoError if the
 // environment cannot be created or opened.
 Result<std::unique_ptr<Store>> OpenLmdbStore(const LmdbOptions& options, const Clock& clock);

@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 #include <lmdb.h>
 
+#include <map>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "store/store_conformance.h"
 #include "support/temp_dir.h"
@@ -272,6 +276,145 @@ TEST(LmdbStoreTest, PendingTripletsWaitForTheSlowerCommit) {
   CheckSync(**store, {"pending", ""}, 1800000600);
   ASSERT_TRUE((*store)->Flush().ok());
   EXPECT_EQ((*reader)->Get(Table::kTriplets, "pending").value(), "1800000300,1800000600");
+}
+
+using Records = std::map<std::string, std::string>;
+
+// The records of the named database `name` in the store's environment at `dir`, through
+// LMDB's own API (with the store closed: LMDB forbids opening an environment twice in one
+// process). Empty when the database does not exist.
+Records RawRecords(const TempDir& dir, const char* name) {
+  Records records;
+  MDB_env* env = nullptr;
+  EXPECT_EQ(mdb_env_create(&env), 0);
+  EXPECT_EQ(mdb_env_set_maxdbs(env, 8), 0);
+  const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
+  EXPECT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR | MDB_RDONLY, 0600), 0);
+  MDB_txn* txn = nullptr;
+  EXPECT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
+  MDB_dbi dbi;
+  if (mdb_dbi_open(txn, name, 0, &dbi) == 0) {
+    MDB_cursor* cursor = nullptr;
+    EXPECT_EQ(mdb_cursor_open(txn, dbi, &cursor), 0);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+      records.emplace(std::string(static_cast<const char*>(k.mv_data), k.mv_size),
+                      std::string(static_cast<const char*>(v.mv_data), v.mv_size));
+    }
+    mdb_cursor_close(cursor);
+  }
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return records;
+}
+
+// A triplet waits in "pending_triplets" until it passes, then lives in "triplets" only: new
+// triplets are inserted into the small tree of the pending ones.
+TEST(LmdbStoreTest, PendingTripletsLiveInTheirOwnDatabaseUntilTheyPass) {
+  TempDir dir;
+  {
+    auto store = Open(OptionsFor(dir));
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    CheckSync(**store, {"192.0.2.0/a@b/c@d", ""}, 1800000000);
+    CheckSync(**store, {"192.0.2.0/e@f/g@h", ""}, 1800000000);
+  }
+  EXPECT_EQ(RawRecords(dir, "pending_triplets"),
+            (Records{{"192.0.2.0/a@b/c@d", "1800000000,1800000000"},
+                     {"192.0.2.0/e@f/g@h", "1800000000,1800000000"}}));
+  EXPECT_EQ(RawRecords(dir, "triplets"), Records{});
+  {
+    auto store = Open(OptionsFor(dir));
+    ASSERT_TRUE(store.ok());
+    CheckSync(**store, {"192.0.2.0/a@b/c@d", ""}, 1800000300);  // the retry passes
+  }
+  EXPECT_EQ(RawRecords(dir, "triplets"), (Records{{"192.0.2.0/a@b/c@d", "1800000000,1800000300"}}));
+  EXPECT_EQ(RawRecords(dir, "pending_triplets"),
+            (Records{{"192.0.2.0/e@f/g@h", "1800000000,1800000000"}}));
+}
+
+// A database from before "pending_triplets" holds its pending triplets in "triplets": they
+// are found there, decide as before, and move when written.
+TEST(LmdbStoreTest, PendingTripletsOfAnOlderDatabaseAreFoundAndMoveWhenWritten) {
+  TempDir dir;
+  {
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    ASSERT_EQ(mdb_env_set_maxdbs(env, 8), 0);
+    const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
+    ASSERT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR, 0600), 0);
+    MDB_txn* txn = nullptr;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    MDB_dbi dbi;
+    ASSERT_EQ(mdb_dbi_open(txn, "triplets", MDB_CREATE, &dbi), 0);
+    for (auto [key, value] : {std::pair<std::string, std::string>{"early", "1800000000,1800000000"},
+                              {"retry", "1800000000,1800000000"},
+                              {"passed", "1799990000,1799990400"}}) {
+      MDB_val k{key.size(), key.data()}, v{value.size(), value.data()};
+      ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+  {
+    auto store = Open(OptionsFor(dir));
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    EXPECT_EQ((*store)->Stats().triplets, 3u);
+    Result<policy::Transition> early = policy::Transition{}, retry = policy::Transition{};
+    (*store)->Check({"early", ""}, FromUnixSeconds(1800000100),
+                    [&](Result<policy::Transition> r) { early = std::move(r); });
+    (*store)->Check({"retry", ""}, FromUnixSeconds(1800000300),
+                    [&](Result<policy::Transition> r) { retry = std::move(r); });
+    ASSERT_TRUE(early.ok() && retry.ok());
+    EXPECT_EQ(early->reason, policy::Reason::kEarlyRetry);
+    EXPECT_EQ(retry->reason, policy::Reason::kPassFirst);
+  }
+  Records triplets = RawRecords(dir, "triplets"), pending = RawRecords(dir, "pending_triplets");
+  EXPECT_EQ(triplets,
+            (Records{{"passed", "1799990000,1799990400"}, {"retry", "1800000000,1800000300"}}));
+  EXPECT_EQ(pending, (Records{{"early", "1800000000,1800000100"}}));
+}
+
+// Listing, counting and deleting see one table of triplets, in key order, whichever
+// database holds each.
+TEST(LmdbStoreTest, TheTwoTripletDatabasesAreOneTable) {
+  TempDir dir;
+  auto store = Open(OptionsFor(dir));
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  const std::string passed = "1800000000,1800000400", pending = "1800000000,1800000000";
+  for (auto [key, value] : {std::pair<std::string, std::string>{"d", pending},
+                            {"a", passed},
+                            {"ab", pending},
+                            {"c", passed},
+                            {"b", pending},
+                            {"e", "malformed"}}) {
+    ASSERT_TRUE((*store)->Put(Table::kTriplets, key, value).ok());
+  }
+  auto list = [&](size_t stop_after) {
+    std::vector<std::string> keys;
+    EXPECT_TRUE((*store)
+                    ->ForEach(Table::kTriplets,
+                              [&](std::string_view key, std::string_view) {
+                                keys.emplace_back(key);
+                                return keys.size() < stop_after;
+                              })
+                    .ok());
+    return keys;
+  };
+  EXPECT_EQ(list(100), (std::vector<std::string>{"a", "ab", "b", "c", "d", "e"}));
+  EXPECT_EQ(list(3), (std::vector<std::string>{"a", "ab", "b"}));
+  EXPECT_EQ((*store)->Stats().triplets, 6u);
+  // Passing moves "b"; deleting removes "ab" from either.
+  ASSERT_TRUE((*store)->Put(Table::kTriplets, "b", passed).ok());
+  ASSERT_TRUE((*store)->Delete(Table::kTriplets, "ab").ok());
+  EXPECT_EQ(list(100), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  EXPECT_EQ((*store)->Stats().triplets, 5u);
+  EXPECT_EQ((*store)->Get(Table::kTriplets, "b").value(), passed);
+  EXPECT_EQ((*store)->Get(Table::kTriplets, "d").value(), pending);
+  store->reset();
+  EXPECT_EQ(RawRecords(dir, "pending_triplets"), (Records{{"d", pending}}));
+  EXPECT_EQ(RawRecords(dir, "triplets"),
+            (Records{{"a", passed}, {"b", passed}, {"c", passed}, {"e", "malformed"}}));
 }
 
 TEST(LmdbStoreTest, MustExistRefusesToCreate) {

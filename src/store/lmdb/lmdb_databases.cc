@@ -1,0 +1,131 @@
+#include "store/lmdb/lmdb_databases.h"
+
+#include <string>
+#include <variant>
+
+#include "store/record_access.h"
+
+namespace greylight::store {
+namespace {
+
+// Each table's own database: index TableIndex(table), which is its place in kAllTables.
+constexpr std::array<size_t, kAllTables.size()> kOwnDatabase = [] {
+  std::array<size_t, kAllTables.size()> own{};
+  for (Table table : kAllTables) own[TableIndex(table)] = TableIndex(table);
+  return own;
+}();
+constexpr std::array<size_t, 2> kTripletDatabases = {TableIndex(Table::kTriplets),
+                                                     LmdbDatabases::kPendingTriplets};
+
+std::string_view View(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+}  // namespace
+
+int LmdbDatabases::Open(MDB_txn* txn, std::string& failed) {
+  for (size_t index = 0; index < kCount; ++index) {
+    std::string name =
+        index == kPendingTriplets ? kPendingTripletsName : std::string(TableName(TableOf(index)));
+    if (int rc = mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbis_[index]); rc != 0) {
+      failed = std::move(name);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+std::span<const size_t> LmdbDatabases::Holding(Table table) const {
+  if (table == Table::kTriplets) return kTripletDatabases;
+  return std::span<const size_t>(&kOwnDatabase[TableIndex(table)], 1);
+}
+
+size_t LmdbDatabases::Home(Table table, std::string_view value) const {
+  if (table == Table::kTriplets) {
+    std::optional<AnyRecord> record = DecodeRecord(table, value);
+    if (record && std::holds_alternative<policy::TripletRecord>(*record) &&
+        !policy::Passed(std::get<policy::TripletRecord>(*record), timing_)) {
+      return kPendingTriplets;
+    }
+  }
+  return TableIndex(table);
+}
+
+int LmdbDatabases::Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) const {
+  int rc = MDB_NOTFOUND;
+  for (size_t index : Holding(table)) {
+    if ((rc = mdb_get(txn, dbis_[index], key, value)) != MDB_NOTFOUND) return rc;
+  }
+  return rc;
+}
+
+int LmdbDatabases::Write(MDB_txn* txn, Table table, MDB_val* key,
+                         const std::optional<std::string>& value) const {
+  const size_t home = value ? Home(table, *value) : kCount;
+  for (size_t index : Holding(table)) {
+    int rc;
+    if (index == home) {
+      MDB_val v{value->size(), const_cast<char*>(value->data())};
+      rc = mdb_put(txn, dbis_[index], key, &v, 0);
+    } else {
+      rc = mdb_del(txn, dbis_[index], key, nullptr);
+      if (rc == MDB_NOTFOUND) rc = 0;
+    }
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+int LmdbDatabases::ForEach(MDB_txn* txn, Table table, const VisitFunction& visit) const {
+  // One cursor per database, merged: each step visits the smallest current key.
+  struct Walk {
+    MDB_cursor* cursor = nullptr;
+    MDB_val key{}, value{};
+    bool more = false;
+  };
+  std::array<Walk, kTripletDatabases.size()> walks;
+  const std::span<const size_t> holding = Holding(table);
+  auto close_all = [&] {
+    for (Walk& walk : walks) {
+      if (walk.cursor != nullptr) mdb_cursor_close(walk.cursor);
+    }
+  };
+  auto step = [](Walk& walk, MDB_cursor_op op) {
+    int rc = mdb_cursor_get(walk.cursor, &walk.key, &walk.value, op);
+    walk.more = rc == 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+  };
+  for (size_t i = 0; i < holding.size(); ++i) {
+    int rc = mdb_cursor_open(txn, dbis_[holding[i]], &walks[i].cursor);
+    if (rc == 0) rc = step(walks[i], MDB_FIRST);
+    if (rc != 0) {
+      close_all();
+      return rc;
+    }
+  }
+  int rc = 0;
+  while (rc == 0) {
+    Walk* next = nullptr;
+    for (size_t i = 0; i < holding.size(); ++i) {
+      Walk& walk = walks[i];
+      // LMDB's default order is the bytes' (memcmp, then length), as string_view compares.
+      if (walk.more && (next == nullptr || View(walk.key) < View(next->key))) next = &walk;
+    }
+    if (next == nullptr || !visit(View(next->key), View(next->value))) break;
+    rc = step(*next, MDB_NEXT);
+  }
+  close_all();
+  return rc;
+}
+
+int LmdbDatabases::Count(MDB_txn* txn, Table table, uint64_t& count) const {
+  count = 0;
+  for (size_t index : Holding(table)) {
+    MDB_stat stat;
+    if (int rc = mdb_stat(txn, dbis_[index], &stat); rc != 0) return rc;
+    count += stat.ms_entries;
+  }
+  return 0;
+}
+
+}  // namespace greylight::store
