@@ -110,31 +110,68 @@ TEST(LmdbStoreTest, StateSurvivesReopen) {
   EXPECT_EQ((*store)->Get(Table::kClients, "1.2.3.4").value(), "1,1800000300");
 }
 
+using Records = std::map<std::string, std::string>;
+
+// Writes a database as an older greylightd left it: exactly the named databases given, with
+// their records, through LMDB's own API.
+void WriteOlderDatabase(const TempDir& dir, const std::map<std::string, Records>& databases) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  ASSERT_EQ(mdb_env_set_maxdbs(env, 8), 0);
+  const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
+  ASSERT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR, 0600), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  for (const auto& [name, records] : databases) {
+    MDB_dbi dbi;
+    ASSERT_EQ(mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbi), 0);
+    for (const auto& [key, value] : records) {
+      MDB_val k{key.size(), const_cast<char*>(key.data())};
+      MDB_val v{value.size(), const_cast<char*>(value.data())};
+      ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+  }
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+// The records of the named database `name` in the store's environment at `dir`, through
+// LMDB's own API (with the store closed: LMDB forbids opening an environment twice in one
+// process). Empty when the database does not exist.
+Records RawRecords(const TempDir& dir, const char* name) {
+  Records records;
+  MDB_env* env = nullptr;
+  EXPECT_EQ(mdb_env_create(&env), 0);
+  EXPECT_EQ(mdb_env_set_maxdbs(env, 8), 0);
+  const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
+  EXPECT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR | MDB_RDONLY, 0600), 0);
+  MDB_txn* txn = nullptr;
+  EXPECT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
+  MDB_dbi dbi;
+  if (mdb_dbi_open(txn, name, 0, &dbi) == 0) {
+    MDB_cursor* cursor = nullptr;
+    EXPECT_EQ(mdb_cursor_open(txn, dbi, &cursor), 0);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+      records.emplace(std::string(static_cast<const char*>(k.mv_data), k.mv_size),
+                      std::string(static_cast<const char*>(v.mv_data), v.mv_size));
+    }
+    mdb_cursor_close(cursor);
+  }
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return records;
+}
+
 // A database written before reply tracking (triplets, clients and traps only, as LMDB's own
 // API leaves it) opens unchanged and gets an empty replies table; reply records then survive
 // a restart like every other record.
 TEST(LmdbStoreTest, ADatabaseWithoutTheRepliesTableOpensAndKeepsReplies) {
   TempDir dir;
-  {
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
-    const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
-    ASSERT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR, 0600), 0);
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-    for (const char* name : {"triplets", "clients", "traps"}) {
-      MDB_dbi dbi;
-      ASSERT_EQ(mdb_dbi_open(txn, name, MDB_CREATE, &dbi), 0);
-      if (std::string_view(name) == "triplets") {
-        std::string key = "192.0.2.0/a@b/c@d", value = "1800000000,1800000300";
-        MDB_val k{key.size(), key.data()}, v{value.size(), value.data()};
-        ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-      }
-    }
-    ASSERT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-  }
+  WriteOlderDatabase(dir, {{"triplets", {{"192.0.2.0/a@b/c@d", "1800000000,1800000300"}}},
+                           {"clients", {}},
+                           {"traps", {}}});
   {
     auto store = Open(OptionsFor(dir));
     ASSERT_TRUE(store.ok()) << store.status().message();
@@ -278,37 +315,6 @@ TEST(LmdbStoreTest, PendingTripletsWaitForTheSlowerCommit) {
   EXPECT_EQ((*reader)->Get(Table::kTriplets, "pending").value(), "1800000300,1800000600");
 }
 
-using Records = std::map<std::string, std::string>;
-
-// The records of the named database `name` in the store's environment at `dir`, through
-// LMDB's own API (with the store closed: LMDB forbids opening an environment twice in one
-// process). Empty when the database does not exist.
-Records RawRecords(const TempDir& dir, const char* name) {
-  Records records;
-  MDB_env* env = nullptr;
-  EXPECT_EQ(mdb_env_create(&env), 0);
-  EXPECT_EQ(mdb_env_set_maxdbs(env, 8), 0);
-  const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
-  EXPECT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR | MDB_RDONLY, 0600), 0);
-  MDB_txn* txn = nullptr;
-  EXPECT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
-  MDB_dbi dbi;
-  if (mdb_dbi_open(txn, name, 0, &dbi) == 0) {
-    MDB_cursor* cursor = nullptr;
-    EXPECT_EQ(mdb_cursor_open(txn, dbi, &cursor), 0);
-    MDB_val k, v;
-    for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
-      records.emplace(std::string(static_cast<const char*>(k.mv_data), k.mv_size),
-                      std::string(static_cast<const char*>(v.mv_data), v.mv_size));
-    }
-    mdb_cursor_close(cursor);
-  }
-  mdb_txn_abort(txn);
-  mdb_env_close(env);
-  return records;
-}
-
 // A triplet waits in "pending_triplets" until it passes, then lives in "triplets" only: new
 // triplets are inserted into the small tree of the pending ones.
 TEST(LmdbStoreTest, PendingTripletsLiveInTheirOwnDatabaseUntilTheyPass) {
@@ -337,25 +343,10 @@ TEST(LmdbStoreTest, PendingTripletsLiveInTheirOwnDatabaseUntilTheyPass) {
 // are found there, decide as before, and move when written.
 TEST(LmdbStoreTest, PendingTripletsOfAnOlderDatabaseAreFoundAndMoveWhenWritten) {
   TempDir dir;
-  {
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    ASSERT_EQ(mdb_env_set_maxdbs(env, 8), 0);
-    const std::string path = (dir.path() / LmdbOptions::kDataFile).string();
-    ASSERT_EQ(mdb_env_open(env, path.c_str(), MDB_NOSUBDIR, 0600), 0);
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-    MDB_dbi dbi;
-    ASSERT_EQ(mdb_dbi_open(txn, "triplets", MDB_CREATE, &dbi), 0);
-    for (auto [key, value] : {std::pair<std::string, std::string>{"early", "1800000000,1800000000"},
-                              {"retry", "1800000000,1800000000"},
-                              {"passed", "1799990000,1799990400"}}) {
-      MDB_val k{key.size(), key.data()}, v{value.size(), value.data()};
-      ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-    }
-    ASSERT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-  }
+  WriteOlderDatabase(dir, {{"triplets",
+                            {{"early", "1800000000,1800000000"},
+                             {"retry", "1800000000,1800000000"},
+                             {"passed", "1799990000,1799990400"}}}});
   {
     auto store = Open(OptionsFor(dir));
     ASSERT_TRUE(store.ok()) << store.status().message();
