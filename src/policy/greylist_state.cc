@@ -17,6 +17,17 @@ Transition TrappedTransition(const PriorState& prior, const TrapRecord& trap, Un
   return t;
 }
 
+// True if writing `next` over `stored` would only move the last sighting forward, by less
+// than kLastSeenRefresh, and leave the triplet passed or pending as it was: then the write
+// is skipped. What the triplet decides (first, passed) stays exactly postgrey's; only its
+// expiry, counted from the last sighting, may come up to kLastSeenRefresh early.
+bool OnlyLastSeenMoves(const TripletRecord& stored, const TripletRecord& next,
+                       const GreylistTiming& timing) {
+  return next.first == stored.first && stored.last <= next.last &&
+         next.last - stored.last < GreylistTiming::kLastSeenRefresh &&
+         Passed(next, timing) == Passed(stored, timing);
+}
+
 }  // namespace
 
 Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
@@ -66,10 +77,8 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
       t.first = now;
     }
   }
-  const bool fresh_pass = t.last_was_successful && !t.first_corrected &&
-                          prior.triplet->last <= now &&
-                          now - prior.triplet->last < GreylistTiming::kLastSeenRefresh;
-  if (!fresh_pass) t.triplet_write = TripletRecord{t.first, now};
+  const TripletRecord next{t.first, now};
+  if (!prior.triplet || !OnlyLastSeenMoves(*prior.triplet, next, timing)) t.triplet_write = next;
   t.missing = timing.delay - (now - t.first);
   if (t.missing > Seconds(0)) {
     t.reason = t.first != now ? Reason::kEarlyRetry : abandoned ? Reason::kAbandoned : Reason::kNew;

@@ -17,10 +17,11 @@ struct GreylistTiming {
   // postgrey counts at most one success per client per hour toward the auto-whitelist.
   static constexpr Seconds kAwlCountInterval{3600};
   static constexpr Seconds kDefaultTrapTtl{86400};
-  // A passed triplet seen again within this time of its last sighting is not written: it
-  // stays passed, and only its expiry (max-age after the last sighting) would move, by less
-  // than this. So the pass path writes at most once a minute per triplet, and a record may
-  // expire up to this much earlier than postgrey's (allowed by the compat spec for <= 60 s;
+  // A triplet seen again within this time of its last sighting is not written when it stays
+  // passed, or stays pending, and keeps its first sighting: only its expiry (counted from
+  // the last sighting) would move, by less than this. So a triplet is written at most once
+  // a minute unless it passes or starts over, and a record may expire up to this much
+  // earlier than postgrey's (allowed by the compat spec for <= 60 s;
   // docs/migrating-from-postgrey.md).
   static constexpr Seconds kLastSeenRefresh{60};
 
@@ -58,7 +59,8 @@ struct Transition {
   bool client_awl_pass = false;  // the client is auto-whitelisted: pass, triplet untouched
   std::optional<ClientRecord> client_write;  // new client record, if it changes
   // New triplet record: always, unless the client is auto-whitelisted or trapped, the mail
-  // is a reply, or the triplet passed before and was seen less than kLastSeenRefresh ago.
+  // is a reply, or the write would only move the last sighting by less than
+  // kLastSeenRefresh (GreylistTiming).
   std::optional<TripletRecord> triplet_write;
   UnixTime first{};                    // first sighting after the rules were applied
   bool last_was_successful = false;    // the triplet had already passed before

@@ -41,7 +41,7 @@ TEST(RecordRulesTest, PassedAbandonedAndExpiresAtAgreeWithExpiredAndDecide) {
   EXPECT_EQ(t.first, T0 + 2 * 86400s + 1s);
 }
 
-TEST(LastSeenRefreshTest, APassedTripletSeenWithinAMinuteIsNotWritten) {
+TEST(LastSeenRefreshTest, ATripletSeenWithinAMinuteIsNotWrittenUnlessItPassesOrStartsOver) {
   GreylistTiming timing;
   PriorState prior{std::nullopt, TripletRecord{T0, T0 + 300s}, std::nullopt};
   Transition soon = Decide(prior, T0 + 359s, timing);
@@ -50,12 +50,43 @@ TEST(LastSeenRefreshTest, APassedTripletSeenWithinAMinuteIsNotWritten) {
   Transition later = Decide(prior, T0 + 360s, timing);
   ASSERT_TRUE(later.triplet_write.has_value()) << "60 s after";
   EXPECT_EQ(*later.triplet_write, (TripletRecord{T0, T0 + 360s}));
-  // A pending triplet is always written: its sightings decide when it passes.
+  // A pending triplet retried early within a minute stays pending with its first sighting:
+  // not written. Its answer is postgrey's (the time missing counts from `first`).
   PriorState pending{std::nullopt, TripletRecord{T0, T0 + 10s}, std::nullopt};
-  EXPECT_TRUE(Decide(pending, T0 + 20s, timing).triplet_write.has_value());
+  Transition early = Decide(pending, T0 + 69s, timing);
+  EXPECT_EQ(early.reason, Reason::kEarlyRetry);
+  EXPECT_EQ(early.missing, 231s);
+  EXPECT_FALSE(early.triplet_write.has_value()) << "59 s after the last sighting";
+  Transition minute = Decide(pending, T0 + 70s, timing);
+  ASSERT_TRUE(minute.triplet_write.has_value()) << "60 s after";
+  EXPECT_EQ(*minute.triplet_write, (TripletRecord{T0, T0 + 70s}));
+  // The same request second again (a second recipient's twin, a client's quick retry).
+  PriorState created{std::nullopt, TripletRecord{T0, T0}, std::nullopt};
+  EXPECT_FALSE(Decide(created, T0, timing).triplet_write.has_value());
+  // A pending triplet that passes now is written, however soon after its last sighting:
+  // that write is what makes it passed.
+  PriorState almost{std::nullopt, TripletRecord{T0, T0 + 290s}, std::nullopt};
+  Transition passes = Decide(almost, T0 + 300s, timing);
+  EXPECT_EQ(passes.reason, Reason::kPassFirst);
+  ASSERT_TRUE(passes.triplet_write.has_value());
+  EXPECT_EQ(*passes.triplet_write, (TripletRecord{T0, T0 + 300s}));
+  // An abandoned triplet starts over (a new first sighting): written.
+  GreylistTiming short_window = timing;
+  short_window.retry_window = 30s;
+  PriorState stale{std::nullopt, TripletRecord{T0, T0 + 20s}, std::nullopt};
+  Transition over = Decide(stale, T0 + 31s, short_window);
+  EXPECT_EQ(over.reason, Reason::kAbandoned);
+  ASSERT_TRUE(over.triplet_write.has_value());
+  EXPECT_EQ(*over.triplet_write, (TripletRecord{T0 + 31s, T0 + 31s}));
   // A last sighting in the future (the clock stepped back) is corrected by a write.
   PriorState future{std::nullopt, TripletRecord{T0, T0 + 400s}, std::nullopt};
   EXPECT_TRUE(Decide(future, T0 + 350s, timing).triplet_write.has_value());
+  // A first sighting in the future is corrected to now: written.
+  PriorState ahead{std::nullopt, TripletRecord{T0 + 10s, T0 + 10s}, std::nullopt};
+  Transition corrected = Decide(ahead, T0, timing);
+  EXPECT_TRUE(corrected.first_corrected);
+  ASSERT_TRUE(corrected.triplet_write.has_value());
+  EXPECT_EQ(*corrected.triplet_write, (TripletRecord{T0, T0}));
 }
 
 // The whole life of a trap on a fake timeline: hit, trapped, extended, expired.

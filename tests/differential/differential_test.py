@@ -16,10 +16,11 @@ Allowed (counted, not failures) are only the documented differences of
     arrive more than max-age after the last sighting of their (isolated)
     triplet or client; there postgrey still passes and greylightd starts over.
     Those requests and their records are the only other allowed differences;
-  * the last sighting of a passed triplet: greylight does not write a passed
-    triplet seen again less than 60 s after its last sighting (issue 15; allowed
-    by the compat spec for N <= 60 s, docs/migrating-from-postgrey.md), so its
-    stored `last` may be up to 59 s older than postgrey's, first equal.
+  * the last sighting of a triplet: greylight does not write a triplet seen
+    again less than 60 s after its last sighting when it stays passed, or stays
+    pending, with the same first sighting (issue 15; allowed by the compat spec
+    for N <= 60 s, docs/migrating-from-postgrey.md), so its stored `last` may be
+    up to 59 s older than postgrey's, first and passed-or-pending equal.
 Everything else must be equal.
 
 Usage:
@@ -54,14 +55,15 @@ LAST_SEEN_REFRESH = 60  # policy::GreylistTiming::kLastSeenRefresh
 
 
 def last_seen_refresh_skip(postgrey_value, greylight_value):
-    """True if the two triplet values differ only by greylight's skipped rewrite of a passed
-    triplet's last sighting: same first, both passed, greylight's last 1-59 s older."""
+    """True if the two triplet values differ only by greylight's skipped rewrite of a
+    triplet's last sighting: same first, both passed or both pending, greylight's last
+    1-59 s older."""
     try:
         pf, pl = (int(x) for x in postgrey_value.split(",")[:2])
         gf, gl = (int(x) for x in greylight_value.split(",")[:2])
     except (AttributeError, ValueError):
         return False
-    return (pf == gf and gl - gf >= DELAY and pl - pf >= DELAY
+    return (pf == gf and (gl - gf >= DELAY) == (pl - pf >= DELAY)
             and 0 < pl - gl < LAST_SEEN_REFRESH)
 RETRY_WINDOW = 3600  # --retry-window=1h
 RETRY_WINDOW_OPT = "1h"
@@ -1207,7 +1209,7 @@ def run(args, seed, gen, reqs, tmp):
                 fixes["max-age enforced at lookup (record)"] += 1
                 continue
             if table == "triplets" and last_seen_refresh_skip(p.get(k), g.get(k)):
-                fixes["passed triplet's last sighting not rewritten within 60 s"] += 1
+                fixes["triplet's last sighting not rewritten within 60 s"] += 1
                 continue
             db_diffs.append((table, k, p.get(k), g.get(k)))
 

@@ -118,8 +118,8 @@ class RedisRecordStore final : public Store {
   // Reads the check's records with one MGET (atomic) and decides in C++ on them: the check
   // is then serialisable as having happened at the read if whatever it writes goes in while
   // every key it read still holds what was read.
-  // - It writes nothing (a pass within the last-seen refresh window, a trapped client): the
-  //   decision is the answer.
+  // - It writes nothing (a pass or an early retry within the last-seen refresh window, a
+  //   trapped client): the decision is the answer.
   // - It only creates the triplet over an absent key: SET NX, which writes only if the key
   //   is still absent. The other keys are not compared (the new record takes nothing from
   //   them): if one changed in between (a trap put, a client counted), the check is as if

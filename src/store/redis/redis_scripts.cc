@@ -144,9 +144,9 @@ if t_first then
   if first > now then first = now end
 end
 local passed = now - first >= delay
-local fresh_pass = last_was_successful and t_first <= now and t_last <= now and
-    t_last > refreshed_after
-if not fresh_pass then
+local only_last_moves = t_first and first == t_first and t_last <= now and
+    t_last > refreshed_after and passed == last_was_successful
+if not only_last_moves then
   written_triplet = write(KEYS[1], first, now, now, passed and passed_expires_at or pending_expires_at)
 end
 if has_client and awl_enabled and passed and not last_was_successful and

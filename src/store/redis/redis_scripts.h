@@ -20,9 +20,9 @@ struct RedisScript {
 //   ARGV    now, delay, live_since, abandoned_before, awl_threshold, awl_count_before,
 //     trap_until_on_hit, pending_expires_at, passed_expires_at, client_expires_at,
 //     max_field (Unix seconds or counts), client key present ("1"/"0"), trap ("0" none,
-//     "1" check, "2" trap hit), refreshed_after (a passed triplet last seen after it is not
-//     written), reply ("0" none or absent, "1" read the reply key, "2" a live reply record
-//     read by the caller on another cluster slot)
+//     "1" check, "2" trap hit), refreshed_after (a triplet last seen after it is not written
+//     when only its last sighting would move: policy::Decide's rule), reply ("0" none or absent,
+//     "1" read the reply key, "2" a live reply record read by the caller on another cluster slot)
 // Returns {prior triplet value, prior client value, written triplet value, written client
 // value, prior trap value, written trap value, prior reply value}, each a bulk string or
 // nil. The prior values are returned raw (possibly malformed or expired) so that the caller
