@@ -705,7 +705,9 @@ fi
     echo "  are those of the median rows."
   fi
   echo "- Mode \`mixed\`: 50% new triplets, 30% retries, 20% repeat senders; servers with their"
-  echo "  default settings (300 s delay), so nearly every answer is the defer path."
+  echo "  default settings (300 s delay), so nearly every answer is the defer path. A retry"
+  echo "  comes seconds after its triplet's last sighting, so greylightd writes nothing for it"
+  echo "  (the 60 s rule of docs/migrating-from-postgrey.md); postgrey rewrites it."
   echo "- Mode \`hot\`: $HOT_SET hot triplets. **Servers run with \`--delay=$HOT_DELAY\` for these"
   echo "  rows only**: the hot set is sent once, measuring starts ${HOT_WARMUP} s after its last"
   echo "  reply, when every hot triplet is older than the delay, so answers are the pass path."
