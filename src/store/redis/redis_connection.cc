@@ -7,9 +7,11 @@
 #include <poll.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <new>
 
 namespace greylight::store {
 namespace {
@@ -35,38 +37,94 @@ std::string FormatAddress(const RedisAddress& address) {
   return fmt::format("{}:{}", address.host, address.port);
 }
 
-RedisReply Convert(const redisReply& raw) {
-  RedisReply reply;
-  switch (raw.type) {
-    case REDIS_REPLY_STRING:
-      reply.type = RedisReply::Type::kString;
-      reply.str.assign(raw.str, raw.len);
-      break;
-    case REDIS_REPLY_STATUS:
-      reply.type = RedisReply::Type::kStatus;
-      reply.str.assign(raw.str, raw.len);
-      break;
-    case REDIS_REPLY_ERROR:
-      reply.type = RedisReply::Type::kError;
-      reply.str.assign(raw.str, raw.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      reply.type = RedisReply::Type::kInteger;
-      reply.integer = raw.integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      reply.type = RedisReply::Type::kArray;
-      reply.elements.reserve(raw.elements);
-      for (size_t i = 0; i < raw.elements; ++i) reply.elements.push_back(Convert(*raw.element[i]));
-      break;
-    default:
-      reply.type = RedisReply::Type::kNil;
-      break;
+// hiredis' reader builds its own reply tree by default (a calloc per element and a malloc
+// per string), which would then be copied into RedisReply. These functions make the reader
+// build RedisReply directly: a top-level reply is one allocation, an element lives in its
+// parent's `elements`, sized when the array's header is read (so an element's address is
+// stable while its own elements are read). hiredis frees only a top-level reply
+// (freeObject), on a protocol error or when the connection closes mid-reply.
+RedisReply* PlaceReply(const redisReadTask* task, RedisReply::Type type) {
+  RedisReply* reply = nullptr;
+  if (task->parent == nullptr) {
+    reply = new (std::nothrow) RedisReply;
+  } else {
+    auto* parent = static_cast<RedisReply*>(task->parent->obj);
+    reply = &parent->elements[static_cast<size_t>(task->idx)];
   }
+  if (reply != nullptr) reply->type = type;
   return reply;
 }
 
+// Elements of one array reply, at most. Our largest are a SCAN page, an MGET of one and
+// CLUSTER SLOTS (16384 slot ranges at worst); a larger header is not from a Redis server
+// we asked, and would make the reader allocate its elements before any arrives.
+constexpr int kMaxReplyElements = 1 << 20;
+
+// Returning nullptr makes hiredis report "Out of memory" and fail the exchange (the
+// connection is then dropped); no exception may cross into C.
+void* CreateStringReply(const redisReadTask* task, char* str, size_t len) noexcept {
+  RedisReply::Type type = task->type == REDIS_REPLY_ERROR    ? RedisReply::Type::kError
+                          : task->type == REDIS_REPLY_STATUS ? RedisReply::Type::kStatus
+                                                             : RedisReply::Type::kString;
+  try {
+    RedisReply* reply = PlaceReply(task, type);
+    if (reply != nullptr) reply->str.assign(str, len);
+    return reply;
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+void* CreateArrayReply(const redisReadTask* task, int elements) noexcept {
+  if (elements > kMaxReplyElements) return nullptr;
+  try {
+    RedisReply* reply = PlaceReply(task, RedisReply::Type::kArray);
+    if (reply != nullptr) reply->elements.resize(static_cast<size_t>(std::max(elements, 0)));
+    return reply;
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+void* CreateIntegerReply(const redisReadTask* task, long long value) noexcept {
+  RedisReply* reply = PlaceReply(task, RedisReply::Type::kInteger);
+  if (reply != nullptr) reply->integer = value;
+  return reply;
+}
+
+void* CreateNilReply(const redisReadTask* task) noexcept {
+  return PlaceReply(task, RedisReply::Type::kNil);
+}
+
+void FreeReply(void* reply) noexcept { delete static_cast<RedisReply*>(reply); }
+
+redisReplyObjectFunctions kReplyFunctions{CreateStringReply, CreateArrayReply, CreateIntegerReply,
+                                          CreateNilReply, FreeReply};
+
+// Appends `command` to `out` in RESP, as hiredis' formatting would: one buffer for a whole
+// pipelined exchange instead of an allocation or two per command.
+void AppendResp(std::string& out, const RedisCommand& command) {
+  auto append_header = [&out](char kind, size_t n) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    out.push_back(kind);
+    out.append(digits, end);
+    out.append("\r\n");
+  };
+  append_header('*', command.size());
+  for (const std::string& arg : command) {
+    append_header('$', arg.size());
+    out.append(arg);
+    out.append("\r\n");
+  }
+}
+
 Status ContextError(const redisContext* context, std::string_view peer) {
+  if (context->err == REDIS_ERR_OOM) {  // also what a refused reply reports (kReplyFunctions)
+    return Status::Unavailable(
+        fmt::format("redis {}: reply refused: out of memory, or an array of more than {} elements",
+                    peer, kMaxReplyElements));
+  }
   return Status::Unavailable(fmt::format("redis {}: {}", peer, context->errstr));
 }
 
@@ -101,19 +159,10 @@ Status WaitFor(const redisContext* context, short events, RedisDeadline deadline
 Result<std::vector<RedisReply>> ExchangeOn(redisContext* context, std::string_view peer,
                                            std::span<const RedisCommand> commands,
                                            RedisDeadline deadline, const Clock& clock) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  for (const RedisCommand& command : commands) {
-    argv.clear();
-    lengths.clear();
-    for (const std::string& arg : command) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    if (redisAppendCommandArgv(context, static_cast<int>(argv.size()), argv.data(),
-                               lengths.data()) != REDIS_OK) {
-      return ContextError(context, peer);
-    }
+  std::string out;
+  for (const RedisCommand& command : commands) AppendResp(out, command);
+  if (redisAppendFormattedCommand(context, out.data(), out.size()) != REDIS_OK) {
+    return ContextError(context, peer);
   }
   int written = 0;
   while (true) {
@@ -127,8 +176,8 @@ Result<std::vector<RedisReply>> ExchangeOn(redisContext* context, std::string_vi
     void* raw = nullptr;
     if (redisGetReplyFromReader(context, &raw) != REDIS_OK) return ContextError(context, peer);
     if (raw != nullptr) {
-      replies.push_back(Convert(*static_cast<redisReply*>(raw)));
-      freeReplyObject(raw);
+      std::unique_ptr<RedisReply> reply(static_cast<RedisReply*>(raw));  // kReplyFunctions
+      replies.push_back(std::move(*reply));
       continue;
     }
     if (Status s = WaitFor(context, POLLIN, deadline, peer, clock); !s.ok()) return s;
@@ -148,6 +197,7 @@ Result<ContextPtr> ConnectTcp(const RedisAddress& address, std::chrono::millisec
     context->err = 0;  // hiredis records the failure; the connection itself is fine
   }
   if (Status s = MakeNonBlocking(context.get(), peer); !s.ok()) return s;
+  context->reader->fn = &kReplyFunctions;
   return context;
 }
 
@@ -156,6 +206,7 @@ Result<ContextPtr> ConnectUnix(const std::string& path, std::chrono::millisecond
   if (context == nullptr) return Status::Unavailable(fmt::format("redis {}: out of memory", path));
   if (context->err != 0) return ContextError(context.get(), path);
   if (Status s = MakeNonBlocking(context.get(), path); !s.ok()) return s;
+  context->reader->fn = &kReplyFunctions;
   return context;
 }
 
