@@ -19,6 +19,9 @@
 namespace greylight::server {
 
 using Protocol = asio::generic::stream_protocol;
+// The io_context's own executor, not a type-erased one: one thread runs the io_context, so
+// it serialises every connection's handlers without a strand.
+using Socket = Protocol::socket::rebind_executor<asio::io_context::executor_type>::other;
 
 namespace {
 
@@ -64,10 +67,11 @@ struct Server::Listener {
 };
 
 // One client connection: read bytes, parse requests, decide them in order, write replies.
-// Every handler runs on the connection's strand.
+// Every handler runs on the io_context's one thread; calls from other threads (a store's
+// callback, the server's sweep in tests) are dispatched there.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Server& server, Protocol::socket socket, std::string peer,
+  Connection(Server& server, Socket socket, std::string peer,
              std::optional<policy::IpAddress> limited_peer, ListenAddress::Role role)
       : server_(server),
         socket_(std::move(socket)),
@@ -196,11 +200,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
           OnDecision(std::move(decision));
           return;
         }
-        asio::dispatch(socket_.get_executor(),
-                       [self = std::move(self), decision = std::move(decision)]() mutable {
-                         self->OnDecision(std::move(decision));
-                         self->ProcessRequests();
-                       });
+        // Posted, not dispatched: a late decision may come from inside another component's
+        // handler on this thread (a DNS answer), which must return before the next request
+        // of this connection calls into that component again.
+        asio::post(socket_.get_executor(),
+                   [self = std::move(self), decision = std::move(decision)]() mutable {
+                     self->OnDecision(std::move(decision));
+                     self->ProcessRequests();
+                   });
       };
       if (outbound_) {
         server_.greylister_->RecordOutbound(requests_.front(), server_.clock_.Now(),
@@ -280,7 +287,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   Server& server_;
-  Protocol::socket socket_;
+  Socket socket_;
   static constexpr MonoDuration::rep kNoDeadline = std::numeric_limits<MonoDuration::rep>::max();
   std::atomic<MonoDuration::rep> deadline_{kNoDeadline};  // read by the sweep
   std::atomic<bool> mid_request_{false};
@@ -406,7 +413,7 @@ void Server::Start(const engine::Greylister& greylister) {
 
 void Server::Accept(Listener& listener) {
   listener.acceptor.async_accept(
-      asio::make_strand(io_), [this, &listener](std::error_code ec, Protocol::socket socket) {
+      io_.get_executor(), [this, &listener](std::error_code ec, Socket socket) {
         if (ec == asio::error::operation_aborted || !listener.acceptor.is_open()) return;
         if (ec) {
           // Out of descriptors and the like: keep accepting, the condition may pass.
@@ -519,7 +526,7 @@ void Server::Shutdown() {
       open.assign(connections_.begin(), connections_.end());
     }
     if (open.empty()) return;
-    // Armed before Stop(): an idle connection closes inline (strand dispatch) and the last
+    // Armed before Stop(): an idle connection closes inline (dispatch on the io thread) and the last
     // one to go cancels this timer.
     shutdown_timer_.expires_after(options_.shutdown_grace);
     shutdown_timer_.async_wait([this](std::error_code ec) {
