@@ -80,17 +80,20 @@ void Flush() {
   FlushLocked();
 }
 
+// Both escapers append the runs that need no escaping whole: a decision's log line is
+// mostly such runs, and a push_back per byte cost about 5% of a pass request's user CPU.
 void AppendEscaped(std::string& out, std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : value) {
-    if (c < 0x20 || c >= 0x7f || c == ',') {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
+  size_t clean_from = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x20 && c < 0x7f && c != ',') continue;
+    out.append(value, clean_from, i - clean_from);
+    const char escaped[] = {'%', kHex[c >> 4], kHex[c & 0xf]};
+    out.append(escaped, sizeof(escaped));
+    clean_from = i + 1;
   }
+  out.append(value, clean_from);
 }
 
 std::string Escaped(std::string_view value) {
@@ -102,18 +105,21 @@ std::string Escaped(std::string_view value) {
 void AppendJsonString(std::string& out, std::string_view value) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
-  for (unsigned char c : value) {
+  size_t clean_from = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') continue;
+    out.append(value, clean_from, i - clean_from);
     if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c >= 0x7f) {
-      out.append("\\u00");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
+      const char escaped[] = {'\\', static_cast<char>(c)};
+      out.append(escaped, sizeof(escaped));
     } else {
-      out.push_back(static_cast<char>(c));
+      const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+      out.append(escaped, sizeof(escaped));
     }
+    clean_from = i + 1;
   }
+  out.append(value, clean_from);
   out.push_back('"');
 }
 
