@@ -21,11 +21,12 @@ Transition TrappedTransition(const PriorState& prior, const TrapRecord& trap, Un
 // than kLastSeenRefresh, and leave the triplet passed or pending as it was: then the write
 // is skipped. What the triplet decides (first, passed) stays exactly postgrey's; only its
 // expiry, counted from the last sighting, may come up to kLastSeenRefresh early.
-bool OnlyLastSeenMoves(const TripletRecord& stored, const TripletRecord& next,
+// `stored_passed` is Passed(stored), which the caller already knows.
+bool OnlyLastSeenMoves(const TripletRecord& stored, bool stored_passed, const TripletRecord& next,
                        const GreylistTiming& timing) {
   return next.first == stored.first && stored.last <= next.last &&
          next.last - stored.last < GreylistTiming::kLastSeenRefresh &&
-         Passed(next, timing) == Passed(stored, timing);
+         Passed(next, timing) == stored_passed;
 }
 
 }  // namespace
@@ -78,7 +79,9 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
     }
   }
   const TripletRecord next{t.first, now};
-  if (!prior.triplet || !OnlyLastSeenMoves(*prior.triplet, next, timing)) t.triplet_write = next;
+  if (!prior.triplet || !OnlyLastSeenMoves(*prior.triplet, t.last_was_successful, next, timing)) {
+    t.triplet_write = next;
+  }
   t.missing = timing.delay - (now - t.first);
   if (t.missing > Seconds(0)) {
     t.reason = t.first != now ? Reason::kEarlyRetry : abandoned ? Reason::kAbandoned : Reason::kNew;

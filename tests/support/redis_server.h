@@ -194,20 +194,26 @@ inline std::optional<std::string> FindProgram(std::string_view name) {
   return std::nullopt;
 }
 
+// Binds `fd` (an AF_INET stream socket) to 127.0.0.1 on a port the kernel picks. Returns
+// that port, or 0 if the bind failed.
+inline int BindLoopbackAnyPort(int fd) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return 0;
+  }
+  return ntohs(address.sin_port);
+}
+
 // A loopback TCP port nobody listens on right now (the kernel's choice for an ephemeral
 // bind). Another process may take it before we use it; Start() retries with a new one.
 inline int FreeLoopbackPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
+  int port = BindLoopbackAnyPort(fd);
   ::close(fd);
   return port;
 }

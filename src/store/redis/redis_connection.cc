@@ -105,8 +105,8 @@ redisReplyObjectFunctions kReplyFunctions{CreateStringReply, CreateArrayReply, C
 // pipelined exchange instead of an allocation or two per command.
 void AppendResp(std::string& out, const RedisCommand& command) {
   auto append_header = [&out](char kind, size_t n) {
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    char digits[24];  // a size_t has at most 20 digits, so to_chars cannot fail here
+    char* end = std::to_chars(digits, digits + sizeof digits, n).ptr;
     out.push_back(kind);
     out.append(digits, end);
     out.append("\r\n");

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/redis/redis_test_support.h"
 #include "support/redis_server.h"
 
 // RedisConnection against a real redis-server: commands go out in RESP formatted by us and
@@ -30,10 +31,8 @@ class RedisConnectionTest : public testing::Test {
     auto server = RedisServer::Start();
     ASSERT_TRUE(server.ok()) << server.status().message();
     server_ = std::move(server.value());
-    RedisEndpoint endpoint;
-    endpoint.kind = RedisEndpoint::Kind::kTcp;
-    endpoint.addresses = {{"127.0.0.1", server_->port()}};
-    auto connection = RedisConnection::Open(endpoint, 5000ms, {}, clock_);
+    auto connection =
+        RedisConnection::Open(redis_test::LoopbackEndpoint(server_->port()), 5000ms, {}, clock_);
     ASSERT_TRUE(connection.ok()) << connection.status().message();
     connection_ = std::move(connection.value());
   }
@@ -139,15 +138,8 @@ class CannedServer {
  public:
   explicit CannedServer(std::string reply) {
     listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-        ::listen(listener_, 1) == 0 &&
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-      port_ = ntohs(address.sin_port);
-    }
+    port_ = testing_support::BindLoopbackAnyPort(listener_);
+    if (port_ != 0 && ::listen(listener_, 1) != 0) port_ = 0;
     thread_ = std::thread([this, reply = std::move(reply)] { Serve(reply); });
   }
   ~CannedServer() {
@@ -187,11 +179,9 @@ TEST(RedisConnectionLimitsTest, AnAbsurdArrayHeaderFailsTheExchange) {
     SCOPED_TRACE(header);
     CannedServer server(header + ":1\r\n");
     ASSERT_NE(server.port(), 0);
-    RedisEndpoint endpoint;
-    endpoint.kind = RedisEndpoint::Kind::kTcp;
-    endpoint.addresses = {{"127.0.0.1", server.port()}};
     const SystemClock clock;
-    auto connection = RedisConnection::Open(endpoint, 5000ms, {}, clock);
+    auto connection =
+        RedisConnection::Open(redis_test::LoopbackEndpoint(server.port()), 5000ms, {}, clock);
     ASSERT_TRUE(connection.ok()) << connection.status().message();
     const std::vector<RedisCommand> ping{{"PING"}};
     auto replies = (*connection)->Exchange(ping, clock.Monotonic() + 5s);

@@ -1,6 +1,7 @@
 #pragma once
 
-// Helpers shared by the Redis store tests (redis_store_test.cc, redis_endpoints_test.cc).
+// Helpers shared by the Redis tests (redis_store_test.cc, redis_endpoints_test.cc,
+// redis_connection_test.cc).
 
 #include <chrono>
 #include <condition_variable>
@@ -18,10 +19,17 @@ using namespace std::chrono_literals;
 
 constexpr long long T = 1800000000;
 
+// A redis-server of the tests: TCP on 127.0.0.1:`port`.
+inline RedisEndpoint LoopbackEndpoint(int port) {
+  RedisEndpoint endpoint;
+  endpoint.kind = RedisEndpoint::Kind::kTcp;
+  endpoint.addresses = {{"127.0.0.1", port}};
+  return endpoint;
+}
+
 inline RedisOptions OptionsFor(int port, std::string prefix = "greylight:") {
   RedisOptions options;
-  options.endpoint.kind = RedisEndpoint::Kind::kTcp;
-  options.endpoint.addresses = {{"127.0.0.1", port}};
+  options.endpoint = LoopbackEndpoint(port);
   options.store.prefix = std::move(prefix);
   options.store.background_expiry = false;
   return options;
