@@ -526,8 +526,8 @@ void Server::Shutdown() {
       open.assign(connections_.begin(), connections_.end());
     }
     if (open.empty()) return;
-    // Armed before Stop(): an idle connection closes inline (dispatch on the io thread) and the last
-    // one to go cancels this timer.
+    // Armed before Stop(): an idle connection closes inline (dispatch on the io thread) and the
+    // last one to go cancels this timer.
     shutdown_timer_.expires_after(options_.shutdown_grace);
     shutdown_timer_.async_wait([this](std::error_code ec) {
       if (ec) return;
