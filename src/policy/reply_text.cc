@@ -4,27 +4,36 @@
 #include <time.h>
 
 #include <array>
+#include <charconv>
 
 #include "util/log.h"
 
 namespace greylight::policy {
 
-void ReplaceFirst(std::string& text, std::string_view placeholder, std::string_view value) {
-  size_t at = text.find(placeholder);
+void ReplaceFirst(std::string& text, std::string_view placeholder, std::string_view value,
+                  size_t from) {
+  size_t at = text.find(placeholder, from);
   if (at != std::string::npos) text.replace(at, placeholder.size(), value);
 }
 
+// Built in one string, without formatting: every greylisted request answers with it.
 std::string GreylistAction(std::string_view action, std::string_view text, bool etrn_defined,
                            Seconds missing, std::string_view recipient) {
-  std::string message;
+  std::string reply;
+  reply.reserve(action.size() + text.size() + 32);
+  reply.append(action).push_back(' ');
+  const size_t message_at = reply.size();  // placeholders are looked for from here on
   if (etrn_defined && !(!text.empty() && text[0] >= '0' && text[0] <= '9')) {
-    message = "4.2.0 ";
+    reply.append("4.2.0 ");
   }
-  message.append(text);
-  ReplaceFirst(message, "%s", fmt::format("{}", missing.count()));
+  reply.append(text);
+  char digits[24];  // a 64-bit count has at most 20 digits and a sign
+  char* digits_end = std::to_chars(digits, digits + sizeof digits, missing.count()).ptr;
+  ReplaceFirst(reply, "%s", std::string_view(digits, digits_end - digits), message_at);
   size_t at = recipient.rfind('@');
-  ReplaceFirst(message, "%r", at == std::string_view::npos ? recipient : recipient.substr(at + 1));
-  return fmt::format("{} {}", action, message);
+  ReplaceFirst(reply, "%r", at == std::string_view::npos ? recipient : recipient.substr(at + 1),
+               message_at);
+  return reply;
 }
 
 std::string XGreylistHeader(std::string_view header_template, Seconds delayed,

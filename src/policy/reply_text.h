@@ -13,8 +13,10 @@ inline constexpr std::string_view kDefaultGreylistText =
 inline constexpr std::string_view kDefaultXGreylistHeader =
     "X-Greylist: delayed %t seconds by greylight-%v at %h; %d";
 
-// Replaces the first occurrence of `placeholder` in `text`, as Perl's s/// does.
-void ReplaceFirst(std::string& text, std::string_view placeholder, std::string_view value);
+// Replaces the first occurrence of `placeholder` in `text` at or after `from`, as Perl's s///
+// does.
+void ReplaceFirst(std::string& text, std::string_view placeholder, std::string_view value,
+                  size_t from = 0);
 
 // The greylisting action (postgrey 5.1): "<action> [4.2.0 ]<text>" with the first %s
 // replaced by the seconds missing and the first %r by the recipient's domain. The "4.2.0 "

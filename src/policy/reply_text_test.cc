@@ -28,6 +28,11 @@ TEST(ReplyTextTest, OnlyFirstPlaceholdersReplaced) {
       "DEFER 60 sec left for example.org %s %r");
 }
 
+TEST(ReplyTextTest, PlaceholdersAreLookedForInTheTextOnly) {
+  EXPECT_EQ(GreylistAction("X%s%r", "%s %r", false, Seconds(5), "a@b"), "X%s%r 5 b");
+  EXPECT_EQ(GreylistAction("DEFER", "%s", false, Seconds(-3), "a@b"), "DEFER -3");
+}
+
 TEST(ReplyTextTest, RecipientDomainKeepsCaseAndUsesLastAt) {
   EXPECT_EQ(GreylistAction("DEFER", "%r", false, Seconds(1), "Bob+ext@Example.ORG"),
             "DEFER Example.ORG");
