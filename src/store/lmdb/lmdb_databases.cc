@@ -60,7 +60,7 @@ int LmdbDatabases::Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) 
 }
 
 int LmdbDatabases::Write(MDB_txn* txn, Table table, MDB_val* key,
-                         const std::optional<std::string>& value) const {
+                         std::optional<std::string_view> value) const {
   const size_t home = value ? Home(table, *value) : kCount;
   for (size_t index : Holding(table)) {
     int rc;

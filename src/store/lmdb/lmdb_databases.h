@@ -49,7 +49,7 @@ class LmdbDatabases {
   int Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) const;
   // Puts `value` of `key` in the database of `table` where it belongs, or deletes the key
   // (nullopt), and deletes it from the table's other database. An LMDB return code.
-  int Write(MDB_txn* txn, Table table, MDB_val* key, const std::optional<std::string>& value) const;
+  int Write(MDB_txn* txn, Table table, MDB_val* key, std::optional<std::string_view> value) const;
   // Visits the records of `table` in key order (LMDB's), across its databases, until
   // `visit` returns false. An LMDB return code: 0 when the walk ended or was stopped.
   int ForEach(MDB_txn* txn, Table table, const VisitFunction& visit) const;

@@ -16,10 +16,10 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_map>
 
 #include "store/lmdb/lmdb_databases.h"
 #include "store/lmdb/lmdb_dbdir.h"
+#include "store/lmdb/lmdb_overlay.h"
 #include "store/record_access.h"
 #include "util/log.h"
 
@@ -130,21 +130,23 @@ class LmdbStore final : public Store {
   Status BeginReadTxn(ReadTxn& txn);
 
  private:
-  // A pending change: a value to put, or nullopt to delete.
-  // Transparent hashing: lookups by string_view allocate nothing.
-  struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+  // Updates not yet committed: one overlay per table (by TableIndex), and the triplets still
+  // pending, which wait for the slower commit (see pending_commit_interval). A key of the
+  // triplets is held by `tables` or by `deferred`, never both, so either may be read first.
+  struct Updates {
+    std::array<LmdbOverlay, kAllTables.size()> tables;
+    LmdbOverlay deferred;
+    // Of `tables` only: what counts against kMaxPendingRecords.
+    size_t TablesSize() const {
+      size_t count = 0;
+      for (const LmdbOverlay& overlay : tables) count += overlay.size();
+      return count;
+    }
+    void Clear() {
+      for (LmdbOverlay& overlay : tables) overlay.Clear();
+      deferred.Clear();
+    }
   };
-  using Overlay =
-      std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;
-  // One overlay per table, indexed by TableIndex().
-  using Overlays = std::array<Overlay, kAllTables.size()>;
-  static size_t PendingCount(const Overlays& overlays) {
-    size_t count = 0;
-    for (const Overlay& overlay : overlays) count += overlay.size();
-    return count;
-  }
 
   // Runs `body` (Status(), reading through ReadLocked and writing to pending_) under the
   // lock, unless too many updates are pending already; with a zero commit interval then
@@ -152,7 +154,7 @@ class LmdbStore final : public Store {
   template <typename Body>
   Status Update(Body&& body);
   void CommitLoop();
-  // Moves pending_ (and deferred_ too when `with_deferred`) into one durable write
+  // Moves pending_ (its deferred triplets too when `with_deferred`) into one durable write
   // transaction.
   Status CommitPending(bool with_deferred = true);
   // Runs `body` in a write transaction, growing the map and retrying on MDB_MAP_FULL.
@@ -164,7 +166,7 @@ class LmdbStore final : public Store {
   Result<std::optional<std::string_view>> ReadLocked(Table table, std::string_view key);
   void EndReadLocked();
   // Records a value for `key` in the overlay it belongs to. REQUIRES: mutex_ held.
-  void WriteLocked(Table table, const std::string& key, std::optional<std::string> value,
+  void WriteLocked(Table table, std::string_view key, std::optional<std::string_view> value,
                    bool deferred = false);
   // Pending triplets get their own, slower commit.
   bool deferring() const {
@@ -187,13 +189,13 @@ class LmdbStore final : public Store {
   mutable std::mutex mutex_;     // guards everything below and map resizes
   MDB_txn* read_txn_ = nullptr;  // reused (reset/renew) for Check reads
   bool read_open_ = false;       // read_txn_ holds a snapshot (renewed, not yet reset)
-  Overlays pending_;             // acknowledged, not yet in a write transaction
-  // Pending-state triplets acknowledged, committed every pending_commit_interval. A key is
-  // in pending_ or in deferred_, never both, so either may be read first.
-  Overlay deferred_;
-  Overlays committing_;  // in the write transaction being committed
+  Updates pending_;              // acknowledged, not yet in a write transaction
+  Updates committing_;           // in the write transaction being committed
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
+  // Committed updates, cleared outside mutex_ and then reused as pending_: their memory
+  // serves the next updates. Guarded by commit_mutex_.
+  Updates retired_;
   // Where the next expiry step starts, per database (LmdbDatabases index).
   std::array<std::optional<std::string>, LmdbDatabases::kCount> expiry_resume_;
   size_t expiry_database_ = 0;      // the database being expired
@@ -338,16 +340,15 @@ Status LmdbStore::WithWriteTxn(Body&& body) {
 }
 
 Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, std::string_view key) {
-  const Overlay* overlays[] = {&pending_[TableIndex(table)],
-                               table == Table::kTriplets ? &deferred_ : nullptr,
-                               &committing_[TableIndex(table)]};
-  for (const Overlay* overlay : overlays) {
-    if (overlay == nullptr || overlay->empty()) continue;
-    auto it = overlay->find(key);
-    if (it != overlay->end()) {
-      if (!it->second) return std::optional<std::string_view>();
-      return std::optional<std::string_view>(*it->second);
-    }
+  const uint64_t hash = LmdbOverlay::Hash(key);
+  const bool triplets = table == Table::kTriplets;
+  // The newest first: what is acknowledged, then what is being committed.
+  const LmdbOverlay* overlays[] = {
+      &pending_.tables[TableIndex(table)], triplets ? &pending_.deferred : nullptr,
+      &committing_.tables[TableIndex(table)], triplets ? &committing_.deferred : nullptr};
+  for (const LmdbOverlay* overlay : overlays) {
+    if (overlay == nullptr) continue;
+    if (const LmdbOverlay::Entry* entry = overlay->Find(key, hash)) return entry->value();
   }
   if (!read_open_) {
     int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
@@ -377,18 +378,20 @@ void LmdbStore::EndReadLocked() {
   }
 }
 
-void LmdbStore::WriteLocked(Table table, const std::string& key, std::optional<std::string> value,
-                            bool deferred) {
+void LmdbStore::WriteLocked(Table table, std::string_view key,
+                            std::optional<std::string_view> value, bool deferred) {
+  const uint64_t hash = LmdbOverlay::Hash(key);
+  LmdbOverlay& overlay = pending_.tables[TableIndex(table)];
   if (table == Table::kTriplets) {
     // Keep each key in one of the two overlays: the newest value is the only one.
     if (deferred) {
-      pending_[TableIndex(table)].erase(key);
-      deferred_.insert_or_assign(key, std::move(value));
+      overlay.Erase(key, hash);
+      pending_.deferred.Put(key, hash, value);
       return;
     }
-    if (!deferred_.empty()) deferred_.erase(key);
+    pending_.deferred.Erase(key, hash);
   }
-  pending_[TableIndex(table)].insert_or_assign(key, std::move(value));
+  overlay.Put(key, hash, value);
 }
 
 // Runs `body` (reads and writes of one request) under the lock on one read snapshot, then
@@ -397,7 +400,7 @@ template <typename Body>
 Status LmdbStore::Update(Body&& body) {
   {
     std::lock_guard lock(mutex_);
-    if (PendingCount(pending_) >= kMaxPendingRecords) {
+    if (pending_.TablesSize() >= kMaxPendingRecords) {
       return Status::Unavailable("lmdb: too many uncommitted updates (commits failing?)");
     }
     Status status = body();
@@ -428,7 +431,7 @@ void LmdbStore::Check(const CheckKeys& keys, UnixTime now, CheckCallback done) {
     const bool defer = !immediate && deferring() && transition.triplet_write &&
                        !policy::Passed(*transition.triplet_write, timing_);
     ApplyTransition(keys, transition, [&](Table table, const std::string& key, std::string value) {
-      WriteLocked(table, key, std::move(value), defer && table == Table::kTriplets);
+      WriteLocked(table, key, value, defer && table == Table::kTriplets);
     });
     return Status::Ok();
   });
@@ -442,7 +445,7 @@ void LmdbStore::RecordReply(std::string_view key, UnixTime now, ReplyCallback do
     auto value = ReadLocked(Table::kReplies, key);
     if (!value.ok()) return value.status();
     record = RecordedReply(key, *value, now, timing_);
-    WriteLocked(Table::kReplies, std::string(key), policy::EncodeReply(record));
+    WriteLocked(Table::kReplies, key, policy::EncodeReply(record));
     return Status::Ok();
   });
   if (!status.ok()) return done(status);
@@ -453,68 +456,73 @@ Status LmdbStore::CommitPending(bool with_deferred) {
   std::lock_guard commit_lock(commit_mutex_);
   {
     std::lock_guard lock(mutex_);
-    with_deferred = with_deferred && !deferred_.empty();
-    if (PendingCount(pending_) == 0 && !with_deferred) return Status::Ok();
-    committing_.swap(pending_);
-    if (with_deferred) {
-      // No key is in both overlays, so nothing is overwritten here.
-      Overlay& triplets = committing_[TableIndex(Table::kTriplets)];
-      if (triplets.empty()) {
-        triplets.swap(deferred_);
-      } else {
-        triplets.merge(deferred_);
-        deferred_.clear();
-      }
-    }
+    with_deferred = with_deferred && !pending_.deferred.empty();
+    if (pending_.TablesSize() == 0 && !with_deferred) return Status::Ok();
+    // committing_ is empty here, and its memory (cleared) serves the next updates.
+    committing_.tables.swap(pending_.tables);
+    if (with_deferred) std::swap(committing_.deferred, pending_.deferred);
   }
-  // The records in order, table by table, kMaxRecordsPerTxn to a write transaction.
-  size_t table_index = 0;
-  Overlay::const_iterator next = committing_[TableIndex(kAllTables[0])].cbegin();
-  auto skip_finished_tables = [&] {
-    while (table_index < kAllTables.size() &&
-           next == committing_[TableIndex(kAllTables[table_index])].cend()) {
-      if (++table_index < kAllTables.size()) {
-        next = committing_[TableIndex(kAllTables[table_index])].cbegin();
-      }
-    }
+  // Every overlay being committed, with its table; the records go kMaxRecordsPerTxn to a
+  // write transaction, in order.
+  struct Source {
+    Table table;
+    const LmdbOverlay* overlay;
   };
-  skip_finished_tables();
+  std::array<Source, kAllTables.size() + 1> sources;
+  for (size_t i = 0; i < kAllTables.size(); ++i) {
+    sources[i] = {kAllTables[i], &committing_.tables[TableIndex(kAllTables[i])]};
+  }
+  sources.back() = {Table::kTriplets, &committing_.deferred};
+  size_t source = 0, entry = 0;  // the next record
   Status status;
-  while (status.ok() && table_index < kAllTables.size()) {
-    const size_t chunk_table = table_index;
-    const Overlay::const_iterator chunk_start = next;
+  while (status.ok() && source < sources.size()) {
+    const size_t chunk_source = source, chunk_entry = entry;
     status = WithWriteTxn([&](MDB_txn* txn) -> int {
       // WithWriteTxn runs this again after growing the map: start the chunk over.
-      table_index = chunk_table;
-      next = chunk_start;
-      for (size_t written = 0; written < kMaxRecordsPerTxn && table_index < kAllTables.size();
-           ++written) {
-        const Table table = kAllTables[table_index];
-        const auto& [key, value] = *next;
-        MDB_val k = ToVal(key);
-        if (int rc = databases_.Write(txn, table, &k, value); rc != 0) return rc;
-        ++next;
-        skip_finished_tables();
+      source = chunk_source;
+      entry = chunk_entry;
+      for (size_t written = 0; written < kMaxRecordsPerTxn && source < sources.size();) {
+        const std::span<const LmdbOverlay::Entry> entries = sources[source].overlay->entries();
+        if (entry == entries.size()) {
+          ++source;
+          entry = 0;
+          continue;
+        }
+        const LmdbOverlay::Entry& record = entries[entry++];
+        if (record.erased()) continue;
+        MDB_val k = ToVal(record.key());
+        if (int rc = databases_.Write(txn, sources[source].table, &k, record.value()); rc != 0) {
+          return rc;
+        }
+        ++written;
       }
       return 0;
     });
   }
-  Overlays committed;
   {
     std::lock_guard lock(mutex_);
     if (!status.ok()) {
       // Keep the updates for the next attempt; newer pending values win.
-      for (size_t i = 0; i < committing_.size(); ++i) {
-        const bool triplets = i == TableIndex(Table::kTriplets);
-        for (auto& [key, value] : committing_[i]) {
-          if (triplets && deferred_.contains(key)) continue;  // a newer pending value
-          pending_[i].try_emplace(key, std::move(value));
+      for (const Source& committed : sources) {
+        const bool triplets = committed.table == Table::kTriplets;
+        LmdbOverlay& home = committed.overlay == &committing_.deferred
+                                ? pending_.deferred
+                                : pending_.tables[TableIndex(committed.table)];
+        for (const LmdbOverlay::Entry& record : committed.overlay->entries()) {
+          if (record.erased()) continue;
+          const uint64_t hash = record.hash();
+          if (pending_.tables[TableIndex(committed.table)].Find(record.key(), hash) != nullptr ||
+              (triplets && pending_.deferred.Find(record.key(), hash) != nullptr)) {
+            continue;  // a newer pending value
+          }
+          home.Put(record.key(), hash, record.value());
         }
       }
     }
-    committed.swap(committing_);
+    std::swap(committing_, retired_);
   }
-  // Freed outside the lock: thousands of entries take long enough to delay requests.
+  // Cleared outside the lock: thousands of entries take long enough to delay requests.
+  retired_.Clear();
   return status;
 }
 
@@ -582,8 +590,9 @@ Result<size_t> LmdbStore::ExpireSome(UnixTime now, size_t max_records) {
         bool pending;
         {
           std::lock_guard lock(mutex_);
-          pending = pending_[TableIndex(table)].contains(key) ||
-                    (table == Table::kTriplets && deferred_.contains(key));
+          const uint64_t hash = LmdbOverlay::Hash(key);
+          pending = pending_.tables[TableIndex(table)].Find(key, hash) != nullptr ||
+                    (table == Table::kTriplets && pending_.deferred.Find(key, hash) != nullptr);
         }
         if (!pending && ShouldExpire(table, FromVal(v), now, timing_)) {
           if ((rc = mdb_cursor_del(cursor, 0)) != 0) break;
@@ -664,7 +673,7 @@ Result<std::optional<std::string>> LmdbStore::Get(Table table, std::string_view 
 Status LmdbStore::Put(Table table, std::string_view key, std::string_view value) {
   {
     std::lock_guard lock(mutex_);
-    WriteLocked(table, std::string(key), std::string(value), /*deferred=*/false);
+    WriteLocked(table, key, value, /*deferred=*/false);
   }
   return CommitPending();
 }
@@ -681,7 +690,7 @@ Status LmdbStore::PutMany(Table table,
 Status LmdbStore::Delete(Table table, std::string_view key) {
   {
     std::lock_guard lock(mutex_);
-    WriteLocked(table, std::string(key), std::nullopt, /*deferred=*/false);
+    WriteLocked(table, key, std::nullopt, /*deferred=*/false);
   }
   return CommitPending();
 }
