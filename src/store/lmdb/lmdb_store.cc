@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "store/lmdb/lmdb_databases.h"
 #include "store/lmdb/lmdb_dbdir.h"
@@ -199,6 +201,13 @@ class LmdbStore final : public Store {
   Updates committing_;      // in the write transaction being committed
 
   std::mutex commit_mutex_;  // serialises CommitPending and ExpireSome
+  // A record of committing_, as CommitPending writes them (kept for its memory).
+  struct CommitRecord {
+    Table table;
+    bool deferred;  // from committing_.deferred
+    const LmdbOverlay::Entry* entry;
+  };
+  std::vector<CommitRecord> commit_order_;  // guarded by commit_mutex_
   // Committed updates, cleared outside mutex_ and then reused as pending_: their memory
   // serves the next updates. Guarded by commit_mutex_.
   Updates retired_;
@@ -468,39 +477,36 @@ Status LmdbStore::CommitPending(bool with_deferred) {
     committing_.tables.swap(pending_.tables);
     if (with_deferred) std::swap(committing_.deferred, pending_.deferred);
   }
-  // Every overlay being committed, with its table; the records go kMaxRecordsPerTxn to a
-  // write transaction, in order.
-  struct Source {
-    Table table;
-    const LmdbOverlay* overlay;
+  // The records in key order, table by table, kMaxRecordsPerTxn to a write transaction:
+  // neighbouring keys share the pages their descents touch.
+  std::vector<CommitRecord>& records = commit_order_;
+  records.clear();
+  auto add = [&](Table table, const LmdbOverlay& overlay, bool deferred) {
+    for (const LmdbOverlay::Entry& entry : overlay.entries()) {
+      if (!entry.erased()) records.push_back({table, deferred, &entry});
+    }
   };
-  std::array<Source, kAllTables.size() + 1> sources;
-  for (size_t i = 0; i < kAllTables.size(); ++i) {
-    sources[i] = {kAllTables[i], &committing_.tables[TableIndex(kAllTables[i])]};
-  }
-  sources.back() = {Table::kTriplets, &committing_.deferred};
-  size_t source = 0, entry = 0;  // the next record
+  for (Table table : kAllTables) add(table, committing_.tables[TableIndex(table)], false);
+  add(Table::kTriplets, committing_.deferred, true);
+  std::sort(records.begin(), records.end(), [](const CommitRecord& a, const CommitRecord& b) {
+    // LMDB's default order is the bytes' (memcmp, then length), as string_view compares.
+    if (a.table != b.table) return TableIndex(a.table) < TableIndex(b.table);
+    return a.entry->key() < b.entry->key();
+  });
+  size_t next = 0;
   Status status;
-  while (status.ok() && source < sources.size()) {
-    const size_t chunk_source = source, chunk_entry = entry;
+  while (status.ok() && next < records.size()) {
+    const size_t chunk = next;
     status = WithWriteTxn([&](MDB_txn* txn) -> int {
       // WithWriteTxn runs this again after growing the map: start the chunk over.
-      source = chunk_source;
-      entry = chunk_entry;
-      for (size_t written = 0; written < kMaxRecordsPerTxn && source < sources.size();) {
-        const std::span<const LmdbOverlay::Entry> entries = sources[source].overlay->entries();
-        if (entry == entries.size()) {
-          ++source;
-          entry = 0;
-          continue;
-        }
-        const LmdbOverlay::Entry& record = entries[entry++];
-        if (record.erased()) continue;
-        MDB_val k = ToVal(record.key());
-        if (int rc = databases_.Write(txn, sources[source].table, &k, record.value()); rc != 0) {
+      next = chunk;
+      for (const size_t end = std::min(records.size(), chunk + kMaxRecordsPerTxn); next < end;
+           ++next) {
+        const CommitRecord& record = records[next];
+        MDB_val k = ToVal(record.entry->key());
+        if (int rc = databases_.Write(txn, record.table, &k, record.entry->value()); rc != 0) {
           return rc;
         }
-        ++written;
       }
       return 0;
     });
@@ -509,20 +515,15 @@ Status LmdbStore::CommitPending(bool with_deferred) {
     std::lock_guard lock(mutex_);
     if (!status.ok()) {
       // Keep the updates for the next attempt; newer pending values win.
-      for (const Source& committed : sources) {
-        const bool triplets = committed.table == Table::kTriplets;
-        LmdbOverlay& home = committed.overlay == &committing_.deferred
-                                ? pending_.deferred
-                                : pending_.tables[TableIndex(committed.table)];
-        for (const LmdbOverlay::Entry& record : committed.overlay->entries()) {
-          if (record.erased()) continue;
-          const uint64_t hash = record.hash();
-          if (pending_.tables[TableIndex(committed.table)].Find(record.key(), hash) != nullptr ||
-              (triplets && pending_.deferred.Find(record.key(), hash) != nullptr)) {
-            continue;  // a newer pending value
-          }
-          home.Put(record.key(), hash, record.value());
+      for (const CommitRecord& record : records) {
+        const std::string_view key = record.entry->key();
+        const uint64_t hash = record.entry->hash();
+        LmdbOverlay& table = pending_.tables[TableIndex(record.table)];
+        if (table.Find(key, hash) != nullptr ||
+            (record.table == Table::kTriplets && pending_.deferred.Find(key, hash) != nullptr)) {
+          continue;  // a newer pending value
         }
+        (record.deferred ? pending_.deferred : table).Put(key, hash, record.entry->value());
       }
     }
     // The snapshot may predate this commit: the next read takes a new one, which has it.
@@ -530,6 +531,7 @@ Status LmdbStore::CommitPending(bool with_deferred) {
     std::swap(committing_, retired_);
   }
   // Cleared outside the lock: thousands of entries take long enough to delay requests.
+  records.clear();  // they point into what is cleared
   retired_.Clear();
   return status;
 }
