@@ -26,6 +26,7 @@ std::string_view Describe(ParseError error) {
 
 ParseError RequestParser::Feed(std::string_view bytes, std::vector<PolicyRequest>& completed) {
   if (error_ != ParseError::kNone) return error_;
+  const bool may_hold_nul = std::memchr(bytes.data(), '\0', bytes.size()) != nullptr;
   while (!bytes.empty()) {
     const void* newline = std::memchr(bytes.data(), '\n', bytes.size());
     if (newline == nullptr) {
@@ -46,10 +47,10 @@ ParseError RequestParser::Feed(std::string_view bytes, std::vector<PolicyRequest
     current_bytes_ += partial_line_.size() + length + 1;
     ParseError result;
     if (partial_line_.empty()) {
-      result = ConsumeLine(rest, completed);
+      result = ConsumeLine(rest, may_hold_nul, completed);
     } else {
       partial_line_.append(rest);
-      result = ConsumeLine(partial_line_, completed);
+      result = ConsumeLine(partial_line_, /*may_hold_nul=*/true, completed);
       partial_line_.clear();
     }
     if (result != ParseError::kNone) return Fail(result);
@@ -93,7 +94,7 @@ void RequestParser::Recycle(PolicyRequest spent) {
   current_ = std::move(spent);
 }
 
-ParseError RequestParser::ConsumeLine(std::string_view line,
+ParseError RequestParser::ConsumeLine(std::string_view line, bool may_hold_nul,
                                       std::vector<PolicyRequest>& completed) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 
@@ -112,7 +113,7 @@ ParseError RequestParser::ConsumeLine(std::string_view line,
 
   size_t equals = line.find('=');
   if (equals == 0 || equals == std::string_view::npos ||
-      line.find('\0') != std::string_view::npos) {
+      (may_hold_nul && line.find('\0') != std::string_view::npos)) {
     offending_line_ = std::string(line.substr(0, 100));
     return ParseError::kMalformedLine;
   }

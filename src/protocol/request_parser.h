@@ -64,7 +64,10 @@ class RequestParser {
   bool in_request() const { return !partial_line_.empty() || current_.attribute_count() > 0; }
 
  private:
-  ParseError ConsumeLine(std::string_view line, std::vector<PolicyRequest>& completed);
+  // `may_hold_nul` false: the line is known to hold no NUL byte (its whole read was looked
+  // at once, instead of every line on its own).
+  ParseError ConsumeLine(std::string_view line, bool may_hold_nul,
+                         std::vector<PolicyRequest>& completed);
   ParseError FirstLimitCrossed(std::string_view head, std::string_view tail, bool complete) const;
   ParseError Fail(ParseError error) { return error_ = error; }
 

@@ -206,6 +206,25 @@ ParseError ErrorWhenSplitAt(std::string_view input, size_t split, ParserLimits l
   return error != ParseError::kNone ? error : parser.Feed(input.substr(split), done);
 }
 
+// A read is looked at for NUL bytes once, as a whole: a NUL is still the error of its own line
+// (and of no line before it), wherever the reads begin and end.
+TEST(RequestParserTest, ANulByteIsFoundInItsLineHoweverTheInputIsSplit) {
+  const std::string clean = "request=smtpd_access_policy\nsender=a@b\n\n";
+  const std::string input =
+      clean + clean + std::string("request=smtpd_access_policy\nrecipient=x\0y\n\n", 42) + clean;
+  for (size_t chunk = 1; chunk <= input.size(); ++chunk) {
+    RequestParser parser{ParserLimits{}};
+    std::vector<PolicyRequest> done;
+    ParseError error = ParseError::kNone;
+    for (size_t at = 0; at < input.size() && error == ParseError::kNone; at += chunk) {
+      error = parser.Feed(std::string_view(input).substr(at, chunk), done);
+    }
+    EXPECT_EQ(error, ParseError::kMalformedLine) << "reads of " << chunk << " bytes";
+    EXPECT_EQ(done.size(), 2u) << "reads of " << chunk << " bytes";
+    EXPECT_EQ(parser.offending_line(), std::string("recipient=x\0y", 13)) << chunk;
+  }
+}
+
 TEST(RequestParserTest, TheLimitCrossedFirstIsTheErrorHoweverTheInputIsSplit) {
   ParserLimits limits;
   limits.max_line_bytes = 50;
