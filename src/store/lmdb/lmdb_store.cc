@@ -355,15 +355,17 @@ Status LmdbStore::WithWriteTxn(Body&& body) {
 }
 
 Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, std::string_view key) {
-  const uint64_t hash = LmdbOverlay::Hash(key);
   const bool triplets = table == Table::kTriplets;
   // The newest first: what is acknowledged, then what is being committed.
   const LmdbOverlay* overlays[] = {
       &pending_.tables[TableIndex(table)], triplets ? &pending_.deferred : nullptr,
       &committing_.tables[TableIndex(table)], triplets ? &committing_.deferred : nullptr};
+  // Hashed only for an overlay that holds something: on the pass path they are mostly empty.
+  std::optional<uint64_t> hash;
   for (const LmdbOverlay* overlay : overlays) {
-    if (overlay == nullptr) continue;
-    if (const LmdbOverlay::Entry* entry = overlay->Find(key, hash)) return entry->value();
+    if (overlay == nullptr || overlay->empty()) continue;
+    if (!hash) hash = LmdbOverlay::Hash(key);
+    if (const LmdbOverlay::Entry* entry = overlay->Find(key, *hash)) return entry->value();
   }
   if (!read_open_) {
     int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
