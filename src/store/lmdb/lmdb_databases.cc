@@ -1,6 +1,7 @@
 #include "store/lmdb/lmdb_databases.h"
 
 #include <string>
+#include <utility>
 #include <variant>
 
 #include "store/record_access.h"
@@ -14,14 +15,29 @@ constexpr std::array<size_t, kAllTables.size()> kOwnDatabase = [] {
   for (Table table : kAllTables) own[TableIndex(table)] = TableIndex(table);
   return own;
 }();
-constexpr std::array<size_t, 2> kTripletDatabases = {TableIndex(Table::kTriplets),
-                                                     LmdbDatabases::kPendingTriplets};
+constexpr std::array<size_t, 2> kTripletDatabases = TripletReadOrder::kDefault;
+static_assert(kTripletDatabases[1] == LmdbDatabases::kPendingTriplets);
 
 std::string_view View(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 
 }  // namespace
+
+void TripletReadOrder::Found(size_t database) {
+  ++found_[database == kDefault[0] ? 0 : 1];
+  if (found_[0] + found_[1] >= kWindow) {
+    found_[0] /= 2;
+    found_[1] /= 2;
+  }
+}
+
+void TripletReadOrder::Weigh(uint32_t passed_depth, uint32_t pending_depth) {
+  const uint64_t waste_passed_first = uint64_t{found_[1]} * passed_depth;
+  const uint64_t waste_pending_first = uint64_t{found_[0]} * pending_depth;
+  order_ = kDefault;
+  if (waste_pending_first < waste_passed_first) std::swap(order_[0], order_[1]);
+}
 
 int LmdbDatabases::Open(MDB_txn* txn, std::string& failed) {
   for (size_t index = 0; index < kCount; ++index) {
@@ -51,12 +67,25 @@ size_t LmdbDatabases::Home(Table table, std::string_view value) const {
   return TableIndex(table);
 }
 
-int LmdbDatabases::Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) const {
+int LmdbDatabases::Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) {
+  if (table != Table::kTriplets) return mdb_get(txn, dbis_[TableIndex(table)], key, value);
   int rc = MDB_NOTFOUND;
-  for (size_t index : Holding(table)) {
-    if ((rc = mdb_get(txn, dbis_[index], key, value)) != MDB_NOTFOUND) return rc;
+  for (size_t index : triplet_order_.order()) {
+    if ((rc = mdb_get(txn, dbis_[index], key, value)) != MDB_NOTFOUND) {
+      if (rc == 0) triplet_order_.Found(index);
+      return rc;
+    }
   }
   return rc;
+}
+
+void LmdbDatabases::WeighTripletReadOrder(MDB_txn* txn) {
+  MDB_stat passed{}, pending{};
+  if (mdb_stat(txn, dbis_[kTripletDatabases[0]], &passed) != 0 ||
+      mdb_stat(txn, dbis_[kTripletDatabases[1]], &pending) != 0) {
+    return;  // the order stays; it changes no answer
+  }
+  triplet_order_.Weigh(passed.ms_depth, pending.ms_depth);
 }
 
 int LmdbDatabases::Write(MDB_txn* txn, Table table, MDB_val* key,

@@ -24,6 +24,34 @@ namespace greylight::store {
 // A key is in at most one of the two: every write of a triplet deletes it from the other.
 // A database written before "pending_triplets" existed holds its pending triplets in
 // "triplets", where reads find them; each moves when it is next written.
+//
+// Not thread-safe: Get counts where it finds triplets (TripletReadOrder).
+// Which of the two triplet databases a read looks in first. A triplet found in the second
+// has cost a descent of the first in vain, so the first is the one where that waste is
+// expected to be smaller: the triplets recently found in the other database, times this
+// one's depth. Passed triplets that repeat (most of a real server's traffic) keep "triplets"
+// first; retries of pending triplets over a deep tree of passed ones put "pending_triplets"
+// first. A miss descends both whatever the order, and a key is in at most one, so the order
+// changes no answer.
+class TripletReadOrder {
+ public:
+  // Database indexes: "triplets" (its table's own), then "pending_triplets".
+  static constexpr std::array<size_t, 2> kDefault = {TableIndex(Table::kTriplets),
+                                                     kAllTables.size()};
+  // Finds are counted over a sliding window of about this many: halved when it is reached.
+  static constexpr uint32_t kWindow = 4096;
+
+  const std::array<size_t, 2>& order() const { return order_; }
+  void Found(size_t database);
+  // The depths (MDB_stat::ms_depth, 0 for an empty tree) of "triplets" and
+  // "pending_triplets". A tie keeps "triplets" first.
+  void Weigh(uint32_t passed_depth, uint32_t pending_depth);
+
+ private:
+  std::array<uint32_t, 2> found_{};  // in kDefault's order
+  std::array<size_t, 2> order_ = kDefault;
+};
+
 class LmdbDatabases {
  public:
   // Each table's own database (at TableIndex), then the pending triplets.
@@ -45,8 +73,13 @@ class LmdbDatabases {
   MDB_dbi dbi(size_t index) const { return dbis_[index]; }
 
   // The value of `key` in `table`, from whichever database holds it. An LMDB return code
-  // (MDB_NOTFOUND when none does).
-  int Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) const;
+  // (MDB_NOTFOUND when none does). Triplets are looked for in TripletReadOrder's order.
+  int Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value);
+  // Weighs again which triplet database reads look in first, from the depths of the two
+  // trees in `txn`; called when a read snapshot begins.
+  void WeighTripletReadOrder(MDB_txn* txn);
+  // The two triplet databases, in the order reads look in them.
+  const std::array<size_t, 2>& triplet_read_order() const { return triplet_order_.order(); }
   // Puts `value` of `key` in the database of `table` where it belongs, or deletes the key
   // (nullopt), and deletes it from the table's other database. An LMDB return code.
   int Write(MDB_txn* txn, Table table, MDB_val* key, std::optional<std::string_view> value) const;
@@ -64,6 +97,7 @@ class LmdbDatabases {
 
   const policy::GreylistTiming& timing_;
   std::array<MDB_dbi, kCount> dbis_{};
+  TripletReadOrder triplet_order_;
 };
 
 }  // namespace greylight::store

@@ -379,6 +379,7 @@ Result<std::optional<std::string_view>> LmdbStore::ReadLocked(Table table, std::
       return LmdbError("read txn", rc);
     }
     read_open_ = true;
+    databases_.WeighTripletReadOrder(read_txn_);
   }
   MDB_val k = ToVal(key), v;
   int rc = databases_.Get(read_txn_, table, &k, &v);
