@@ -200,19 +200,21 @@ void Greylister::DecideListed(Decision decision, const reputation::ListVerdict* 
   // them intact (the next request takes the spare only once this one has returned).
   store_.Check(pending->keys, now, [this, pending](Result<policy::Transition> result) {
     std::unique_ptr<PendingCheck> finished(pending);
-    finished->done(
-        Finish(std::move(finished->decision), result, *finished->headers, finished->trace));
+    Finish(finished->decision, result, *finished->headers, finished->trace);
+    finished->done(std::move(finished->decision));
     finished->done = nullptr;  // what the callback holds is not kept alive by the spare
     KeepSpareCheck(std::move(finished));
   });
 }
 
-Decision Greylister::Finish(Decision decision, const Result<policy::Transition>& result,
-                            HeaderTracker& headers, DecisionTrace* trace) const {
+void Greylister::Finish(Decision& decision, const Result<policy::Transition>& result,
+                        HeaderTracker& headers, DecisionTrace* trace) const {
   const Request& request = *decision.request;
   if (!result.ok()) {
     decision.store_error = result.status().message();
-    return Answer(std::move(decision), Reason::kStoreError, options_.store_error_action);
+    decision.reason = Reason::kStoreError;
+    decision.action = options_.store_error_action;
+    return;
   }
   const policy::Transition& t = result.value();
   if (trace != nullptr) trace->transition = t;
@@ -223,7 +225,7 @@ Decision Greylister::Finish(Decision decision, const Result<policy::Transition>&
     case policy::Verdict::kGreylist:
       decision.missing = t.missing;
       decision.action = GreylistAction(request, t.missing);
-      return decision;
+      return;
     case policy::Verdict::kPass:
     case policy::Verdict::kUndecided:
     case policy::Verdict::kOutbound:
@@ -232,7 +234,7 @@ Decision Greylister::Finish(Decision decision, const Result<policy::Transition>&
   decision.action = "DUNNO";
   if (t.reason == Reason::kClientAwl || t.reason == Reason::kReply) {
     decision.key.clear();  // the triplet was not consulted
-    return decision;
+    return;
   }
   if (t.reason == Reason::kPassFirst) {
     decision.delayed = request.now - t.first;
@@ -244,7 +246,6 @@ Decision Greylister::Finish(Decision decision, const Result<policy::Transition>&
                                                              options_.hostname);
     }
   }
-  return decision;
 }
 
 void Greylister::RecordOutbound(const protocol::PolicyRequest& wire, UnixTime real_now,

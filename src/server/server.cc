@@ -194,18 +194,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // once), so the callback holds a plain pointer: small enough for std::function's
       // inline storage, no allocation per request.
       deciding_self_ = shared_from_this();
-      auto on_decision = [this](engine::Decision decision) {
+      auto on_decision = [this](engine::Decision&& decision) {
         std::shared_ptr<Connection> self = std::move(deciding_self_);
         if (std::this_thread::get_id() == decider_ && inline_decision_) {
-          OnDecision(std::move(decision));
+          OnDecision(decision);
           return;
         }
         // Posted, not dispatched: a late decision may come from inside another component's
         // handler on this thread (a DNS answer), which must return before the next request
         // of this connection calls into that component again.
         asio::post(socket_.get_executor(),
-                   [self = std::move(self), decision = std::move(decision)]() mutable {
-                     self->OnDecision(std::move(decision));
+                   [self = std::move(self), decision = std::move(decision)] {
+                     self->OnDecision(decision);
                      self->ProcessRequests();
                    });
       };
@@ -223,7 +223,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!deciding_) WriteOrRead();
   }
 
-  void OnDecision(engine::Decision decision) {
+  void OnDecision(const engine::Decision& decision) {
     auto took = server_.clock_.Monotonic() - decide_started_;
     server_.metrics_.RecordDecision(decision, took);
     log_lines_.Clear();
