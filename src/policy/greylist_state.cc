@@ -6,6 +6,11 @@ namespace greylight::policy {
 
 namespace {
 
+// The client is on the trap list at `now` (a hit of this request aside).
+bool Trapped(const PriorState& prior, UnixTime now) {
+  return prior.trap && now < prior.trap->until;
+}
+
 // A trapped client is greylisted for the time left on its trap; `first` is reported for
 // the log line only.
 Transition TrappedTransition(const PriorState& prior, const TrapRecord& trap, UnixTime now) {
@@ -31,6 +36,14 @@ bool OnlyLastSeenMoves(const TripletRecord& stored, bool stored_passed, const Tr
 
 }  // namespace
 
+bool ReadsTriplet(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
+                  bool trap_hit) {
+  // Decide's steps before the triplet, in its order.
+  if (trap_hit || Trapped(prior, now)) return true;  // the log line reports its first
+  if (prior.client && AutoWhitelisted(*prior.client, timing)) return false;
+  return !prior.reply;
+}
+
 Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
                   bool trap_hit) {
   if (trap_hit) {
@@ -41,7 +54,7 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
     t.trap_write = trap;
     return t;
   }
-  if (prior.trap && now < prior.trap->until) return TrappedTransition(prior, *prior.trap, now);
+  if (Trapped(prior, now)) return TrappedTransition(prior, *prior.trap, now);
 
   Transition t;
   const bool awl_enabled = timing.awl_threshold > 0;

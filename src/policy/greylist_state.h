@@ -85,6 +85,13 @@ bool AutoWhitelisted(const ClientRecord& record, const GreylistTiming& timing);
 Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
                   bool trap_hit = false);
 
+// Whether Decide, given every record of `prior` but the triplet, reads the triplet: not when
+// no greytrap applies and the auto-whitelisted client or a live reply decides first. Stores
+// read the triplet only then, so an auto-whitelisted client's pass reads one record, not two
+// (on a large database, one tree descent instead of two).
+bool ReadsTriplet(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
+                  bool trap_hit = false);
+
 // The rules about one stored record, named once: every backend (the Redis script's TTLs
 // too), the tool's filters and statistics, explain and the metrics ask these instead of
 // re-deriving them.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace greylight::policy {
 namespace {
 
@@ -216,6 +218,55 @@ TEST(ReplyRulesTest, TrapsWinOverRepliesAndTheAutoWhitelistComesFirst) {
   EXPECT_EQ(awl.reason, Reason::kClientAwl);
   ASSERT_TRUE(awl.client_write.has_value());
   EXPECT_EQ(awl.client_write->count, timing.awl_threshold + 1);
+}
+
+// Whatever the stored triplet, Decide answers and writes the same when ReadsTriplet says it
+// does not read it; so stores may skip that read. Random records around the rules' edges.
+TEST(ReadsTripletTest, DecideIgnoresTheTripletExactlyWhereItIsNotRead) {
+  GreylistTiming timing;
+  timing.trap_ttl = 3600s;
+  std::mt19937_64 random(20261205);
+  auto pick = [&](std::initializer_list<Seconds> offsets) {
+    return T0 + *(offsets.begin() + random() % offsets.size());
+  };
+  int skipped = 0, read = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    PriorState prior;
+    if (random() % 2) {
+      prior.client = ClientRecord{static_cast<long long>(random() % (timing.awl_threshold + 2)),
+                                  pick({-7200s, -60s, 0s})};
+    }
+    if (random() % 4 == 0) prior.trap = TrapRecord{pick({-10s, 0s, 600s}), pick({-100s})};
+    if (random() % 3 == 0) prior.reply = ReplyRecord{1, pick({-60s})};
+    const bool trap_hit = random() % 8 == 0;
+    const bool reads = ReadsTriplet(prior, T0, timing, trap_hit);
+    (reads ? read : skipped) += 1;
+    if (reads) continue;
+    const Transition without = Decide(prior, T0, timing, trap_hit);
+    for (const TripletRecord& triplet :
+         {TripletRecord{T0 - 600s, T0 - 600s}, TripletRecord{T0 - 100s, T0 - 100s},
+          TripletRecord{T0 - 86400s, T0 - 3600s}, TripletRecord{T0 + 60s, T0 + 60s}}) {
+      PriorState with = prior;
+      with.triplet = triplet;
+      const Transition t = Decide(with, T0, timing, trap_hit);
+      SCOPED_TRACE(testing::Message() << "case " << i);
+      EXPECT_EQ(t.reason, without.reason);
+      EXPECT_EQ(t.client_awl_pass, without.client_awl_pass);
+      EXPECT_EQ(t.client_write, without.client_write);
+      EXPECT_EQ(t.triplet_write, without.triplet_write);
+      EXPECT_EQ(t.first, without.first);
+      EXPECT_EQ(t.last_was_successful, without.last_was_successful);
+      EXPECT_EQ(t.first_corrected, without.first_corrected);
+      EXPECT_EQ(t.awl_threshold_reached, without.awl_threshold_reached);
+      EXPECT_EQ(t.missing, without.missing);
+      EXPECT_EQ(t.trapped, without.trapped);
+      EXPECT_EQ(t.trap_write, without.trap_write);
+    }
+  }
+  // Both sides of the rule were reached: auto-whitelisted clients and replies skip the read,
+  // traps and everything else read.
+  EXPECT_GT(skipped, 1000);
+  EXPECT_GT(read, 1000);
 }
 
 // A reply record lives max-age after the last outbound message; each outbound message

@@ -49,7 +49,8 @@ std::optional<Record> DecodeOrWarn(Table table, std::string_view key,
   return std::get<Record>(*record);
 }
 
-// Builds the PriorState for `keys` from `read(table, key) -> optional<string_view>`.
+// Builds the PriorState for `keys` from `read(table, key) -> optional<string_view>`. The
+// triplet is read only when policy::ReadsTriplet says Decide looks at it.
 template <typename ReadFunction>
 policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
                              const policy::GreylistTiming& timing, ReadFunction&& read) {
@@ -60,10 +61,6 @@ policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
                                                         read(Table::kClients, keys.client)),
                      now, timing);
   }
-  prior.triplet =
-      policy::Live(DecodeOrWarn<policy::TripletRecord>(Table::kTriplets, keys.triplet,
-                                                       read(Table::kTriplets, keys.triplet)),
-                   now, timing);
   if (!keys.trap.empty()) {
     prior.trap = policy::Live(
         DecodeOrWarn<policy::TrapRecord>(Table::kTraps, keys.trap, read(Table::kTraps, keys.trap)),
@@ -73,6 +70,12 @@ policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
     prior.reply = policy::Live(DecodeOrWarn<policy::ReplyRecord>(Table::kReplies, keys.reply,
                                                                  read(Table::kReplies, keys.reply)),
                                now, timing);
+  }
+  if (policy::ReadsTriplet(prior, now, timing, keys.trap_hit && !keys.trap.empty())) {
+    prior.triplet =
+        policy::Live(DecodeOrWarn<policy::TripletRecord>(Table::kTriplets, keys.triplet,
+                                                         read(Table::kTriplets, keys.triplet)),
+                     now, timing);
   }
   return prior;
 }
