@@ -74,6 +74,7 @@ struct Transition {
   std::optional<TrapRecord> trap_write;  // a trap hit's new record
 
   bool greylisted() const { return !client_awl_pass && missing > Seconds(0); }
+  friend bool operator==(const Transition&, const Transition&) = default;
 };
 
 // `trap_hit`: the request goes to a greytrap address, so the client is put on the trap
