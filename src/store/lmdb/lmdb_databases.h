@@ -14,18 +14,6 @@
 
 namespace greylight::store {
 
-// The named databases of the LMDB environment, and which one holds a record. Every table is
-// the database TableName(table), except the triplets that have not passed yet
-// (policy::Passed false under the daemon's timing): those live in "pending_triplets". A new
-// triplet is an insert at a random place; in a tree of the pending triplets alone a commit's
-// inserts share far fewer pages than in a tree of every passed triplet as well, and each
-// page a commit dirties is written and synced whole.
-//
-// A key is in at most one of the two: every write of a triplet deletes it from the other.
-// A database written before "pending_triplets" existed holds its pending triplets in
-// "triplets", where reads find them; each moves when it is next written.
-//
-// Not thread-safe: Get counts where it finds triplets (TripletReadOrder).
 // Which of the two triplet databases a read looks in first. A triplet found in the second
 // has cost a descent of the first in vain, so the first is the one where that waste is
 // expected to be smaller: the triplets recently found in the other database, times this
@@ -42,6 +30,7 @@ class TripletReadOrder {
   static constexpr uint32_t kWindow = 4096;
 
   const std::array<size_t, 2>& order() const { return order_; }
+  // Counts a triplet found in `database` (an index of kDefault).
   void Found(size_t database);
   // The depths (MDB_stat::ms_depth, 0 for an empty tree) of "triplets" and
   // "pending_triplets". A tie keeps "triplets" first.
@@ -52,6 +41,18 @@ class TripletReadOrder {
   std::array<size_t, 2> order_ = kDefault;
 };
 
+// The named databases of the LMDB environment, and which one holds a record. Every table is
+// the database TableName(table), except the triplets that have not passed yet
+// (policy::Passed false under the daemon's timing): those live in "pending_triplets". A new
+// triplet is an insert at a random place; in a tree of the pending triplets alone a commit's
+// inserts share far fewer pages than in a tree of every passed triplet as well, and each
+// page a commit dirties is written and synced whole.
+//
+// A key is in at most one of the two: every write of a triplet deletes it from the other.
+// A database written before "pending_triplets" existed holds its pending triplets in
+// "triplets", where reads find them; each moves when it is next written.
+//
+// Not thread-safe: Get counts where it finds triplets (TripletReadOrder).
 class LmdbDatabases {
  public:
   // Each table's own database (at TableIndex), then the pending triplets.
