@@ -88,8 +88,8 @@ Transition Decide(const PriorState& prior, UnixTime now, const GreylistTiming& t
 
 // Whether Decide, given every record of `prior` but the triplet, reads the triplet: not when
 // no greytrap applies and the auto-whitelisted client or a live reply decides first. Stores
-// read the triplet only then, so an auto-whitelisted client's pass reads one record, not two
-// (on a large database, one tree descent instead of two).
+// read the triplet only then, so an auto-whitelisted client's pass skips the read of the
+// largest table (on a large database, its deepest tree descent).
 bool ReadsTriplet(const PriorState& prior, UnixTime now, const GreylistTiming& timing,
                   bool trap_hit = false);
 

@@ -39,7 +39,8 @@ void TripletReadOrder::Weigh(uint32_t passed_depth, uint32_t pending_depth) {
   if (waste_pending_first < waste_passed_first) std::swap(order_[0], order_[1]);
 }
 
-int LmdbDatabases::Open(MDB_txn* txn, std::string& failed) {
+int LmdbDatabases::Open(MDB_txn* txn, std::string& failed, UnixTime now) {
+  opened_at_ = now;
   for (size_t index = 0; index < kCount; ++index) {
     std::string name =
         index == kPendingTriplets ? kPendingTripletsName : std::string(TableName(TableOf(index)));
@@ -69,14 +70,33 @@ size_t LmdbDatabases::Home(Table table, std::string_view value) const {
 
 int LmdbDatabases::Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) {
   if (table != Table::kTriplets) return mdb_get(txn, dbis_[TableIndex(table)], key, value);
-  int rc = MDB_NOTFOUND;
-  for (size_t index : triplet_order_.order()) {
-    if ((rc = mdb_get(txn, dbis_[index], key, value)) != MDB_NOTFOUND) {
-      if (rc == 0) triplet_order_.Found(index);
-      return rc;
+  const std::array<size_t, 2>& order = triplet_order_.order();
+  int rc = mdb_get(txn, dbis_[order[0]], key, value);
+  if (rc == 0 && order[0] == kPendingTriplets && WrittenBeforeOpen(*value)) {
+    // Maybe left behind by an older greylightd that has written this key to "triplets"
+    // since: the record there, if any, is the newer.
+    MDB_val passed;
+    if (int passed_rc = mdb_get(txn, dbis_[order[1]], key, &passed); passed_rc != MDB_NOTFOUND) {
+      if (passed_rc == 0) {
+        *value = passed;
+        triplet_order_.Found(order[1]);
+      }
+      return passed_rc;
     }
   }
+  if (rc == MDB_NOTFOUND) {
+    rc = mdb_get(txn, dbis_[order[1]], key, value);
+    if (rc == 0) triplet_order_.Found(order[1]);
+    return rc;
+  }
+  if (rc == 0) triplet_order_.Found(order[0]);
   return rc;
+}
+
+bool LmdbDatabases::WrittenBeforeOpen(const MDB_val& value) const {
+  std::optional<AnyRecord> record = DecodeRecord(Table::kTriplets, View(value));
+  return !record || !std::holds_alternative<policy::TripletRecord>(*record) ||
+         std::get<policy::TripletRecord>(*record).last < opened_at_;
 }
 
 void LmdbDatabases::WeighTripletReadOrder(MDB_txn* txn) {

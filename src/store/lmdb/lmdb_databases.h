@@ -19,8 +19,8 @@ namespace greylight::store {
 // expected to be smaller: the triplets recently found in the other database, times this
 // one's depth. Passed triplets that repeat (most of a real server's traffic) keep "triplets"
 // first; retries of pending triplets over a deep tree of passed ones put "pending_triplets"
-// first. A miss descends both whatever the order, and a key is in at most one, so the order
-// changes no answer.
+// first. A miss descends both whatever the order, and a key is in at most one (but see
+// LmdbDatabases::Get), so the order changes no answer.
 class TripletReadOrder {
  public:
   // Database indexes: "triplets" (its table's own), then "pending_triplets".
@@ -50,7 +50,10 @@ class TripletReadOrder {
 //
 // A key is in at most one of the two: every write of a triplet deletes it from the other.
 // A database written before "pending_triplets" existed holds its pending triplets in
-// "triplets", where reads find them; each moves when it is next written.
+// "triplets", where reads find them; each moves when it is next written. An older
+// greylightd run on a newer database (a downgrade) writes "triplets" only and leaves a
+// key's pending record behind, so afterwards a key may be in both, the record in
+// "triplets" the newer. Get keeps that record winning (see there).
 //
 // Not thread-safe: Get counts where it finds triplets (TripletReadOrder).
 class LmdbDatabases {
@@ -62,9 +65,9 @@ class LmdbDatabases {
 
   explicit LmdbDatabases(const policy::GreylistTiming& timing) : timing_(timing) {}
 
-  // Opens every database in `txn`, creating those missing. An LMDB return code; on an
-  // error, `failed` names the database.
-  int Open(MDB_txn* txn, std::string& failed);
+  // Opens every database in `txn`, creating those missing, at wall time `now`. An LMDB
+  // return code; on an error, `failed` names the database.
+  int Open(MDB_txn* txn, std::string& failed, UnixTime now);
 
   // The table whose records database `index` (< kCount) holds, and its handle.
   static Table TableOf(size_t index) {
@@ -74,7 +77,9 @@ class LmdbDatabases {
   MDB_dbi dbi(size_t index) const { return dbis_[index]; }
 
   // The value of `key` in `table`, from whichever database holds it. An LMDB return code
-  // (MDB_NOTFOUND when none does). Triplets are looked for in TripletReadOrder's order.
+  // (MDB_NOTFOUND when none does). Triplets are looked for in TripletReadOrder's order; a
+  // record found in "pending_triplets" first that was last seen before Open (so possibly
+  // left behind by an older greylightd) is looked for in "triplets" too, which wins.
   int Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value);
   // Weighs again which triplet database reads look in first, from the depths of the two
   // trees in `txn`; called when a read snapshot begins.
@@ -95,8 +100,11 @@ class LmdbDatabases {
   std::span<const size_t> Holding(Table table) const;
   // Where `value` of `table` belongs.
   size_t Home(Table table, std::string_view value) const;
+  // Whether the triplet record `value` was last seen before Open (or cannot be read).
+  bool WrittenBeforeOpen(const MDB_val& value) const;
 
   const policy::GreylistTiming& timing_;
+  UnixTime opened_at_{};
   std::array<MDB_dbi, kCount> dbis_{};
   TripletReadOrder triplet_order_;
 };

@@ -60,7 +60,7 @@ class LmdbDatabasesTest : public testing::Test {
     MDB_txn* txn = nullptr;
     ASSERT_EQ(mdb_txn_begin(env_, nullptr, 0, &txn), 0);
     std::string failed;
-    ASSERT_EQ(databases_.Open(txn, failed), 0) << failed;
+    ASSERT_EQ(databases_.Open(txn, failed, FromUnixSeconds(1800000000)), 0) << failed;
     ASSERT_EQ(mdb_txn_commit(txn), 0);
   }
   void TearDown() override { mdb_env_close(env_); }
@@ -121,6 +121,24 @@ TEST_F(LmdbDatabasesTest, EveryTripletIsFoundInEitherOrder) {
     EXPECT_EQ(Read("older pending"), "1800000000,1800000100");
     EXPECT_EQ(Read("missing"), "(none)");
   }
+}
+
+// After a downgrade an older greylightd wrote "triplets" only, leaving a key's pending
+// record behind: the key is in both, the record in "triplets" the newer. Whichever database
+// reads look in first, that record wins; a pending record written since the open (this
+// process's) is taken from "pending_triplets" as it is.
+TEST_F(LmdbDatabasesTest, ARecordAnOlderGreylightdLeftInPendingLosesToTriplets) {
+  WriteRaw(kPending, "left behind", "1799990000,1799990000");
+  WriteRaw(kPassed, "left behind", "1799990000,1799990400");
+  Write("young", "1800000000,1800000000");
+  for (int i = 0; i < 200; ++i) Read("young");
+  ASSERT_EQ(databases_.triplet_read_order(), kPendingFirst);
+  EXPECT_EQ(Read("left behind"), "1799990000,1799990400");
+  EXPECT_EQ(Read("young"), "1800000000,1800000000");
+  // A record from before the open that nothing in "triplets" contradicts is found as well.
+  WriteRaw(kPending, "older pending", "1799990000,1799990000");
+  EXPECT_EQ(Read("older pending"), "1799990000,1799990000");
+  ASSERT_EQ(databases_.triplet_read_order(), kPendingFirst);
 }
 
 }  // namespace

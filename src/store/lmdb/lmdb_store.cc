@@ -189,7 +189,8 @@ class LmdbStore final : public Store {
   MDB_env* env_ = nullptr;
   LmdbDatabases databases_{timing_};
 
-  mutable std::mutex mutex_;  // guards everything below and map resizes
+  // Guards everything below, map resizes, and databases_' triplet read order (ReadLocked).
+  mutable std::mutex mutex_;
   // Reused (reset/renew) for Check reads. A snapshot is kept from one commit tick to the
   // next, not renewed per request: renewing, and finding each table's root again in a new
   // snapshot, was a third of the cost of LMDB reads on the pass path. What this process
@@ -268,7 +269,9 @@ Status LmdbStore::OpenEnvironment() {
   WriteTxn txn;
   if ((rc = txn.Begin(env_)) != 0) return LmdbError("txn_begin", rc);
   std::string failed;
-  if ((rc = databases_.Open(txn.get(), failed)) != 0) return LmdbError("open " + failed, rc);
+  if ((rc = databases_.Open(txn.get(), failed, clock_.Now())) != 0) {
+    return LmdbError("open " + failed, rc);
+  }
   if ((rc = txn.Commit()) != 0) return LmdbError("commit", rc);
   return Status::Ok();
 }
