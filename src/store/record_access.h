@@ -71,7 +71,7 @@ policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
                                                                  read(Table::kReplies, keys.reply)),
                                now, timing);
   }
-  if (policy::ReadsTriplet(prior, now, timing, keys.trap_hit && !keys.trap.empty())) {
+  if (policy::ReadsTriplet(prior, now, timing, keys.counted_trap_hit())) {
     prior.triplet =
         policy::Live(DecodeOrWarn<policy::TripletRecord>(Table::kTriplets, keys.triplet,
                                                          read(Table::kTriplets, keys.triplet)),
@@ -83,7 +83,7 @@ policy::PriorState ReadPrior(const CheckKeys& keys, UnixTime now,
 // policy::Decide for `keys` over `prior`.
 inline policy::Transition DecideFor(const CheckKeys& keys, const policy::PriorState& prior,
                                     UnixTime now, const policy::GreylistTiming& timing) {
-  return policy::Decide(prior, now, timing, keys.trap_hit && !keys.trap.empty());
+  return policy::Decide(prior, now, timing, keys.counted_trap_hit());
 }
 
 // The reply record an outbound message at `now` writes over the stored `value` of reply

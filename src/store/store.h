@@ -35,6 +35,8 @@ struct CheckKeys {
   // the auto-whitelist).
   std::string reply = {};
 
+  // A trap hit that counts: greytraps enabled and the recipient a trap.
+  bool counted_trap_hit() const { return trap_hit && !trap.empty(); }
   // The key of `table`'s record among these.
   const std::string& Of(Table table) const {
     switch (table) {

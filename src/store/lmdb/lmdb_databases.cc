@@ -22,6 +22,13 @@ std::string_view View(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 
+// The triplet record `value` holds, if it decodes as one.
+std::optional<policy::TripletRecord> DecodeTriplet(std::string_view value) {
+  std::optional<AnyRecord> record = DecodeRecord(Table::kTriplets, value);
+  if (!record || !std::holds_alternative<policy::TripletRecord>(*record)) return std::nullopt;
+  return std::get<policy::TripletRecord>(*record);
+}
+
 }  // namespace
 
 void TripletReadOrder::Found(size_t database) {
@@ -59,11 +66,8 @@ std::span<const size_t> LmdbDatabases::Holding(Table table) const {
 
 size_t LmdbDatabases::Home(Table table, std::string_view value) const {
   if (table == Table::kTriplets) {
-    std::optional<AnyRecord> record = DecodeRecord(table, value);
-    if (record && std::holds_alternative<policy::TripletRecord>(*record) &&
-        !policy::Passed(std::get<policy::TripletRecord>(*record), timing_)) {
-      return kPendingTriplets;
-    }
+    std::optional<policy::TripletRecord> triplet = DecodeTriplet(value);
+    if (triplet && !policy::Passed(*triplet, timing_)) return kPendingTriplets;
   }
   return TableIndex(table);
 }
@@ -71,32 +75,26 @@ size_t LmdbDatabases::Home(Table table, std::string_view value) const {
 int LmdbDatabases::Get(MDB_txn* txn, Table table, MDB_val* key, MDB_val* value) {
   if (table != Table::kTriplets) return mdb_get(txn, dbis_[TableIndex(table)], key, value);
   const std::array<size_t, 2>& order = triplet_order_.order();
+  size_t found_in = order[0];
   int rc = mdb_get(txn, dbis_[order[0]], key, value);
-  if (rc == 0 && order[0] == kPendingTriplets && WrittenBeforeOpen(*value)) {
-    // Maybe left behind by an older greylightd that has written this key to "triplets"
-    // since: the record there, if any, is the newer.
-    MDB_val passed;
-    if (int passed_rc = mdb_get(txn, dbis_[order[1]], key, &passed); passed_rc != MDB_NOTFOUND) {
-      if (passed_rc == 0) {
-        *value = passed;
-        triplet_order_.Found(order[1]);
-      }
-      return passed_rc;
+  // A pending record from before the open may have been left behind by an older greylightd
+  // that has written this key to "triplets" since: the record there, if any, is the newer.
+  if (rc == MDB_NOTFOUND ||
+      (rc == 0 && order[0] == kPendingTriplets && WrittenBeforeOpen(*value))) {
+    MDB_val second;
+    if (int second_rc = mdb_get(txn, dbis_[order[1]], key, &second); second_rc != MDB_NOTFOUND) {
+      rc = second_rc;
+      *value = second;
+      found_in = order[1];
     }
   }
-  if (rc == MDB_NOTFOUND) {
-    rc = mdb_get(txn, dbis_[order[1]], key, value);
-    if (rc == 0) triplet_order_.Found(order[1]);
-    return rc;
-  }
-  if (rc == 0) triplet_order_.Found(order[0]);
+  if (rc == 0) triplet_order_.Found(found_in);
   return rc;
 }
 
 bool LmdbDatabases::WrittenBeforeOpen(const MDB_val& value) const {
-  std::optional<AnyRecord> record = DecodeRecord(Table::kTriplets, View(value));
-  return !record || !std::holds_alternative<policy::TripletRecord>(*record) ||
-         std::get<policy::TripletRecord>(*record).last < opened_at_;
+  std::optional<policy::TripletRecord> triplet = DecodeTriplet(View(value));
+  return !triplet || triplet->last < opened_at_;
 }
 
 void LmdbDatabases::WeighTripletReadOrder(MDB_txn* txn) {
