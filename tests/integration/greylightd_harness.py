@@ -112,18 +112,22 @@ class Daemon:
             if self.process.poll() is not None:
                 raise AssertionError(f"greylightd exited {self.process.returncode}:\n{self.log_text()}")
             try:
-                self.client().close()
+                # Every listener, not just the first: the TCP socket accepts into its backlog
+                # as soon as it listens, before the Unix socket is bound.
+                for address in self.addresses():
+                    self.client(address).close()
                 return
             except OSError:
                 time.sleep(0.05)
         raise AssertionError("greylightd did not start listening in time")
 
+    def addresses(self):
+        return [a for a in (("127.0.0.1", self.port) if self.port else None,
+                            ("::1", self.port6) if self.port6 else None,
+                            self.socket_path) if a]
+
     def address(self):
-        if self.port:
-            return ("127.0.0.1", self.port)
-        if self.port6:
-            return ("::1", self.port6)
-        return self.socket_path
+        return self.addresses()[0]
 
     def client(self, address=None):
         return PolicyClient(address or self.address())
