@@ -14,6 +14,37 @@ bool Escaped(std::string_view body, size_t pos) {
   return backslashes % 2 == 1;
 }
 
+// True if `body` may have a '|' outside every group, which would let a match end in either
+// alternative. Conservative: a form this scan does not follow (an unbalanced group, an
+// unclosed class, a '[' inside a class, as in POSIX's [:alpha:]) counts as alternation.
+bool MayAlternateOutsideGroups(std::string_view body) {
+  int depth = 0;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '\\') {
+      ++i;  // the escaped character, whatever it is
+    } else if (c == '[') {
+      // A class: a ']' right after "[" or "[^" is a member, not its end.
+      size_t j = i + 1;
+      if (j < body.size() && body[j] == '^') ++j;
+      if (j < body.size() && body[j] == ']') ++j;
+      for (; j < body.size() && body[j] != ']'; ++j) {
+        if (body[j] == '[') return true;
+        if (body[j] == '\\') ++j;
+      }
+      if (j >= body.size()) return true;
+      i = j;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      if (--depth < 0) return true;
+    } else if (c == '|' && depth == 0) {
+      return true;
+    }
+  }
+  return depth != 0;
+}
+
 }  // namespace
 
 // The literal text, lowercased, that ends every subject the case-insensitive `body` can
@@ -21,15 +52,17 @@ bool Escaped(std::string_view body, size_t pos) {
 // client list has this shape (/^mail\d+\.telekom\.de$/ ends with ".telekom.de"), and a
 // suffix comparison rejects nearly every client name at a fraction of a regex call.
 // Deliberately conservative: only patterns that end in an unescaped '$' (no subject has a
-// newline: requests are split on them), without alternation, (*VERB)s, inline options other
-// than (?:...), or escapes that spell a character by code (\x41, \101, \Q...\E); the literal
-// run before '$' holds only plain characters and backslash-escaped punctuation, and stops
-// at the first metacharacter, so a quantifier (which follows its atom) is never crossed.
+// newline: requests are split on them), without alternation outside a group, (*VERB)s,
+// inline options other than (?:...), or escapes that spell a character by code (\x41, \101,
+// \Q...\E); the literal run before '$' holds only plain characters, backslash-escaped
+// punctuation and unescaped '.' (kAnyCharacter: any one character, as no subject has a
+// newline), and stops at the first other metacharacter, so a quantifier (which follows its
+// atom) is never crossed, nor the ']' that would end a class around the run.
 std::string RequiredSuffix(std::string_view body) {
   if (body.size() < 2 || body.back() != '$' || Escaped(body, body.size() - 1)) return {};
-  // Alternation, and (*VERB)s: (*ACCEPT) ends a match early, (*UTF) folds case beyond
-  // ASCII, (*CR) and friends let '$' match before other line ends.
-  if (body.find('|') != std::string_view::npos) return {};
+  // (*ACCEPT) ends a match early, (*UTF) folds case beyond ASCII, (*CR) and friends let '$'
+  // match before other line ends.
+  if (MayAlternateOutsideGroups(body)) return {};
   if (body.find("(*") != std::string_view::npos) return {};
   for (size_t at = body.find("(?"); at != std::string_view::npos; at = body.find("(?", at + 2)) {
     if (at + 2 >= body.size() || body[at + 2] != ':') return {};
@@ -51,6 +84,9 @@ std::string RequiredSuffix(std::string_view body) {
     if (plain(c) && !Escaped(body, i - 1)) {
       suffix.push_back(AsciiLower(c));
       --i;
+    } else if (c == '.' && !Escaped(body, i - 1)) {
+      suffix.push_back(kAnyCharacter);
+      --i;
     } else if (std::ispunct(static_cast<unsigned char>(c)) && Escaped(body, i - 1)) {
       suffix.push_back(c);  // "\." is a literal '.'
       i -= 2;
@@ -60,6 +96,15 @@ std::string RequiredSuffix(std::string_view body) {
   }
   std::reverse(suffix.begin(), suffix.end());
   return suffix;
+}
+
+bool EndsWithRequiredSuffix(std::string_view lowered, std::string_view suffix) {
+  if (lowered.size() < suffix.size()) return false;
+  const char* tail = lowered.data() + (lowered.size() - suffix.size());
+  for (size_t i = 0; i < suffix.size(); ++i) {
+    if (suffix[i] != kAnyCharacter && suffix[i] != tail[i]) return false;
+  }
+  return true;
 }
 
 Result<CompiledRegex> CompileRegex(EntryId id, std::string_view body) {
@@ -96,11 +141,41 @@ bool RegexMatches(const CompiledRegex& regex, std::string_view subject) {
   return result >= 0;
 }
 
-EntryId FirstRegexMatch(const std::vector<CompiledRegex>& regexes, std::string_view subject,
-                        std::string_view lowered, EntryId best) {
-  for (const CompiledRegex& regex : regexes) {
-    if (regex.id >= best) break;  // sorted by id: nothing earlier can follow
-    if (!lowered.ends_with(regex.required_suffix)) continue;
+std::optional<uint16_t> RegexList::KeyOf(std::string_view tail) {
+  if (tail.size() < 2) return std::nullopt;
+  const char before_last = tail[tail.size() - 2];
+  const char last = tail.back();
+  if (before_last == kAnyCharacter || last == kAnyCharacter) return std::nullopt;
+  return static_cast<uint16_t>(static_cast<unsigned char>(before_last) << 8 |
+                               static_cast<unsigned char>(last));
+}
+
+void RegexList::Add(CompiledRegex regex) {
+  const auto position = static_cast<uint32_t>(regexes_.size());
+  const std::optional<uint16_t> key = KeyOf(regex.required_suffix);
+  regexes_.push_back(std::move(regex));
+  if (!key) {
+    unkeyed_.push_back(position);
+    for (auto& [other_key, positions] : keyed_) positions.push_back(position);
+    return;
+  }
+  auto [it, inserted] = keyed_.try_emplace(*key, unkeyed_);
+  it->second.push_back(position);
+}
+
+EntryId RegexList::FirstMatch(std::string_view subject, std::string_view lowered,
+                              EntryId best) const {
+  const Positions* candidates = &unkeyed_;
+  if (!keyed_.empty()) {
+    if (std::optional<uint16_t> key = KeyOf(lowered)) {
+      auto it = keyed_.find(*key);
+      if (it != keyed_.end()) candidates = &it->second;
+    }
+  }
+  for (uint32_t position : *candidates) {
+    const CompiledRegex& regex = regexes_[position];
+    if (regex.id >= best) break;  // in id order: nothing earlier can follow
+    if (!EndsWithRequiredSuffix(lowered, regex.required_suffix)) continue;
     if (RegexMatches(regex, subject)) return regex.id;
   }
   return best;

@@ -7,9 +7,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "util/status.h"
@@ -34,10 +37,17 @@ struct CompiledRegex {
   std::string required_suffix;
 };
 
+// In a required suffix, the character that stands for any one character: an unescaped '.'
+// of the pattern. Never a literal there, which are letters, digits and punctuation.
+inline constexpr char kAnyCharacter = '\0';
+
 // The lowercase text every match of `body` must end with, when the pattern's form proves
-// one (an unescaped '$' at the end, no alternation, no verbs, no inline options, no code
-// escapes); empty otherwise.
+// one (an unescaped '$' at the end, no alternation outside a group, no verbs, no inline
+// options, no code escapes), with kAnyCharacter for each unescaped '.'; empty otherwise.
 std::string RequiredSuffix(std::string_view body);
+
+// True if `lowered` ends with `suffix`, kAnyCharacter matching any one character.
+bool EndsWithRequiredSuffix(std::string_view lowered, std::string_view suffix);
 
 // Compiles a postgrey /regex/ body: Perl syntax, case-insensitive (postgrey's qr{...}i),
 // byte semantics (no UTF), JIT-compiled when the platform supports it.
@@ -46,10 +56,29 @@ Result<CompiledRegex> CompileRegex(EntryId id, std::string_view body);
 // True if `regex` matches `subject`. Thread-safe (per-thread match data).
 bool RegexMatches(const CompiledRegex& regex, std::string_view subject);
 
-// The id of the first of `regexes` (sorted by id) below `best` that matches `subject`,
-// else `best`. `lowered` is `subject` in ASCII lowercase, for the required-suffix
-// shortcut; PCRE2 gets the subject as sent.
-EntryId FirstRegexMatch(const std::vector<CompiledRegex>& regexes, std::string_view subject,
-                        std::string_view lowered, EntryId best);
+// The /regex/ entries of one list, in id order, indexed by the last two characters of their
+// required suffix: a subject is compared only with the regexes whose suffix ends in its own
+// last two characters, and those without such a suffix, instead of with every one.
+class RegexList {
+ public:
+  // `regex.id` must be above every id added before.
+  void Add(CompiledRegex regex);
+
+  // The id of the first regex below `best` that matches `subject`, else `best`. `lowered`
+  // is `subject` in ASCII lowercase, for the required suffixes; PCRE2 gets the subject as
+  // sent.
+  EntryId FirstMatch(std::string_view subject, std::string_view lowered, EntryId best) const;
+
+  size_t size() const { return regexes_.size(); }
+
+ private:
+  // Positions in regexes_, ascending. Each keyed list also holds every unkeyed position.
+  using Positions = std::vector<uint32_t>;
+  static std::optional<uint16_t> KeyOf(std::string_view tail);
+
+  std::vector<CompiledRegex> regexes_;
+  Positions unkeyed_;  // no required suffix of two characters that are both fixed
+  std::unordered_map<uint16_t, Positions> keyed_;
+};
 
 }  // namespace greylight::whitelist

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bitset>
 #include <cctype>
 #include <cerrno>
 #include <filesystem>
@@ -30,17 +31,39 @@ struct EntryInfo {
   std::string text;    // the entry after comment stripping and trimming
 };
 
-// std::string keys looked up by string_view without building a std::string.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using StringIndex = std::unordered_map<std::string, EntryId, StringHash, std::equal_to<>>;
+// Lowercased keys and their entries, looked up by string_view without building a
+// std::string. Lookups try every dot-suffix of a name, most of a length no key has: those
+// are answered from the set of key lengths, without hashing.
+class StringIndex {
+ public:
+  // The first entry of a key wins.
+  void Add(std::string key, EntryId id) {
+    if (key.size() < key_lengths_.size()) {
+      key_lengths_.set(key.size());
+    } else {
+      long_keys_ = true;
+    }
+    entries_.try_emplace(std::move(key), id);
+  }
 
-void Consider(const StringIndex& index, std::string_view key, EntryId& best) {
-  auto it = index.find(key);
-  if (it != index.end()) best = std::min(best, it->second);
-}
+  bool empty() const { return entries_.empty(); }
+
+  // Lowers `best` to the entry of `key`, if it has one below.
+  void Consider(std::string_view key, EntryId& best) const {
+    if (key.size() < key_lengths_.size() ? !key_lengths_[key.size()] : !long_keys_) return;
+    auto it = entries_.find(key);
+    if (it != entries_.end()) best = std::min(best, it->second);
+  }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, EntryId, Hash, std::equal_to<>> entries_;
+  std::bitset<256> key_lengths_;  // the lengths of the keys shorter than 256
+  bool long_keys_ = false;        // any key of 256 or more
+};
 
 // Lowercases `text` into a per-thread buffer, valid until the next call on this thread:
 // lookups run on every request, and names are usually too long for the small-string
@@ -126,15 +149,15 @@ std::string ErrnoText(int error) {
 
 struct Whitelists::Index {
   std::vector<EntryInfo> client_entries;
-  StringIndex client_suffixes;                // lowercased host-name suffix
-  std::vector<CompiledRegex> client_regexes;  // in id order
+  StringIndex client_suffixes;  // lowercased host-name suffix
+  RegexList client_regexes;
   NetworkIndex client_networks;
 
   std::vector<EntryInfo> recipient_entries;
   StringIndex recipient_addresses;  // lowercased "user@domain"
   StringIndex recipient_users;      // lowercased "user" of "user@"
   StringIndex recipient_domains;    // lowercased "domain"
-  std::vector<CompiledRegex> recipient_regexes;
+  RegexList recipient_regexes;
 
   WhitelistHit ClientHit(EntryId id) const {
     return {client_entries[id].source, client_entries[id].text};
@@ -214,13 +237,13 @@ std::optional<WhitelistHit> Whitelists::MatchClient(std::string_view client_name
   if (!index.client_suffixes.empty()) {
     std::string_view rest = lowered;
     while (true) {
-      Consider(index.client_suffixes, rest, best);
+      index.client_suffixes.Consider(rest, best);
       size_t dot = rest.find('.');
       if (dot == std::string_view::npos) break;
       rest.remove_prefix(dot + 1);
     }
   }
-  best = FirstRegexMatch(index.client_regexes, client_name, lowered, best);
+  best = index.client_regexes.FirstMatch(client_name, lowered, best);
   if (best != kNoEntry) return index.ClientHit(best);
 
   EntryId network = index.client_networks.Find(ToAddress128(address));
@@ -239,24 +262,24 @@ std::optional<WhitelistHit> Whitelists::MatchRecipient(std::string_view recipien
   size_t at = view.find('@');
   if (at != std::string_view::npos &&
       !(index.recipient_addresses.empty() && index.recipient_users.empty())) {
-    Consider(index.recipient_addresses, view, best);
-    Consider(index.recipient_users, view.substr(0, at), best);
+    index.recipient_addresses.Consider(view, best);
+    index.recipient_users.Consider(view.substr(0, at), best);
     for (size_t plus = view.find('+'); plus != std::string_view::npos && plus + 1 < at;
          plus = view.find('+', plus + 1)) {
       std::string_view user = view.substr(0, plus);
-      Consider(index.recipient_users, user, best);
+      index.recipient_users.Consider(user, best);
       if (!index.recipient_addresses.empty()) {
-        Consider(index.recipient_addresses, std::string(user).append(view.substr(at)), best);
+        index.recipient_addresses.Consider(std::string(user).append(view.substr(at)), best);
       }
     }
   }
   // domain matches addresses ending in "@domain" or ".domain".
   for (size_t i = 0; !index.recipient_domains.empty() && i < view.size(); ++i) {
     if (view[i] == '@' || view[i] == '.') {
-      Consider(index.recipient_domains, view.substr(i + 1), best);
+      index.recipient_domains.Consider(view.substr(i + 1), best);
     }
   }
-  best = FirstRegexMatch(index.recipient_regexes, recipient, view, best);
+  best = index.recipient_regexes.FirstMatch(recipient, view, best);
   if (best != kNoEntry) return index.RecipientHit(best);
   return std::nullopt;
 }
@@ -291,7 +314,7 @@ void WhitelistBuilder::AddClientText(std::string_view source, std::string_view t
     if (std::optional<std::string_view> body = RegexBody(entry)) {
       Result<CompiledRegex> regex = CompileRegex(id, *body);
       if (!regex.ok()) return fail(regex.status().message());
-      index.client_regexes.push_back(std::move(regex).value());
+      index.client_regexes.Add(std::move(regex).value());
       return add_entry();
     }
     if (std::optional<Result<Network>> network = ParseIpv4Entry(entry)) {
@@ -315,7 +338,7 @@ void WhitelistBuilder::AddClientText(std::string_view source, std::string_view t
       return fail("'" + std::string(entry) +
                   "' is neither a /regex/, an IPv4 or IPv6 network nor a host name");
     }
-    index.client_suffixes.try_emplace(AsciiLowered(entry), id);
+    index.client_suffixes.Add(AsciiLowered(entry), id);
     add_entry();
   });
 }
@@ -335,7 +358,7 @@ void WhitelistBuilder::AddRecipientText(std::string_view source, std::string_vie
     if (std::optional<std::string_view> body = RegexBody(entry)) {
       Result<CompiledRegex> regex = CompileRegex(id, *body);
       if (!regex.ok()) return fail(regex.status().message());
-      index.recipient_regexes.push_back(std::move(regex).value());
+      index.recipient_regexes.Add(std::move(regex).value());
       return add_entry();
     }
     if (HasPerlSpace(entry)) return fail("doesn't look like an address");
@@ -344,12 +367,12 @@ void WhitelistBuilder::AddRecipientText(std::string_view source, std::string_vie
     std::string lowered = AsciiLowered(entry);
     size_t at = lowered.find('@');
     if (at == std::string::npos) {
-      index.recipient_domains.try_emplace(std::move(lowered), id);
+      index.recipient_domains.Add(std::move(lowered), id);
     } else if (at + 1 < lowered.size()) {
-      index.recipient_addresses.try_emplace(std::move(lowered), id);
+      index.recipient_addresses.Add(std::move(lowered), id);
     } else {
       lowered.pop_back();
-      index.recipient_users.try_emplace(std::move(lowered), id);
+      index.recipient_users.Add(std::move(lowered), id);
     }
     add_entry();
   });

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "whitelist/regex_entry.h"
+
 // The whitelist indexes and the regex shortcut against plain reference implementations,
 // on random and postgrey's shipped entries; matching from many threads.
 namespace greylight::whitelist {
@@ -212,21 +214,41 @@ TEST(WhitelistStringIndexTest, AgreesWithPostgreysRegexes) {
   RecordProperty("recipient_hits", recipient_hits);
 }
 
-// Regexes are skipped without a call when the subject lacks the literal text every match
-// must end with. That shortcut must never change an answer: random patterns built from
-// atoms that stress it (escapes, quantifiers after literals, alternation, classes, a
-// character given by code, '$' or not at the end) against random names, compared with a
-// plain regex search. Prints the seed; set GREYLIGHT_TEST_SEED to replay.
+// Lookups of a length no key has are skipped without hashing: keys whose lengths have no
+// neighbours, and keys too long for the set of lengths, are still found.
+TEST(WhitelistStringIndexTest, FindsKeysOfEveryLength) {
+  const std::string long_domain = std::string(300, 'l') + ".example";
+  auto clients = BuildClients("ab.example\n" + long_domain + "\n");
+  EXPECT_EQ(ClientMatch(*clients, "mail.AB.example", "192.0.2.1"), "ab.example");
+  EXPECT_EQ(ClientMatch(*clients, "ab.example", "192.0.2.1"), "ab.example");
+  EXPECT_EQ(ClientMatch(*clients, "b.example", "192.0.2.1"), "");
+  EXPECT_EQ(ClientMatch(*clients, "xab.example", "192.0.2.1"), "");
+  EXPECT_EQ(ClientMatch(*clients, "mx." + long_domain, "192.0.2.1"), long_domain);
+  EXPECT_EQ(ClientMatch(*clients, "mx.x" + long_domain, "192.0.2.1"), "");
+  auto recipients = BuildRecipients("postmaster@\nab.example\n" + long_domain + "\n");
+  EXPECT_EQ(RecipientMatch(*recipients, "postmaster+x@example.net"), "postmaster@");
+  EXPECT_EQ(RecipientMatch(*recipients, "user@mail.ab.example"), "ab.example");
+  EXPECT_EQ(RecipientMatch(*recipients, "user@" + long_domain), long_domain);
+  EXPECT_EQ(RecipientMatch(*recipients, "user@b.example"), "");
+}
+
+// Regexes are skipped without a call when the subject lacks the text every match must end
+// with, and only those whose required ending shares the subject's last two characters are
+// tried. Neither shortcut may change an answer: lists of random patterns built from atoms
+// that stress them (escapes, quantifiers after literals, alternation in and out of groups,
+// classes holding '.' and '|', the any-character '.', a character given by code, '$'
+// or not at the end) against random names, compared with a plain regex search taking the
+// first pattern that matches. Prints the seed; set GREYLIGHT_TEST_SEED to replay.
 TEST(WhitelistRegexShortcutTest, AgreesWithPlainRegexSearch) {
   uint32_t seed = std::random_device{}();
   if (const char* given = getenv("GREYLIGHT_TEST_SEED")) seed = static_cast<uint32_t>(atoll(given));
   SCOPED_TRACE("GREYLIGHT_TEST_SEED=" + std::to_string(seed));
   std::mt19937 random(seed);
-  const std::vector<std::string> atoms = {"a",       "b", "B",     "\\.", ".", "\\d",
-                                          "1",       "-", "+",     "?",   "*", "[ab]",
-                                          "(?:a|b)", "|", "\\x41", "\\-", "x"};
-  int matched = 0;
-  for (int pattern_number = 0; pattern_number < 400; ++pattern_number) {
+  const std::vector<std::string> atoms = {"a",     "b",    "B",       "\\.",   ".",     "\\d",
+                                          "1",     "-",    "+",       "?",     "*",     "[ab]",
+                                          "[.|]",  "[^a]", "(?:a|b)", "(a|.)", "(b|x)", "|",
+                                          "\\x41", "\\-",  "x",       "\\|",   "(1)",   "[a-b]"};
+  auto random_pattern = [&] {
     std::string pattern = random() % 2 ? "^" : "";
     for (size_t n = 1 + random() % 6; n > 0; --n) {
       const std::string& atom = atoms[random() % atoms.size()];
@@ -239,26 +261,68 @@ TEST(WhitelistRegexShortcutTest, AgreesWithPlainRegexSearch) {
       pattern += atom;
     }
     if (random() % 4 != 0) pattern += "$";
-    std::regex oracle;
-    try {
-      oracle = std::regex(pattern, std::regex::ECMAScript | std::regex::icase);
-    } catch (const std::regex_error&) {
-      continue;
+    return pattern;
+  };
+  int matched = 0;
+  int lists_tried = 0;
+  for (int list_number = 0; list_number < 300; ++list_number) {
+    // Patterns both engines accept and read alike, in list order.
+    std::vector<std::pair<std::string, std::regex>> patterns;
+    for (size_t wanted = 1 + random() % 4; patterns.size() < wanted;) {
+      std::string pattern = random_pattern();
+      try {
+        std::regex oracle(pattern, std::regex::ECMAScript | std::regex::icase);
+        WhitelistBuilder alone;
+        alone.AddClientText("clients", "/" + pattern + "/\n");
+        if (alone.Build().ok()) patterns.emplace_back(pattern, std::move(oracle));
+      } catch (const std::regex_error&) {
+      }
     }
+    std::string text;
+    for (const auto& [pattern, oracle] : patterns) text += "/" + pattern + "/\n";
     WhitelistBuilder builder;
-    builder.AddClientText("clients", "/" + pattern + "/\n");
+    builder.AddClientText("clients", text);
     auto lists = builder.Build();
-    if (!lists.ok()) continue;  // PCRE2 refuses what ECMAScript accepted: nothing to compare
-    for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(lists.ok()) << text;
+    ++lists_tried;
+    for (int i = 0; i < 60; ++i) {
       std::string name(random() % 8, ' ');
-      for (char& c : name) c = "abAB.1-x"[random() % 8];
-      bool expected = std::regex_search(name, oracle);
-      ASSERT_EQ(!ClientMatch(**lists, name, "192.0.2.1").empty(), expected)
-          << "/" << pattern << "/ on '" << name << "'";
-      matched += expected ? 1 : 0;
+      for (char& c : name) c = "abAB.1-x|]"[random() % 10];
+      std::string expected;
+      for (const auto& [pattern, oracle] : patterns) {
+        if (std::regex_search(name, oracle)) {
+          expected = "/" + pattern + "/";
+          break;
+        }
+      }
+      ASSERT_EQ(ClientMatch(**lists, name, "192.0.2.1"), expected) << text << "on '" << name << "'";
+      matched += expected.empty() ? 0 : 1;
     }
   }
-  EXPECT_GT(matched, 100);
+  EXPECT_EQ(lists_tried, 300);
+  EXPECT_GT(matched, 1000);
+}
+
+// The required endings themselves: '.' stands for any character, alternation inside a group
+// leaves the ending, alternation outside one (or a form the scan does not follow) drops it.
+TEST(WhitelistRegexShortcutTest, RequiredSuffixes) {
+  const std::string any(1, kAnyCharacter);
+  EXPECT_EQ(RequiredSuffix("^mail\\d+\\.telekom\\.de$"), ".telekom.de");
+  EXPECT_EQ(RequiredSuffix("^smtp\\d+.citigroup.com$"), any + "citigroup" + any + "com");
+  EXPECT_EQ(RequiredSuffix("^(?:mail|fallback-mx)\\d+.atl.registeredsite.com$"),
+            any + "atl" + any + "registeredsite" + any + "com");
+  EXPECT_EQ(RequiredSuffix("^[.|]x$"), "x");
+  EXPECT_EQ(RequiredSuffix("^[]|]x$"), "x");
+  EXPECT_EQ(RequiredSuffix("^a|bx$"), "");
+  EXPECT_EQ(RequiredSuffix("^(a|b)|cx$"), "");
+  EXPECT_EQ(RequiredSuffix("^a\\|bx$"), "a|bx") << "an escaped '|' is a literal";
+  EXPECT_EQ(RequiredSuffix("^[[:alpha:]|]x$"), "") << "POSIX classes are not followed";
+  EXPECT_EQ(RequiredSuffix("^(ax$"), "");
+  EXPECT_EQ(RequiredSuffix("^a.*x$"), "x");
+  EXPECT_EQ(RequiredSuffix("^a.x$"), "a" + any + "x");
+  EXPECT_TRUE(EndsWithRequiredSuffix("smtp4.citigroupxcom", "citigroup" + any + "com"));
+  EXPECT_FALSE(EndsWithRequiredSuffix("smtp4.citigroup.co", "citigroup" + any + "com"));
+  EXPECT_FALSE(EndsWithRequiredSuffix("om", "c" + any + "om"));
 }
 
 TEST(WhitelistRegexShortcutTest, PostgreysAnchoredEntriesStillMatch) {
