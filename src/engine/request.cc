@@ -11,27 +11,46 @@ ReadResult ReadRequest(const protocol::PolicyRequest& wire, UnixTime real_now,
   // One pass over the ~30 attributes Postfix sends; later values overwrite earlier ones.
   std::optional<std::string_view> client_address, client_name, sender, recipient, helo_name,
       queue_id, instance, etrn_domain, test_time;
+  // Dispatched on the name's length first: one comparison per attribute instead of nine.
   wire.ForEach([&](std::string_view name, std::string_view value) {
-    if (name == attr::kClientAddress) {
-      client_address = value;
-    } else if (name == attr::kClientName) {
-      client_name = value;
-    } else if (name == attr::kSender) {
-      sender = value;
-    } else if (name == attr::kRecipient) {
-      recipient = value;
-    } else if (name == attr::kHeloName) {
-      helo_name = value;
-    } else if (name == attr::kQueueId) {
-      queue_id = value;
-    } else if (name == attr::kInstance) {
-      instance = value;
-    } else if (name == attr::kEtrnDomain) {
-      etrn_domain = value;
-    } else if (name == attr::kPolicyTestTime) {
-      test_time = value;
+    switch (name.size()) {
+      case attr::kSender.size():
+        if (name == attr::kSender) sender = value;
+        break;
+      case attr::kQueueId.size():  // == attr::kInstance.size()
+        if (name == attr::kQueueId) {
+          queue_id = value;
+        } else if (name == attr::kInstance) {
+          instance = value;
+        }
+        break;
+      case attr::kRecipient.size():  // == attr::kHeloName.size()
+        if (name == attr::kRecipient) {
+          recipient = value;
+        } else if (name == attr::kHeloName) {
+          helo_name = value;
+        }
+        break;
+      case attr::kClientName.size():  // == attr::kEtrnDomain.size()
+        if (name == attr::kClientName) {
+          client_name = value;
+        } else if (name == attr::kEtrnDomain) {
+          etrn_domain = value;
+        }
+        break;
+      case attr::kClientAddress.size():
+        if (name == attr::kClientAddress) client_address = value;
+        break;
+      case attr::kPolicyTestTime.size():
+        if (name == attr::kPolicyTestTime) test_time = value;
+        break;
+      default:
+        break;
     }
   });
+  static_assert(attr::kQueueId.size() == attr::kInstance.size() &&
+                attr::kRecipient.size() == attr::kHeloName.size() &&
+                attr::kClientName.size() == attr::kEtrnDomain.size());
 
   ReadResult result;
   UnixTime now = real_now;

@@ -38,7 +38,7 @@ void PolicyRequest::AddLine(std::string_view line, size_t equals, size_t max_fie
 
 std::optional<std::string_view> PolicyRequest::Get(std::string_view name) const {
   for (auto it = fields_.rbegin(); it != fields_.rend(); ++it) {
-    if (Slice(it->name_offset, it->name_length) == name) {
+    if (it->name_length == name.size() && Slice(it->name_offset, it->name_length) == name) {
       return Slice(it->value_offset, it->value_length);
     }
   }

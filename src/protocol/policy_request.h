@@ -49,8 +49,9 @@ class PolicyRequest {
   struct Field {
     uint32_t name_offset, name_length, value_offset, value_length;
   };
+  // Fields are built by Add and AddLine only, always inside storage_: no bounds check.
   std::string_view Slice(uint32_t offset, uint32_t length) const {
-    return std::string_view(storage_).substr(offset, length);
+    return std::string_view(storage_.data() + offset, length);
   }
   std::string storage_;
   std::vector<Field> fields_;
