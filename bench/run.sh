@@ -27,7 +27,7 @@
 #   SERVERS="null greylightd greylightd-redis greylightd-cluster postgrey"
 #   MODES="mixed hot"  CONNECTIONS="1 8 64"
 #   HOT_SET=1000 HOT_DELAY=2 HOT_WARMUP=3 (seconds idle after priming) SEED=1
-#   LARGE_TRIPLETS=10000000 (0 skips the large-database section)
+#   LARGE_TRIPLETS=10000000 (0 skips the large-database section; it runs ROUNDS rounds too)
 #   BACKGROUND_RECORDS=1000000 (0 skips the background-work section: greylightd with and
 #                         without whitelists, and beside live or expiring stored records)
 #   GREYLIGHTD_ARGS, POSTGREY_ARGS  extra arguments for every run of that server
@@ -535,9 +535,10 @@ LARGE_RESULTS=$WORK/large.jsonl
 : >"$LARGE_RESULTS"
 # Starts greylightd on database directory $1 (page cache dropped first), times the first
 # answer, runs mixed load at 8 and 64 connections and appends one JSON line for database
-# label $2 to LARGE_RESULTS: first answer ms, req/s, p99, resident and anonymous memory.
+# label $2 in round $3 to LARGE_RESULTS: first answer ms, req/s, p99, resident and
+# anonymous memory.
 measure_database() {
-  local dir=$1 label=$2 port start_ns first_answer_ms="" i connections
+  local dir=$1 label=$2 round=$3 port start_ns first_answer_ms="" i connections
   sync
   echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || note "could not drop the page cache: start-up measured warm"
   port=$(free_port)
@@ -568,14 +569,14 @@ measure_database() {
     rps[$connections]=$(jq '.rps | floor' "$dir/../r$label$connections.json" 2>/dev/null || echo 0)
     p99[$connections]=$(jq '.p99_ms' "$dir/../r$label$connections.json" 2>/dev/null || echo 0)
   done
-  jq -n -c --arg db "$label" --argjson first "${first_answer_ms:-null}" \
+  jq -n -c --arg db "$label" --argjson round "$round" --argjson first "${first_answer_ms:-null}" \
     --argjson rps8 "${rps[8]}" --argjson rps64 "${rps[64]}" \
     --argjson p99_8 "${p99[8]}" --argjson p99_64 "${p99[64]}" \
     --argjson rss_start "${rss_start:-0}" --argjson anon_start "${anon_start:-0}" \
     --argjson rss_end "$(proc_kb "$SERVER_PID" VmRSS)" \
     --argjson anon_end "$(proc_kb "$SERVER_PID" RssAnon)" \
     --argjson file_end "$(proc_kb "$SERVER_PID" RssFile)" \
-    '{"label": $db, "first_answer_ms": $first, "rps8": $rps8, "rps64": $rps64,
+    '{"label": $db, "round": $round, "first_answer_ms": $first, "rps8": $rps8, "rps64": $rps64,
       "p99_8": $p99_8, "p99_64": $p99_64, "rss_start_kb": $rss_start,
       "anon_start_kb": $anon_start, "rss_end_kb": $rss_end, "anon_end_kb": $anon_end,
       "file_end_kb": $file_end}' >>"$LARGE_RESULTS"
@@ -592,9 +593,23 @@ if ((LARGE_TRIPLETS > 0)) && [[ -x $GREYLIGHTD && -x $GREYLIGHT_FILL ]]; then
     --clients $((LARGE_TRIPLETS / 10)) >"$large_dir/fill.log" 2>&1 || note "greylight-fill failed: $(tail -n 2 "$large_dir/fill.log")"
   fill_seconds=$(($(date +%s) - fill_started))
   db_bytes=$(stat -c %s "$large_dir/db/greylight.lmdb")
-  log "greylightd on an empty database, then on the large one"
-  measure_database "$large_dir/empty" empty
-  measure_database "$large_dir/db" large
+  # Round by round, side by side: the machine's drift within a run moves both halves of a
+  # round alike. The order alternates; every round starts from a fresh empty database, and
+  # the large one keeps what earlier rounds wrote (a few percent of its records).
+  for ((round = 1; round <= ROUNDS; round++)); do
+    order=(empty large)
+    ((round % 2 == 0)) && order=(large empty)
+    log "large-database round $round of $ROUNDS: greylightd on the ${order[0]} database, then on the ${order[1]} one"
+    rm -rf "$large_dir/empty"
+    mkdir -p "$large_dir/empty"
+    for label in "${order[@]}"; do
+      if [[ $label == empty ]]; then
+        measure_database "$large_dir/empty" empty "$round"
+      else
+        measure_database "$large_dir/db" large "$round"
+      fi
+    done
+  done
   triplets_count=$LARGE_TRIPLETS
   {
     echo
@@ -603,25 +618,16 @@ if ((LARGE_TRIPLETS > 0)) && [[ -x $GREYLIGHTD && -x $GREYLIGHT_FILL ]]; then
     echo "greylightd (default settings, as in the rows above) on an empty LMDB database and on one"
     echo "filled by \`greylight-fill\` with $triplets_count passed triplets and $((LARGE_TRIPLETS / 10))"
     echo "clients (filled in $fill_seconds s; $((db_bytes / 1048576)) MiB, $((db_bytes / (triplets_count + LARGE_TRIPLETS / 10))) bytes per record),"
-    echo "one after the other. The page cache is dropped before each start (start-up is measured"
-    echo "cold), then the database file is read once, so that throughput is the steady state of a"
-    echo "server whose database is cached; mode mixed, $DURATION s per run."
+    echo "in $ROUNDS round(s), each running both side by side, in alternating order. The page cache"
+    echo "is dropped before each start (start-up is measured cold), then the database file is read"
+    echo "once, so that throughput is the steady state of a server whose database is cached; mode"
+    echo "mixed, $DURATION s per run. Each cell lists every round's figure in round order; a ratio is"
+    echo "the median over rounds of the large database's figure divided by the empty one's in the"
+    echo "same round (\`bench/targets.py\`), as are the targets below."
     echo
     echo "| measure | empty database | $triplets_count triplets | ratio |"
     echo "|---|---:|---:|---:|"
-    jq -r -s '
-      (map(select(.label == "empty")) | first) as $e
-      | (map(select(.label == "large")) | first) as $l
-      | def r(a; b): if a == null or b == null or b == 0 then "n/a"
-                     else (a / b * 100 | round / 100 | tostring) end;
-        def mib(kb): "\(kb / 1024 | floor) MiB";
-        "| start-up to first answer | \($e.first_answer_ms) ms | \($l.first_answer_ms) ms | |",
-        "| mixed, 8 connections | \($e.rps8) req/s, p99 \($e.p99_8) ms | \($l.rps8) req/s, p99 \($l.p99_8) ms | \(r($l.rps8; $e.rps8)) |",
-        "| mixed, 64 connections | \($e.rps64) req/s, p99 \($e.p99_64) ms | \($l.rps64) req/s, p99 \($l.p99_64) ms | \(r($l.rps64; $e.rps64)) |",
-        "| anonymous memory after start | \(mib($e.anon_start_kb)) | \(mib($l.anon_start_kb)) | \(r($l.anon_start_kb; $e.anon_start_kb)) |",
-        "| anonymous memory after the runs | \(mib($e.anon_end_kb)) | \(mib($l.anon_end_kb)) | \(r($l.anon_end_kb; $e.anon_end_kb)) |",
-        "| file-backed memory after the runs (LMDB map) | \(mib($e.file_end_kb)) | \(mib($l.file_end_kb)) | |"
-    ' "$LARGE_RESULTS"
+    python3 "$ROOT/bench/targets.py" --large-table "$LARGE_RESULTS"
     echo
     echo "Memory: the database is a read-only memory map; pages the OS caches for it count as"
     echo "file-backed resident memory, which the kernel reclaims under pressure. The process's"

@@ -3,12 +3,17 @@
 with the measured value and pass or fail (or "not measured" when a row is missing).
 
     python3 bench/targets.py RESULTS.jsonl [LARGE.jsonl]
+    python3 bench/targets.py --large-table LARGE.jsonl
 
 RESULTS.jsonl holds greylight-bench's JSON objects with a "server" key added, LARGE.jsonl
-run.sh's large-database lines (labels "empty" and "large").
+run.sh's large-database lines (labels "empty" and "large", and the round of each). The
+large database is measured against the empty one round by round, side by side: its targets
+are the median of the rounds' ratios. --large-table prints the rows of run.sh's
+large-database table.
 """
 
 import json
+import statistics
 import sys
 
 # A large database's anonymous memory counts as independent of the record count when it is
@@ -81,21 +86,79 @@ def targets(results, large):
         r, n = find(results, "greylightd-redis", mode, 64), find(results, "null", mode, 64)
         add(f"Redis, {mode}, 64 conns: greylightd / null req/s >= 0.4",
             ratio(field(r, "rps"), field(n, "rps")), 0.4, True)
-    empty = next((l for l in large if l.get("label") == "empty"), None)
-    big = next((l for l in large if l.get("label") == "large"), None)
+    summary = large_summary(large)
     for connections in (8, 64):
         add(f"large database, mixed, {connections} conns: req/s / empty database's >= 0.8",
-            ratio(field(big, f"rps{connections}"), field(empty, f"rps{connections}")), 0.8, True)
-    first = field(big, "first_answer_ms")
+            summary[f"rps{connections}"], 0.8, True)
+    first = summary["first_answer_ms"]
     add("large database: start-up to first answer < 1 s", first, 999.999, False,
-        None if first is None else f"{first} ms")
-    anon = ratio(field(big, "anon_end_kb"), field(empty, "anon_end_kb"))
+        None if first is None else f"{first:.0f} ms")
     add(f"large database: anonymous memory / empty database's <= {ANON_MEMORY_FACTOR}",
-        anon, ANON_MEMORY_FACTOR, False)
+        summary["anon_end_kb"], ANON_MEMORY_FACTOR, False)
     return rows
 
 
+def large_rounds(large):
+    """(empty, large) line pairs, one per round that measured both, in round order."""
+    by_round = {}
+    for line in large:
+        by_round.setdefault(line.get("round", 1), {})[line.get("label")] = line
+    return [(r["empty"], r["large"]) for _, r in sorted(by_round.items())
+            if "empty" in r and "large" in r]
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def large_summary(large):
+    """The large database's figures: the median over rounds of its ratio to the empty
+    database's in the same round (throughput, memory) and of its start-up time."""
+    pairs = large_rounds(large)
+    summary = {key: median(ratio(big.get(key), empty.get(key)) for empty, big in pairs)
+               for key in ("rps8", "rps64", "anon_start_kb", "anon_end_kb")}
+    summary["first_answer_ms"] = median(big.get("first_answer_ms") for _, big in pairs)
+    return summary
+
+
+def large_table(large):
+    """run.sh's large-database table: every round's figures, and the median ratio."""
+    pairs = large_rounds(large)
+    summary = large_summary(large)
+
+    def each(label_index, render):
+        return " / ".join(render(pair[label_index]) for pair in pairs)
+
+    def shown(value):
+        return "n/a" if value is None else f"{value:.2f}"
+
+    def mib(kb):
+        return "n/a" if kb is None else f"{kb // 1024} MiB"
+
+    lines = ["| start-up to first answer | "
+             + each(0, lambda l: f"{l.get('first_answer_ms')} ms") + " | "
+             + each(1, lambda l: f"{l.get('first_answer_ms')} ms") + " | |"]
+    for connections in (8, 64):
+        rps, p99 = f"rps{connections}", f"p99_{connections}"
+        lines.append(f"| mixed, {connections} connections, req/s (p99 ms) | "
+                     + each(0, lambda l: f"{l.get(rps)} ({l.get(p99)})") + " | "
+                     + each(1, lambda l: f"{l.get(rps)} ({l.get(p99)})") + f" | {shown(summary[rps])} |")
+    for key, name in (("anon_start_kb", "anonymous memory after start"),
+                      ("anon_end_kb", "anonymous memory after the runs")):
+        lines.append(f"| {name} | " + each(0, lambda l: mib(l.get(key))) + " | "
+                     + each(1, lambda l: mib(l.get(key))) + f" | {shown(summary[key])} |")
+    lines.append("| file-backed memory after the runs (LMDB map) | "
+                 + each(0, lambda l: mib(l.get("file_end_kb"))) + " | "
+                 + each(1, lambda l: mib(l.get("file_end_kb"))) + " | |")
+    return lines
+
+
 def main(argv):
+    if len(argv) == 3 and argv[1] == "--large-table":
+        for line in large_table(load(argv[2])):
+            print(line)
+        return 0
     if len(argv) not in (2, 3):
         print(__doc__.strip(), file=sys.stderr)
         return 2
