@@ -67,6 +67,9 @@ std::string RequiredSuffix(std::string_view body) {
   for (size_t at = body.find("(?"); at != std::string_view::npos; at = body.find("(?", at + 2)) {
     if (at + 2 >= body.size() || body[at + 2] != ':') return {};
   }
+  // These escapes also keep MayAlternateOutsideGroups right, which skips one byte after a
+  // backslash: \c( and \c[ spell a character with the byte after 'c', and \Q...\E quotes
+  // whole runs, where the scan would see a group, a class or a '|'.
   for (size_t at = body.find('\\'); at != std::string_view::npos && at + 1 < body.size();
        at = body.find('\\', at + 2)) {
     if (std::string_view("xocNpPQEgku0123456789").find(body[at + 1]) != std::string_view::npos) {
@@ -107,11 +110,31 @@ bool EndsWithRequiredSuffix(std::string_view lowered, std::string_view suffix) {
   return true;
 }
 
+namespace {
+
+struct CompileContextDeleter {
+  void operator()(pcre2_compile_context* context) const { pcre2_compile_context_free(context); }
+};
+
+// Perl's line end (postgrey's), whatever default this libpcre2 was built with: '$' matches at
+// the end or before a final LF only, as RequiredSuffix assumes. Null if out of memory.
+pcre2_compile_context* PerlNewlineContext() {
+  static const std::unique_ptr<pcre2_compile_context, CompileContextDeleter> context = [] {
+    std::unique_ptr<pcre2_compile_context, CompileContextDeleter> created(
+        pcre2_compile_context_create(nullptr));
+    if (created) pcre2_set_newline(created.get(), PCRE2_NEWLINE_LF);
+    return created;
+  }();
+  return context.get();
+}
+
+}  // namespace
+
 Result<CompiledRegex> CompileRegex(EntryId id, std::string_view body) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   RegexCode code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(body.data()), body.size(),
-                               PCRE2_CASELESS, &error_code, &error_offset, nullptr));
+                               PCRE2_CASELESS, &error_code, &error_offset, PerlNewlineContext()));
   if (!code) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));

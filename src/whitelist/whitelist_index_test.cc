@@ -316,7 +316,12 @@ TEST(WhitelistRegexShortcutTest, RequiredSuffixes) {
   EXPECT_EQ(RequiredSuffix("^a|bx$"), "");
   EXPECT_EQ(RequiredSuffix("^(a|b)|cx$"), "");
   EXPECT_EQ(RequiredSuffix("^a\\|bx$"), "a|bx") << "an escaped '|' is a literal";
+  EXPECT_EQ(RequiredSuffix("^[^]|]x$"), "x");
   EXPECT_EQ(RequiredSuffix("^[[:alpha:]|]x$"), "") << "POSIX classes are not followed";
+  // "\c(" is one character, so this is "\c(a" or "b\c)x": "ha" matches, and no suffix holds.
+  EXPECT_EQ(RequiredSuffix("\\c(a|b\\c)x$"), "");
+  EXPECT_EQ(RequiredSuffix("^\\Q(a|b\\E)x$"), "");
+  EXPECT_EQ(ClientMatch(*BuildClients("/\\c(a|b\\c)x$/\n"), "ha", "192.0.2.1"), "/\\c(a|b\\c)x$/");
   EXPECT_EQ(RequiredSuffix("^(ax$"), "");
   EXPECT_EQ(RequiredSuffix("^a.*x$"), "x");
   EXPECT_EQ(RequiredSuffix("^a.x$"), "a" + any + "x");
