@@ -35,6 +35,29 @@ def request(**attributes):
     return "".join(f"{k}={v}\n" for k, v in base.items() if v is not None) + "\n"
 
 
+# greylightd's options that make it listen, and whether their value is a socket path.
+LISTENER_OPTIONS = {"--inet": False, "--outbound-inet": False, "--metrics-listen": False,
+                    "--unix": True, "--outbound-unix": True}
+
+
+def listening_addresses(command):
+    """Every address the greylightd `command` listens on, in PolicyClient's form."""
+    addresses = []
+    for arg in command:
+        name, _, value = arg.partition("=")
+        if name not in LISTENER_OPTIONS or not value:
+            continue
+        if LISTENER_OPTIONS[name]:
+            addresses.append(value)
+            continue
+        host, _, port = value.rpartition(":")
+        if not port.isdigit():
+            continue
+        host = {"": "127.0.0.1", "*": "127.0.0.1", "[::]": "::1"}.get(host, host.strip("[]"))
+        addresses.append((host, int(port)))
+    return addresses
+
+
 class PolicyClient:
     def __init__(self, address, timeout=10):
         if isinstance(address, str):
@@ -112,22 +135,21 @@ class Daemon:
             if self.process.poll() is not None:
                 raise AssertionError(f"greylightd exited {self.process.returncode}:\n{self.log_text()}")
             try:
-                # Every listener, not just the first: the TCP socket accepts into its backlog
-                # as soon as it listens, before the Unix socket is bound.
-                for address in self.addresses():
+                # Every listener, not just the first: greylightd binds them one after the
+                # other, and a TCP socket accepts into its backlog as soon as it listens.
+                for address in listening_addresses(self.command()):
                     self.client(address).close()
                 return
             except OSError:
                 time.sleep(0.05)
         raise AssertionError("greylightd did not start listening in time")
 
-    def addresses(self):
-        return [a for a in (("127.0.0.1", self.port) if self.port else None,
-                            ("::1", self.port6) if self.port6 else None,
-                            self.socket_path) if a]
-
     def address(self):
-        return self.addresses()[0]
+        if self.port:
+            return ("127.0.0.1", self.port)
+        if self.port6:
+            return ("::1", self.port6)
+        return self.socket_path
 
     def client(self, address=None):
         return PolicyClient(address or self.address())
