@@ -69,8 +69,6 @@ class RegexList {
   // sent.
   EntryId FirstMatch(std::string_view subject, std::string_view lowered, EntryId best) const;
 
-  size_t size() const { return regexes_.size(); }
-
  private:
   // Positions in regexes_, ascending. Each keyed list also holds every unkeyed position.
   using Positions = std::vector<uint32_t>;
